@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/jeeves-avionics/dbworker/internal/config"
+	"github.com/jeeves-avionics/dbworker/internal/natsserver"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/worker"
+)
+
+// Main is the worker program: Run starts it, Close drains and stops it. Tests
+// drive it end to end.
+type Main struct {
+	Config *config.Config
+	Log    zerolog.Logger
+
+	embedded *server.Server
+	nc       *nats.Conn
+	pg       *pgexec.Client
+	w        *worker.Worker
+}
+
+// NewMain returns a program for cfg, logging as cfg says.
+func NewMain(cfg *config.Config) *Main {
+	return &Main{Config: cfg, Log: newLogger(cfg)}
+}
+
+func newLogger(cfg *config.Config) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(strings.ToLower(cfg.LogLevel))
+	var l zerolog.Logger
+	if cfg.LogFormat == "console" {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(level).With().Timestamp().Logger()
+}
+
+// Run connects to NATS (starting an embedded server when configured) and
+// PostgreSQL, applies schema files and starts serving.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	m.Log.Info().Object("config", cfg).Str("version", worker.Version).Msg("starting")
+	subs, err := subjects.New(cfg.SubjectPrefix)
+	if err != nil {
+		return err
+	}
+	if cfg.NATSEmbedded {
+		opts, err := natsserver.OptionsFromURL(cfg.NATSURL)
+		if err != nil {
+			return err
+		}
+		opts.StoreDir = cfg.NATSEmbeddedDir
+		if m.embedded, err = natsserver.Start(opts); err != nil {
+			return err
+		}
+		m.Log.Info().Str("url", m.embedded.ClientURL()).Msg("embedded nats-server started")
+	}
+	if m.nc, err = m.connectNATS(); err != nil {
+		return err
+	}
+	m.pg, err = pgexec.Connect(ctx, pgexec.Config{
+		DSN:                     cfg.PostgresDSN(),
+		MaxConns:                int32(cfg.PoolMax()),
+		AcquireTimeout:          cfg.PoolTimeout.D(),
+		MaxConnLifetime:         cfg.PoolRecycle.D(),
+		SessionStatementTimeout: cfg.MaxStatementTimeout.D(),
+		CreateExtension:         cfg.CreateExtension,
+		ApplicationName:         "dbworker/" + cfg.WorkerID,
+		Logger:                  &m.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("postgres %s: %w", cfg.RedactedPostgresDSN(), err)
+	}
+	m.Log.Info().Str("server_version", m.pg.ServerVersion()).Str("pgvector", m.pg.PGVectorVersion()).Msg("postgres connected")
+	if cfg.SchemaDir != "" {
+		applied, err := m.pg.ApplySchema(ctx, os.DirFS(cfg.SchemaDir))
+		if err != nil {
+			return err
+		}
+		m.Log.Info().Strs("applied", applied).Str("dir", cfg.SchemaDir).Msg("schema up to date")
+	}
+	exec := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
+		Mode:           cfg.ExecuteMode,
+		MaxRows:        cfg.MaxRows,
+		DefaultTimeout: cfg.StatementTimeout.D(),
+		MaxTimeout:     cfg.MaxStatementTimeout.D(),
+	})
+	m.w, err = worker.New(worker.Config{
+		ID:              cfg.WorkerID,
+		ServiceName:     cfg.ServiceName,
+		QueueGroup:      cfg.QueueGroup,
+		Subjects:        subs,
+		MaxConcurrent:   cfg.MaxConcurrent,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		DrainTimeout:    cfg.ShutdownTimeout.D(),
+		Logger:          m.Log,
+	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec})
+	if err != nil {
+		return err
+	}
+	return m.w.Start(ctx)
+}
+
+func (m *Main) connectNATS() (*nats.Conn, error) {
+	cfg := m.Config
+	url := cfg.NATSURL
+	if m.embedded != nil {
+		url = m.embedded.ClientURL()
+	}
+	opts := []nats.Option{
+		nats.Name("dbworker/" + cfg.WorkerID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			m.Log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			m.Log.Info().Str("server", nc.ConnectedServerId()).Msg("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := m.Log.Error().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("nats async error")
+		}),
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	if cfg.NATSCredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", config.RedactURL(url), err)
+	}
+	return nc, nil
+}
+
+// Close drains the worker, then closes NATS, the pool and the embedded server.
+// It is safe to call after a failed Run.
+func (m *Main) Close() error {
+	var errs []error
+	if m.w != nil {
+		if err := m.w.Stop(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.nc != nil {
+		m.nc.Close()
+	}
+	if m.pg != nil {
+		m.pg.Close()
+	}
+	if m.embedded != nil {
+		m.embedded.Shutdown()
+		m.embedded.WaitForShutdown()
+	}
+	m.Log.Info().Msg("stopped")
+	return errors.Join(errs...)
+}

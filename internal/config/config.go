@@ -1,0 +1,272 @@
+// Package config loads the worker's configuration from the environment with
+// envconfig, fills defaults and validates every field, so a bad value stops
+// start-up with one clear line instead of a surprise at the first request.
+//
+// The variable names keep those of the Python module dbworker replaces
+// (POSTGRES_URL, POSTGRES_POOL_SIZE, ...). `worker -h` prints them all.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+)
+
+// Execute modes of db.execute.
+const (
+	ExecuteReadWrite = "read_write"
+	ExecuteReadOnly  = "read_only"
+	ExecuteDisabled  = "disabled"
+)
+
+// Defaults callers may need.
+const (
+	MaxRowsDefault          = 10000
+	StatementTimeoutDefault = 30 * time.Second
+	MaxRequestBytesDefault  = 1 << 20
+)
+
+// Config is the worker's configuration. Every field is read from the variable
+// named in its envconfig tag.
+type Config struct {
+	// PostgresURL is a full connection URL. When empty the URL is built from the
+	// POSTGRES_HOST/PORT/DATABASE/USER/PASSWORD parts.
+	PostgresURL      string `envconfig:"POSTGRES_URL" desc:"PostgreSQL connection URL; overrides the POSTGRES_HOST.. parts"`
+	PostgresHost     string `envconfig:"POSTGRES_HOST" default:"127.0.0.1" desc:"PostgreSQL host (when POSTGRES_URL is empty)"`
+	PostgresPort     int    `envconfig:"POSTGRES_PORT" default:"5432" desc:"PostgreSQL port"`
+	PostgresDatabase string `envconfig:"POSTGRES_DATABASE" default:"postgres" desc:"PostgreSQL database"`
+	PostgresUser     string `envconfig:"POSTGRES_USER" default:"postgres" desc:"PostgreSQL user"`
+	PostgresPassword string `envconfig:"POSTGRES_PASSWORD" desc:"PostgreSQL password (URL-escaped for you; never logged)"`
+	// PoolSize + MaxOverflow is the pool's maximum number of connections.
+	PoolSize    int     `envconfig:"POSTGRES_POOL_SIZE" default:"20" desc:"connections kept in the pool"`
+	MaxOverflow int     `envconfig:"POSTGRES_MAX_OVERFLOW" default:"10" desc:"extra connections allowed under load; pool max = size + overflow"`
+	PoolTimeout Seconds `envconfig:"POSTGRES_POOL_TIMEOUT" default:"30s" desc:"longest wait for a free connection (seconds or a Go duration)"`
+	PoolRecycle Seconds `envconfig:"POSTGRES_POOL_RECYCLE" default:"3600s" desc:"connection lifetime before it is replaced"`
+	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at start.
+	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" default:"true" desc:"create the pgvector extension at start when allowed"`
+	SchemaDir       string `envconfig:"POSTGRES_SCHEMA_DIR" desc:"folder of .sql files applied once each at start, tracked in dbworker_schema_migrations"`
+
+	NATSURL         string  `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma separated"`
+	NATSUser        string  `envconfig:"NATS_USER" desc:"NATS user"`
+	NATSPassword    string  `envconfig:"NATS_PASSWORD" desc:"NATS password (never logged)"`
+	NATSCredsFile   string  `envconfig:"NATS_CREDS" desc:"NATS credentials file"`
+	NATSEmbedded    bool    `envconfig:"NATS_EMBEDDED" default:"false" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
+	NATSEmbeddedDir string  `envconfig:"NATS_EMBEDDED_STORE_DIR" desc:"JetStream store of the embedded server (default: a folder under the OS temp dir)"`
+	SubjectPrefix   string  `envconfig:"SUBJECT_PREFIX" desc:"prefix of every subject, e.g. prod."`
+	ServiceName     string  `envconfig:"SERVICE_NAME" default:"dbworker" desc:"micro service name (nats micro ls)"`
+	QueueGroup      string  `envconfig:"QUEUE_GROUP" default:"dbworker" desc:"queue group shared by the pool of workers"`
+	WorkerID        string  `envconfig:"WORKER_ID" desc:"this worker's id (default: hostname-pid)"`
+	MaxConcurrent   int     `envconfig:"WORKER_MAX_CONCURRENT" default:"64" desc:"requests handled at once; more wait in NATS's pending buffer"`
+	MaxRequestBytes int     `envconfig:"MAX_REQUEST_BYTES" default:"1048576" desc:"largest request body accepted (TOO_LARGE above)"`
+	ShutdownTimeout Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+
+	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
+	MaxRows             int     `envconfig:"DB_MAX_ROWS" default:"10000" desc:"cap on max_rows; also the default when a request names none"`
+	StatementTimeout    Seconds `envconfig:"DB_STATEMENT_TIMEOUT" default:"30s" desc:"statement timeout when a request names none"`
+	MaxStatementTimeout Seconds `envconfig:"DB_MAX_STATEMENT_TIMEOUT" default:"300s" desc:"cap on a request's timeout_ms"`
+}
+
+// Seconds is a duration read either as a number of seconds ("30", as the seed
+// read it) or as a Go duration ("30s", "5m").
+type Seconds time.Duration
+
+// Decode implements envconfig.Decoder.
+func (s *Seconds) Decode(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		*s = Seconds(time.Duration(n * float64(time.Second)))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is neither seconds nor a duration such as 30s", v)
+	}
+	*s = Seconds(d)
+	return nil
+}
+
+// D returns the duration.
+func (s Seconds) D() time.Duration { return time.Duration(s) }
+
+// Load reads the configuration from the environment, fills defaults and
+// validates it.
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s=%q: %v", pe.KeyName, pe.Value, pe.Err)
+		}
+		return nil, err
+	}
+	c.withDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) withDefaults() {
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "worker"
+		}
+		c.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+}
+
+// Validate checks every field and returns one error naming the first bad variable.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.PostgresURL != "" {
+		u, err := url.Parse(c.PostgresURL)
+		switch {
+		case err != nil:
+			bad("POSTGRES_URL", "not a URL (%v)", redactURLError(err))
+		case u.Scheme != "postgres" && u.Scheme != "postgresql":
+			bad("POSTGRES_URL", "scheme must be postgres:// or postgresql://, got %q", u.Scheme)
+		}
+	} else if c.PostgresPort < 1 || c.PostgresPort > 65535 {
+		bad("POSTGRES_PORT", "must be 1..65535, got %d", c.PostgresPort)
+	}
+	if c.PoolSize < 1 {
+		bad("POSTGRES_POOL_SIZE", "must be at least 1, got %d", c.PoolSize)
+	}
+	if c.MaxOverflow < 0 {
+		bad("POSTGRES_MAX_OVERFLOW", "must not be negative, got %d", c.MaxOverflow)
+	}
+	if c.PoolTimeout.D() <= 0 {
+		bad("POSTGRES_POOL_TIMEOUT", "must be positive, got %s", c.PoolTimeout.D())
+	}
+	if c.PoolRecycle.D() <= 0 {
+		bad("POSTGRES_POOL_RECYCLE", "must be positive, got %s", c.PoolRecycle.D())
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL", "must not be empty")
+	}
+	if _, err := subjects.New(c.SubjectPrefix); err != nil {
+		bad("SUBJECT_PREFIX", "%v", err)
+	}
+	if c.MaxConcurrent < 1 {
+		bad("WORKER_MAX_CONCURRENT", "must be at least 1, got %d", c.MaxConcurrent)
+	}
+	if c.MaxRequestBytes < 1024 {
+		bad("MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)
+	}
+	if c.ShutdownTimeout.D() <= 0 {
+		bad("SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout.D())
+	}
+	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
+		bad("LOG_LEVEL", "must be trace, debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
+	}
+	switch c.ExecuteMode {
+	case ExecuteReadWrite, ExecuteReadOnly, ExecuteDisabled:
+	default:
+		bad("DB_EXECUTE_MODE", "must be read_write, read_only or disabled, got %q", c.ExecuteMode)
+	}
+	if c.MaxRows < 1 {
+		bad("DB_MAX_ROWS", "must be at least 1, got %d", c.MaxRows)
+	}
+	if c.MaxStatementTimeout.D() < time.Millisecond {
+		bad("DB_MAX_STATEMENT_TIMEOUT", "must be at least 1ms, got %s", c.MaxStatementTimeout.D())
+	}
+	if c.StatementTimeout.D() < time.Millisecond || c.StatementTimeout.D() > c.MaxStatementTimeout.D() {
+		bad("DB_STATEMENT_TIMEOUT", "must be between 1ms and DB_MAX_STATEMENT_TIMEOUT (%s), got %s", c.MaxStatementTimeout.D(), c.StatementTimeout.D())
+	}
+	return errors.Join(errs...)
+}
+
+// PoolMax is the pool's maximum size: POSTGRES_POOL_SIZE + POSTGRES_MAX_OVERFLOW.
+func (c *Config) PoolMax() int { return c.PoolSize + c.MaxOverflow }
+
+// PostgresDSN returns the connection URL, built from its parts when POSTGRES_URL
+// is empty. It may hold a password: never log it; log RedactedPostgresDSN.
+func (c *Config) PostgresDSN() string {
+	if c.PostgresURL != "" {
+		return c.PostgresURL
+	}
+	u := url.URL{
+		Scheme: "postgres",
+		Host:   fmt.Sprintf("%s:%d", c.PostgresHost, c.PostgresPort),
+		Path:   "/" + c.PostgresDatabase,
+	}
+	if c.PostgresPassword != "" {
+		u.User = url.UserPassword(c.PostgresUser, c.PostgresPassword)
+	} else {
+		u.User = url.User(c.PostgresUser)
+	}
+	return u.String()
+}
+
+// RedactedPostgresDSN returns the connection URL with any password replaced.
+func (c *Config) RedactedPostgresDSN() string { return RedactURL(c.PostgresDSN()) }
+
+// RedactURL replaces the password of a URL, and any password query parameter,
+// with "xxxxx". A string that does not parse is replaced whole.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// redactURLError keeps url.Parse errors from echoing the URL (and its password).
+func redactURLError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return "invalid"
+}
+
+// MarshalZerologObject logs the configuration without secrets.
+func (c *Config) MarshalZerologObject(e *zerolog.Event) {
+	e.Str("postgres", c.RedactedPostgresDSN()).
+		Int("pool_max", c.PoolMax()).
+		Str("nats", RedactURL(c.NATSURL)).
+		Bool("nats_embedded", c.NATSEmbedded).
+		Str("subject_prefix", c.SubjectPrefix).
+		Str("worker_id", c.WorkerID).
+		Int("max_concurrent", c.MaxConcurrent).
+		Str("execute_mode", c.ExecuteMode).
+		Int("max_rows", c.MaxRows).
+		Dur("statement_timeout", c.StatementTimeout.D()).
+		Dur("max_statement_timeout", c.MaxStatementTimeout.D())
+}
+
+// Usage writes every variable with its default and description.
+func Usage(w io.Writer) error {
+	var c Config
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tDESCRIPTION")
+	if err := envconfig.Usagef("", &c, tw, "{{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"); err != nil {
+		return err
+	}
+	return tw.Flush()
+}

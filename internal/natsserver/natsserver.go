@@ -1,0 +1,77 @@
+// Package natsserver runs an in-process nats-server with JetStream, for a
+// one-machine setup (worker -embedded) and for tests.
+package natsserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure an embedded server.
+type Options struct {
+	// Host and Port to listen on. Port -1 picks a free port.
+	Host string
+	Port int
+	// StoreDir holds JetStream's files. Defaults to a folder under the OS temp dir.
+	StoreDir string
+	// MaxPayload is the largest message the server accepts. Defaults to 1 MiB.
+	MaxPayload int32
+}
+
+// OptionsFromURL takes host and port from a nats:// URL (the first of a comma
+// separated list).
+func OptionsFromURL(rawURL string) (Options, error) {
+	first := strings.TrimSpace(strings.Split(rawURL, ",")[0])
+	u, err := url.Parse(first)
+	if err != nil || u.Host == "" {
+		return Options{}, fmt.Errorf("embedded nats: cannot take an address from NATS_URL %q", first)
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, portStr = u.Host, "4222"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return Options{}, fmt.Errorf("embedded nats: bad port in NATS_URL %q", first)
+	}
+	return Options{Host: host, Port: port}, nil
+}
+
+// Start runs a server and waits until it accepts connections.
+func Start(o Options) (*server.Server, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = filepath.Join(os.TempDir(), "dbworker-nats")
+	}
+	opts := &server.Options{
+		ServerName: "dbworker-embedded",
+		Host:       o.Host,
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		MaxPayload: o.MaxPayload,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("embedded nats: not ready within 10s (is the port taken?)")
+	}
+	return s, nil
+}

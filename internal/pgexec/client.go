@@ -1,0 +1,282 @@
+package pgexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Config.
+const (
+	MaxConnsDefault        = 30
+	AcquireTimeoutDefault  = 30 * time.Second
+	MaxConnLifetimeDefault = time.Hour
+	SessionTimeoutDefault  = 5 * time.Minute
+)
+
+// Config configures a Client.
+type Config struct {
+	// DSN is a postgres:// URL or a key=value connection string.
+	DSN string
+	// MaxConns is the pool's size limit. Defaults to 30.
+	MaxConns int32
+	// AcquireTimeout bounds the wait for a free connection; past it calls fail
+	// with ErrPoolExhausted. Defaults to 30s.
+	AcquireTimeout time.Duration
+	// MaxConnLifetime recycles connections. Defaults to 1h.
+	MaxConnLifetime time.Duration
+	// SessionStatementTimeout is set as every connection's statement_timeout, a
+	// server-side cap on any statement. Defaults to 5m.
+	SessionStatementTimeout time.Duration
+	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at Connect.
+	CreateExtension bool
+	// ApplicationName shows in pg_stat_activity. Defaults to "dbworker".
+	ApplicationName string
+	// Logger receives start-up facts and warnings. Defaults to a no-op logger.
+	Logger *zerolog.Logger
+}
+
+// Client is a pgx connection pool with the operations of the Python client
+// dbworker replaces: Exec, FetchOne, FetchAll, Insert, Update, InTx and
+// ApplySchema. It is safe for concurrent use.
+type Client struct {
+	pool           *pgxpool.Pool
+	acquireTimeout time.Duration
+	log            zerolog.Logger
+
+	serverVersion string
+	pgvector      string // extension version, "" when not installed
+
+	types *catalog
+
+	stmtMu sync.Mutex
+	stmts  map[*pgconn.PgConn]*stmtCache
+}
+
+// Connect creates the pool, checks the server, creates the vector extension
+// when asked and allowed, and registers pgvector's types on every connection
+// when the extension exists.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres connection string: %w", errors.Unwrap(err))
+	}
+	c := &Client{
+		acquireTimeout: cfg.AcquireTimeout,
+		types:          newCatalog(),
+		stmts:          make(map[*pgconn.PgConn]*stmtCache),
+	}
+	if cfg.Logger != nil {
+		c.log = *cfg.Logger
+	} else {
+		c.log = zerolog.Nop()
+	}
+	if c.acquireTimeout <= 0 {
+		c.acquireTimeout = AcquireTimeoutDefault
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	if pcfg.MaxConns <= 0 {
+		pcfg.MaxConns = MaxConnsDefault
+	}
+	pcfg.MaxConnLifetime = cfg.MaxConnLifetime
+	if pcfg.MaxConnLifetime <= 0 {
+		pcfg.MaxConnLifetime = MaxConnLifetimeDefault
+	}
+	pcfg.MaxConnLifetimeJitter = pcfg.MaxConnLifetime / 10
+	sessionTimeout := cfg.SessionStatementTimeout
+	if sessionTimeout <= 0 {
+		sessionTimeout = SessionTimeoutDefault
+	}
+	appName := cfg.ApplicationName
+	if appName == "" {
+		appName = "dbworker"
+	}
+	rp := pcfg.ConnConfig.RuntimeParams
+	rp["application_name"] = appName
+	rp["statement_timeout"] = fmt.Sprint(sessionTimeout.Milliseconds())
+	rp["TimeZone"] = "UTC"
+	rp["DateStyle"] = "ISO, YMD"
+	rp["IntervalStyle"] = "postgres"
+	// A cancelled context cancels the statement on the server and keeps the
+	// connection; only a server that ignores the cancel loses the connection.
+	pcfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 5 * time.Second}
+	}
+
+	if err := c.prepareServer(ctx, pcfg.ConnConfig, cfg.CreateExtension); err != nil {
+		return nil, err
+	}
+	if c.pgvector != "" {
+		pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			return pgxvec.RegisterTypes(ctx, conn)
+		}
+	}
+	pcfg.BeforeClose = func(conn *pgx.Conn) {
+		c.stmtMu.Lock()
+		delete(c.stmts, conn.PgConn())
+		c.stmtMu.Unlock()
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("create postgres pool: %w", err)
+	}
+	c.pool = pool
+	return c, nil
+}
+
+// prepareServer connects once to learn the server version and set up pgvector.
+func (c *Client) prepareServer(ctx context.Context, cc *pgx.ConnConfig, createExt bool) error {
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	c.serverVersion = conn.PgConn().ParameterStatus("server_version")
+	if createExt {
+		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS vector"); err != nil {
+			c.log.Warn().Err(err).Msg("could not create the pgvector extension; vector columns come back as text")
+		}
+	}
+	err = conn.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'vector'").Scan(&c.pgvector)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		c.pgvector = ""
+		c.log.Warn().Msg("pgvector is not installed in this database; vector columns come back as text")
+	case err != nil:
+		return fmt.Errorf("check for pgvector: %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection of the pool.
+func (c *Client) Close() { c.pool.Close() }
+
+// Pool returns the underlying pool, for callers that need pgx directly.
+func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// ServerVersion returns the server's version string.
+func (c *Client) ServerVersion() string { return c.serverVersion }
+
+// PGVectorVersion returns the installed pgvector version, or "" without it.
+func (c *Client) PGVectorVersion() string { return c.pgvector }
+
+// Acquire takes a connection from the pool, waiting at most the acquire
+// timeout; past it the error wraps ErrPoolExhausted.
+func (c *Client) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeoutCause(ctx, c.acquireTimeout, ErrPoolExhausted)
+	defer cancel()
+	conn, err := c.pool.Acquire(actx)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(actx), ErrPoolExhausted) {
+			return nil, fmt.Errorf("acquire connection: %w", ErrPoolExhausted)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("acquire connection: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	return conn, nil
+}
+
+// Exec runs a statement with pgx arguments.
+func (c *Client) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return c.pool.Exec(ctx, sql, args...)
+}
+
+// FetchAll runs a query and returns every row as a map of column name to value.
+func (c *Client) FetchAll(ctx context.Context, sql string, args ...any) ([]map[string]any, error) {
+	rows, err := c.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToMap)
+}
+
+// FetchOne runs a query and returns its first row, or nil when there is none.
+func (c *Client) FetchOne(ctx context.Context, sql string, args ...any) (map[string]any, error) {
+	rows, err := c.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	row, err := pgx.CollectOneRow(rows, pgx.RowToMap)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return row, err
+}
+
+// InTx runs fn in a transaction, committing when it returns nil and rolling
+// back otherwise (also when it panics).
+func (c *Client) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, c.pool, fn)
+}
+
+// Insert inserts one row into table (name or schema.name, checked against the
+// catalog and quoted) and returns the returning columns (all by default).
+func (c *Client) Insert(ctx context.Context, table string, data map[string]any, returning ...string) (map[string]any, error) {
+	conn, err := c.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	t, err := resolveTable(ctx, conn.Conn().PgConn(), table)
+	if err != nil {
+		return nil, err
+	}
+	cols := sortedKeys(data)
+	sql, err := t.insertSQL(cols, returning)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, len(cols))
+	for i, col := range cols {
+		args[i] = data[col]
+	}
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectOneRow(rows, pgx.RowToMap)
+}
+
+// Update sets data on the rows of table matching where, a SQL condition with
+// $1.. placeholders bound to whereArgs. An empty where is refused; pass "true"
+// to update every row on purpose.
+func (c *Client) Update(ctx context.Context, table string, data map[string]any, where string, whereArgs ...any) (int64, error) {
+	if where == "" {
+		return 0, errors.New("update: where is required (pass \"true\" to update every row)")
+	}
+	conn, err := c.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	t, err := resolveTable(ctx, conn.Conn().PgConn(), table)
+	if err != nil {
+		return 0, err
+	}
+	cols := sortedKeys(data)
+	// Shift the where clause's $n past the data columns.
+	sc := scanSQL(where)
+	shifted := shiftPositional(where, sc.placeholders, len(cols))
+	sql, err := t.updateSQL(cols, shifted)
+	if err != nil {
+		return 0, err
+	}
+	args := make([]any, 0, len(cols)+len(whereArgs))
+	for _, col := range cols {
+		args = append(args, data[col])
+	}
+	args = append(args, whereArgs...)
+	tag, err := conn.Exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
+}

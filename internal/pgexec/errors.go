@@ -1,0 +1,92 @@
+package pgexec
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// ErrPoolExhausted is returned when no connection could be had within
+// POSTGRES_POOL_TIMEOUT.
+var ErrPoolExhausted = errors.New("no database connection free within the pool timeout")
+
+// AsError maps any error of this package, of pgx or of the context to the
+// protocol's error model. It is the one place SQLSTATEs become codes.
+func AsError(err error) *messages.Error {
+	if err == nil {
+		return nil
+	}
+	var me *messages.Error
+	if errors.As(err, &me) {
+		return me
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fromPgError(pe)
+	}
+	switch {
+	case errors.Is(err, ErrPoolExhausted):
+		return messages.Errorf(messages.CodeUnavailable, "database pool exhausted: %v", ErrPoolExhausted)
+	case errors.Is(err, context.DeadlineExceeded):
+		return messages.Errorf(messages.CodeTimeout, "request deadline passed")
+	case errors.Is(err, context.Canceled):
+		return messages.Errorf(messages.CodeUnavailable, "request cancelled: the worker is shutting down")
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || isClosedConn(err) {
+		return messages.Errorf(messages.CodeUnavailable, "database unavailable")
+	}
+	return messages.Errorf(messages.CodeInternal, "internal error")
+}
+
+func isClosedConn(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "conn closed") || strings.Contains(s, "unexpected EOF") || strings.Contains(s, "connection reset")
+}
+
+// fromPgError maps a PostgreSQL error by its SQLSTATE, keeping the server's
+// message, detail, hint and position.
+func fromPgError(pe *pgconn.PgError) *messages.Error {
+	code, status := classify(pe.Code)
+	e := &messages.Error{
+		Code:     code,
+		Status:   status,
+		Message:  pe.Message,
+		SQLState: pe.Code,
+		Detail:   pe.Detail,
+		Hint:     pe.Hint,
+		Position: int(pe.Position),
+	}
+	return e
+}
+
+// classify maps a SQLSTATE to a code and status; PROTOCOL.md has the table.
+func classify(state string) (messages.Code, int) {
+	switch state {
+	case "42501", "25006":
+		return messages.CodeForbidden, 403
+	case "42P01", "42883":
+		return messages.CodeNotFound, 404
+	case "57014":
+		return messages.CodeTimeout, 408
+	case "23505", "23503":
+		// PROTOCOL.md's example and the foundation issue give integrity
+		// violations SQL_ERROR with status 409; docs/protocol.md explains.
+		return messages.CodeSQL, 409
+	case "40001", "40P01":
+		return messages.CodeConflict, 409
+	}
+	switch {
+	case strings.HasPrefix(state, "08"), strings.HasPrefix(state, "53"), strings.HasPrefix(state, "57P0"):
+		return messages.CodeUnavailable, 503
+	case strings.HasPrefix(state, "XX"):
+		return messages.CodeInternal, 500
+	}
+	return messages.CodeSQL, 400
+}

@@ -1,0 +1,257 @@
+package pgexec
+
+import (
+	"strconv"
+	"strings"
+)
+
+// placeholderKind tells the three parameter styles apart.
+type placeholderKind uint8
+
+const (
+	phNamed      placeholderKind = iota + 1 // :name
+	phPositional                            // $1
+	phQuestion                              // ?
+)
+
+// placeholder is one parameter marker found in a statement.
+type placeholder struct {
+	kind       placeholderKind
+	start, end int    // byte offsets in the SQL text
+	name       string // :name without the colon
+	index      int    // $n
+}
+
+// statement is one top-level statement of a SQL text, split on semicolons
+// outside literals, quoted identifiers, dollar quotes and comments.
+type statement struct {
+	start, end int
+	keyword    string // the first word, upper-cased ("SELECT", "BEGIN", ...)
+}
+
+// scanned is what the lexer learned about a SQL text.
+type scanned struct {
+	placeholders []placeholder
+	statements   []statement
+	positional   int // count of $n markers
+	named        int // count of :name markers
+	question     int // count of ? markers
+}
+
+func isIdentStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
+}
+
+func isIdentChar(c byte) bool {
+	return isIdentStart(c) || c >= '0' && c <= '9' || c == '$'
+}
+
+// scanSQL walks a SQL text the way PostgreSQL's lexer does for everything that
+// matters to parameter binding: string literals ('...', E'...' with backslash
+// escapes), quoted identifiers, dollar-quoted bodies ($$...$$, $tag$...$tag$),
+// line and nested block comments and :: casts are skipped; :name, $n and ?
+// markers outside them are recorded, and so are statement boundaries.
+//
+// An unterminated literal or comment swallows the rest of the text, as it would
+// on the server, which then reports the syntax error.
+func scanSQL(sql string) scanned {
+	var s scanned
+	stmtStart := 0
+	keyword := ""
+	n := len(sql)
+	endStmt := func(end int) {
+		if keyword != "" {
+			s.statements = append(s.statements, statement{start: stmtStart, end: end, keyword: keyword})
+		}
+		stmtStart, keyword = end+1, ""
+	}
+	for i := 0; i < n; {
+		c := sql[i]
+		switch {
+		case c == '\'':
+			escapes := i > 0 && (sql[i-1] == 'e' || sql[i-1] == 'E') && (i < 2 || !isIdentChar(sql[i-2]))
+			i = skipQuoted(sql, i+1, '\'', escapes)
+		case c == '"':
+			i = skipQuoted(sql, i+1, '"', false)
+		case c == '-' && i+1 < n && sql[i+1] == '-':
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				i = n
+			} else {
+				i += j + 1
+			}
+		case c == '/' && i+1 < n && sql[i+1] == '*':
+			i = skipBlockComment(sql, i)
+		case c == '$':
+			if i > 0 && isIdentChar(sql[i-1]) { // part of an identifier such as foo$1
+				i++
+				continue
+			}
+			j := i + 1
+			for j < n && sql[j] >= '0' && sql[j] <= '9' {
+				j++
+			}
+			if j > i+1 {
+				idx, err := strconv.Atoi(sql[i+1 : j])
+				if err != nil {
+					idx = -1 // absurdly large: rejected by the binder
+				}
+				s.placeholders = append(s.placeholders, placeholder{kind: phPositional, start: i, end: j, index: idx})
+				s.positional++
+				i = j
+				continue
+			}
+			if end, ok := skipDollarQuote(sql, i); ok {
+				i = end
+				continue
+			}
+			i++
+		case c == ':':
+			if i+1 < n && sql[i+1] == ':' { // a cast: ::type
+				i += 2
+				continue
+			}
+			if i+1 < n && isIdentStart(sql[i+1]) && sql[i+1] < 0x80 {
+				j := i + 2
+				for j < n && (isIdentStart(sql[j]) || sql[j] >= '0' && sql[j] <= '9') {
+					j++
+				}
+				s.placeholders = append(s.placeholders, placeholder{kind: phNamed, start: i, end: j, name: sql[i+1 : j]})
+				s.named++
+				i = j
+				continue
+			}
+			i++
+		case c == '?':
+			s.placeholders = append(s.placeholders, placeholder{kind: phQuestion, start: i, end: i + 1})
+			s.question++
+			i++
+		case c == ';':
+			endStmt(i)
+			i++
+		case isIdentStart(c):
+			j := i + 1
+			for j < n && isIdentChar(sql[j]) {
+				j++
+			}
+			if keyword == "" {
+				keyword = strings.ToUpper(sql[i:j])
+				stmtStart = min(stmtStart, i)
+			}
+			i = j
+		default:
+			if keyword == "" && c == '(' {
+				keyword = "("
+			}
+			i++
+		}
+	}
+	endStmt(n)
+	return s
+}
+
+// skipQuoted returns the offset just past the closing quote of a literal or
+// quoted identifier whose body starts at i. A doubled quote is an escaped one;
+// with escapes, a backslash escapes the next byte.
+func skipQuoted(sql string, i int, quote byte, escapes bool) int {
+	for i < len(sql) {
+		switch sql[i] {
+		case '\\':
+			if escapes {
+				i += 2
+				continue
+			}
+		case quote:
+			if i+1 < len(sql) && sql[i+1] == quote {
+				i += 2
+				continue
+			}
+			return i + 1
+		}
+		i++
+	}
+	return len(sql)
+}
+
+// skipBlockComment returns the offset just past a (possibly nested) block
+// comment starting at i.
+func skipBlockComment(sql string, i int) int {
+	depth := 0
+	for i < len(sql) {
+		if sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*' {
+			depth++
+			i += 2
+			continue
+		}
+		if sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/' {
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+			continue
+		}
+		i++
+	}
+	return len(sql)
+}
+
+// skipDollarQuote recognises $tag$ at i and returns the offset past the closing
+// $tag$. ok is false when i does not start a dollar quote.
+func skipDollarQuote(sql string, i int) (end int, ok bool) {
+	j := i + 1
+	if j < len(sql) && sql[j] != '$' {
+		if !isIdentStart(sql[j]) {
+			return 0, false
+		}
+		for j < len(sql) && sql[j] != '$' {
+			if !isIdentStart(sql[j]) && !(sql[j] >= '0' && sql[j] <= '9') {
+				return 0, false
+			}
+			j++
+		}
+	}
+	if j >= len(sql) {
+		return 0, false
+	}
+	tag := sql[i : j+1]
+	k := strings.Index(sql[j+1:], tag)
+	if k < 0 {
+		return len(sql), true
+	}
+	return j + 1 + k + len(tag), true
+}
+
+// rewrite replaces the placeholders of one kind with $offset+1, $offset+2, ...
+// For named placeholders a name used twice gets one number; names lists the
+// names in number order. For question marks each gets the next number.
+func rewrite(sql string, phs []placeholder, kind placeholderKind, offset int) (out string, names []string) {
+	var b strings.Builder
+	b.Grow(len(sql) + 8)
+	last := 0
+	numbers := map[string]int{}
+	for _, p := range phs {
+		if p.kind != kind {
+			continue
+		}
+		var num int
+		if kind == phNamed {
+			n, ok := numbers[p.name]
+			if !ok {
+				names = append(names, p.name)
+				n = offset + len(names)
+				numbers[p.name] = n
+			}
+			num = n
+		} else {
+			names = append(names, "?"+strconv.Itoa(len(names)+1))
+			num = offset + len(names)
+		}
+		b.WriteString(sql[last:p.start])
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(num))
+		last = p.end
+	}
+	b.WriteString(sql[last:])
+	return b.String(), names
+}

@@ -1,0 +1,187 @@
+package pgexec
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// table is a table found in the catalog, with its columns.
+type table struct {
+	schema, name string
+	columns      map[string]bool
+}
+
+// quoted returns "schema"."name".
+func (t *table) quoted() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
+
+const tableQuery = `SELECT n.nspname, c.relname, a.attname
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE c.relkind IN ('r', 'p', 'v', 'f')
+   AND c.relname = $2
+   AND CASE WHEN $1 = '' THEN pg_catalog.pg_table_is_visible(c.oid) ELSE n.nspname = $1 END`
+
+// resolveTable finds a table by "name" (through the search_path) or
+// "schema.name". Names are matched exactly as stored in the catalog, so no
+// quoting is needed or accepted.
+func resolveTable(ctx context.Context, conn *pgconn.PgConn, ref string) (*table, error) {
+	if ref == "" {
+		return nil, messages.BadRequest("table", "table is required")
+	}
+	schema, name := "", ref
+	if i := strings.IndexByte(ref, '.'); i >= 0 {
+		schema, name = ref[:i], ref[i+1:]
+		if schema == "" || name == "" || strings.IndexByte(name, '.') >= 0 {
+			return nil, messages.BadRequest("table", "table must be name or schema.name, got %q", ref)
+		}
+	}
+	if strings.IndexByte(ref, 0) >= 0 {
+		return nil, messages.BadRequest("table", "table name contains a NUL byte")
+	}
+	res := conn.ExecParams(ctx, tableQuery, [][]byte{[]byte(schema), []byte(name)},
+		[]uint32{pgtype.TextOID, pgtype.TextOID}, nil, nil).Read()
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if len(res.Rows) == 0 {
+		return nil, messages.Errorf(messages.CodeNotFound, "table %q does not exist", ref)
+	}
+	t := &table{schema: string(res.Rows[0][0]), name: string(res.Rows[0][1]), columns: make(map[string]bool, len(res.Rows))}
+	for _, row := range res.Rows {
+		if row[2] != nil {
+			t.columns[string(row[2])] = true
+		}
+	}
+	return t, nil
+}
+
+func (t *table) checkColumns(field string, cols []string) error {
+	for _, col := range cols {
+		if !t.columns[col] {
+			return messages.BadRequest(field, "column %q does not exist in %s.%s", col, t.schema, t.name)
+		}
+	}
+	return nil
+}
+
+// insertSQL builds INSERT INTO "s"."t" ("a","b") VALUES ($1,$2) RETURNING ...
+// with every identifier checked and quoted.
+func (t *table) insertSQL(cols, returning []string) (string, error) {
+	if err := t.checkColumns("data", cols); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(t.quoted())
+	if len(cols) == 0 {
+		b.WriteString(" DEFAULT VALUES")
+	} else {
+		b.WriteString(" (")
+		for i, col := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(pgx.Identifier{col}.Sanitize())
+		}
+		b.WriteString(") VALUES (")
+		for i := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("$" + strconv.Itoa(i+1))
+		}
+		b.WriteString(")")
+	}
+	if err := t.appendReturning(&b, returning); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// updateSQL builds UPDATE "s"."t" SET "a" = $1, ... WHERE <where>. The where
+// clause must already use numbers past the data columns.
+func (t *table) updateSQL(cols []string, where string) (string, error) {
+	if len(cols) == 0 {
+		return "", messages.BadRequest("data", "data must set at least one column")
+	}
+	if err := t.checkColumns("data", cols); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("UPDATE ")
+	b.WriteString(t.quoted())
+	b.WriteString(" SET ")
+	for i, col := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pgx.Identifier{col}.Sanitize())
+		b.WriteString(" = $" + strconv.Itoa(i+1))
+	}
+	if where != "" {
+		b.WriteString(" WHERE ")
+		b.WriteString(where)
+	}
+	return b.String(), nil
+}
+
+func (t *table) appendReturning(b *strings.Builder, returning []string) error {
+	if returning == nil {
+		returning = []string{"*"}
+	}
+	if len(returning) == 0 {
+		return nil
+	}
+	b.WriteString(" RETURNING ")
+	for i, col := range returning {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if col == "*" {
+			b.WriteString("*")
+			continue
+		}
+		if !t.columns[col] {
+			return messages.BadRequest("returning", "column %q does not exist in %s.%s", col, t.schema, t.name)
+		}
+		b.WriteString(pgx.Identifier{col}.Sanitize())
+	}
+	return nil
+}
+
+// shiftPositional renumbers the $n placeholders of sql by offset.
+func shiftPositional(sql string, phs []placeholder, offset int) string {
+	if offset == 0 {
+		return sql
+	}
+	var b strings.Builder
+	last := 0
+	for _, p := range phs {
+		if p.kind != phPositional {
+			continue
+		}
+		b.WriteString(sql[last:p.start])
+		b.WriteString("$" + strconv.Itoa(p.index+offset))
+		last = p.end
+	}
+	b.WriteString(sql[last:])
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,53 @@
+// Package subjects names every NATS subject dbworker uses and maps SQL
+// identifiers to subject tokens and back.
+//
+// Every subject can carry a configured prefix: with prefix "prod." the execute
+// endpoint listens on "prod.db.execute".
+package subjects
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Endpoint subjects, without prefix.
+const (
+	DBExecute      = "db.execute"
+	DBStats        = "db.stats"
+	DBVacuum       = "db.vacuum"
+	DBHealth       = "db.health"
+	DBVector       = "db.vector"
+	DBGraph        = "db.graph"
+	StateLock      = "state.lock"
+	StateRateLimit = "state.ratelimit"
+	StateKV        = "state.kv"
+	CacheEmbedding = "cache.embedding"
+)
+
+// Subjects returns the subject names with a prefix applied.
+type Subjects struct {
+	prefix string
+}
+
+// New returns subject names under prefix. A non-empty prefix must be a run of
+// valid subject tokens followed by a dot ("prod." or "eu.prod."); the dot is added
+// when missing.
+func New(prefix string) (Subjects, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, ".") {
+		prefix += "."
+	}
+	if prefix != "" {
+		for _, tok := range strings.Split(strings.TrimSuffix(prefix, "."), ".") {
+			if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
+				return Subjects{}, fmt.Errorf("subject prefix %q: tokens must be non-empty and free of spaces, '*' and '>'", prefix)
+			}
+		}
+	}
+	return Subjects{prefix: prefix}, nil
+}
+
+// Prefix returns the prefix, with its trailing dot, or "".
+func (s Subjects) Prefix() string { return s.prefix }
+
+// Of returns subject with the prefix applied.
+func (s Subjects) Of(subject string) string { return s.prefix + subject }

@@ -1,0 +1,194 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+	"github.com/rs/zerolog"
+
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// RequestIDHeader carries a caller's request id, echoed on the answer. A
+// Nats-Msg-Id header is used when it is absent.
+const RequestIDHeader = "Request-Id"
+
+// endpoint is one request-reply subject and its handler. A handler returns the
+// JSON answer or an error; AsError maps the error to the protocol.
+type endpoint struct {
+	name, subject, description string
+	handle                     func(ctx context.Context, r *request) ([]byte, error)
+}
+
+// request is what a handler sees of one NATS request.
+type request struct {
+	data []byte
+	id   string
+	op   string // set by the handler for the log line
+	// maxAnswer is the largest answer the connection can carry.
+	maxAnswer int
+}
+
+// decode unmarshals the body into v, strictly: unknown fields, trailing data
+// and wrong types are BAD_REQUEST. An empty body decodes as {}.
+func (r *request) decode(v any) error {
+	data := bytes.TrimSpace(r.data)
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return badJSON(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return messages.BadRequest("", "malformed JSON: unexpected data after the request object")
+	}
+	return nil
+}
+
+func badJSON(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return messages.BadRequest("", "malformed JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		return messages.BadRequest(te.Field, "field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return messages.BadRequest(field, "unknown field %q", field)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return messages.BadRequest("", "malformed JSON: unexpected end of input")
+	}
+	return messages.BadRequest("", "malformed JSON: %v", err)
+}
+
+// dispatch returns the micro handler of an endpoint: it hands the request to
+// the pool, waiting for a free slot when all are busy.
+func (w *Worker) dispatch(ep endpoint) micro.HandlerFunc {
+	return func(req micro.Request) {
+		w.inFlight.Add(1)
+		w.pool.Go(func() {
+			defer w.inFlight.Add(-1)
+			w.serve(ep, req)
+		})
+	}
+}
+
+// serve handles one request and answers it, whatever happens: a panic becomes
+// an INTERNAL answer and a log line.
+func (w *Worker) serve(ep endpoint, req micro.Request) {
+	start := time.Now()
+	r := &request{data: req.Data(), maxAnswer: w.maxAnswer()}
+	h := req.Headers()
+	r.id = h.Get(RequestIDHeader)
+	if r.id == "" {
+		r.id = h.Get("Nats-Msg-Id")
+	}
+	if r.id == "" {
+		r.id = nuid.Next()
+	}
+	var answer []byte
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				w.log.Error().Str("subject", req.Subject()).Str("request_id", r.id).
+					Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				err = messages.Errorf(messages.CodeInternal, "internal error")
+			}
+		}()
+		if len(r.data) > w.cfg.MaxRequestBytes {
+			err = messages.Errorf(messages.CodeTooLarge, "request is %d bytes; the limit is %d", len(r.data), w.cfg.MaxRequestBytes)
+			return
+		}
+		answer, err = ep.handle(w.ctx, r)
+	}()
+	if err == nil && len(answer) > r.maxAnswer {
+		err = messages.Errorf(messages.CodeTooLarge, "the answer is %d bytes; the server's max payload is %d", len(answer), r.maxAnswer)
+	}
+	headers := micro.Headers{RequestIDHeader: []string{r.id}}
+	var me *messages.Error
+	if err != nil {
+		me = pgexec.AsError(err)
+		if me.Code == messages.CodeInternal {
+			w.log.Error().Err(err).Str("subject", req.Subject()).Str("request_id", r.id).Msg("internal error")
+		}
+		body, _ := json.Marshal(messages.ErrorBody{Error: me})
+		err = req.Error(strconv.Itoa(me.Status), oneLine(me.Message), body, micro.WithHeaders(headers))
+	} else {
+		err = req.Respond(answer, micro.WithHeaders(headers))
+	}
+	w.logRequest(ep, req, r, me, err, time.Since(start))
+}
+
+func (w *Worker) logRequest(ep endpoint, req micro.Request, r *request, me *messages.Error, respondErr error, took time.Duration) {
+	var ev *zerolog.Event
+	switch {
+	case respondErr != nil:
+		ev = w.log.Error().Err(respondErr)
+	case me == nil:
+		ev = w.log.Debug()
+	case me.Status >= 500:
+		ev = w.log.Error()
+	default:
+		ev = w.log.Warn()
+	}
+	if !ev.Enabled() {
+		return
+	}
+	ev = ev.Str("subject", req.Subject()).Str("endpoint", ep.name).Str("request_id", r.id).Float64("duration_ms", float64(took.Microseconds())/1000)
+	if r.op != "" {
+		ev = ev.Str("op", r.op)
+	}
+	if me != nil {
+		ev = ev.Str("code", string(me.Code)).Int("status", me.Status).Str("error", me.Message)
+		if me.SQLState != "" {
+			ev = ev.Str("sqlstate", me.SQLState)
+		}
+	}
+	switch {
+	case respondErr != nil:
+		ev.Msg("could not answer")
+	case me != nil:
+		ev.Msg("request failed")
+	default:
+		ev.Msg("request")
+	}
+}
+
+// maxAnswer is the largest body that fits the server's max payload, with room
+// for the headers.
+func (w *Worker) maxAnswer() int {
+	return int(w.deps.NATS.MaxPayload()) - 512
+}
+
+// oneLine makes an error message fit a header.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	if s == "" {
+		s = "error"
+	}
+	return s
+}

@@ -1,0 +1,70 @@
+package messages
+
+import "encoding/json"
+
+// Ops of db.execute.
+const (
+	OpQuery  = "query"
+	OpOne    = "one"
+	OpMany   = "many"
+	OpScript = "script"
+	OpTx     = "tx"
+	OpInsert = "insert"
+	OpUpdate = "update"
+)
+
+// Row formats of db.execute answers.
+const (
+	RowFormatObject = "object"
+	RowFormatArray  = "array"
+)
+
+// ExecuteRequest is the body of a db.execute request.
+type ExecuteRequest struct {
+	Op  string `json:"op,omitempty"`
+	SQL string `json:"sql,omitempty"`
+	// Params is a JSON object (binds :name) or array (binds $n or ?).
+	Params json.RawMessage `json:"params,omitempty"`
+	// ParamsList holds one Params per item of a "many" request.
+	ParamsList []json.RawMessage `json:"params_list,omitempty"`
+	Statements []Statement       `json:"statements,omitempty"`
+
+	Table       string                     `json:"table,omitempty"`
+	Data        map[string]json.RawMessage `json:"data,omitempty"`
+	Returning   []string                   `json:"returning,omitempty"`
+	Where       string                     `json:"where,omitempty"`
+	WhereParams json.RawMessage            `json:"where_params,omitempty"`
+	AllRows     bool                       `json:"all_rows,omitempty"`
+
+	MaxRows   *int   `json:"max_rows,omitempty"`
+	TimeoutMS *int   `json:"timeout_ms,omitempty"`
+	ReadOnly  bool   `json:"read_only,omitempty"`
+	RowFormat string `json:"row_format,omitempty"`
+}
+
+// Statement is one statement of a "tx" request.
+type Statement struct {
+	SQL    string          `json:"sql"`
+	Params json.RawMessage `json:"params,omitempty"`
+	// Op is "query" (default) or "one"; it shapes the statement's result.
+	Op string `json:"op,omitempty"`
+}
+
+// Column describes one result column.
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// ExecuteResult is the answer of db.execute. Which fields are set depends on the op;
+// docs/protocol.md lists them. Rows and Row hold pre-encoded JSON.
+type ExecuteResult struct {
+	Columns      []Column          `json:"columns,omitempty"`
+	Rows         json.RawMessage   `json:"rows,omitempty"`
+	Row          json.RawMessage   `json:"row,omitempty"`
+	RowsAffected int64             `json:"rows_affected"`
+	Command      string            `json:"command,omitempty"`
+	Commands     []string          `json:"commands,omitempty"`
+	Truncated    bool              `json:"truncated,omitempty"`
+	Results      []json.RawMessage `json:"results,omitempty"`
+}

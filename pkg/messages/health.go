@@ -1,0 +1,60 @@
+package messages
+
+// Health statuses.
+const (
+	HealthHealthy   = "healthy"
+	HealthDegraded  = "degraded"
+	HealthUnhealthy = "unhealthy"
+)
+
+// HealthResult is the answer of db.health.
+type HealthResult struct {
+	Status   string         `json:"status"`
+	Postgres PostgresHealth `json:"postgres"`
+	State    StateHealth    `json:"state"`
+	NATS     NATSHealth     `json:"nats"`
+	Worker   WorkerHealth   `json:"worker"`
+}
+
+// PostgresHealth is the postgres part of db.health.
+type PostgresHealth struct {
+	Status    string     `json:"status"`
+	LatencyMS float64    `json:"latency_ms"`
+	Version   string     `json:"version,omitempty"`
+	PGVector  *string    `json:"pgvector"`
+	Pool      PoolHealth `json:"pool"`
+	Error     string     `json:"error,omitempty"`
+}
+
+// PoolHealth describes the connection pool.
+type PoolHealth struct {
+	Total    int32 `json:"total"`
+	Idle     int32 `json:"idle"`
+	Acquired int32 `json:"acquired"`
+	Max      int32 `json:"max"`
+}
+
+// StateHealth is the state-backend part of db.health.
+type StateHealth struct {
+	Backend                  string `json:"backend"`
+	Status                   string `json:"status"`
+	TotalCommandsProcessed   *int64 `json:"total_commands_processed,omitempty"`
+	TotalConnectionsReceived *int64 `json:"total_connections_received,omitempty"`
+	KeyspaceHits             *int64 `json:"keyspace_hits,omitempty"`
+	KeyspaceMisses           *int64 `json:"keyspace_misses,omitempty"`
+}
+
+// NATSHealth is the NATS part of db.health.
+type NATSHealth struct {
+	Server    string `json:"server"`
+	Connected bool   `json:"connected"`
+	JetStream bool   `json:"jetstream"`
+}
+
+// WorkerHealth describes the answering worker.
+type WorkerHealth struct {
+	ID       string  `json:"id"`
+	Version  string  `json:"version"`
+	UptimeS  float64 `json:"uptime_s"`
+	InFlight int64   `json:"in_flight"`
+}
