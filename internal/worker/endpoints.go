@@ -12,10 +12,11 @@ import (
 )
 
 func (w *Worker) endpoints() []endpoint {
-	return []endpoint{
+	eps := []endpoint{
 		{name: "execute", subject: subjects.DBExecute, description: "run SQL: query, one, many, script, tx, insert, update", handle: w.handleExecute},
 		{name: "health", subject: subjects.DBHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
 	}
+	return append(eps, w.extra...)
 }
 
 func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
@@ -120,18 +121,25 @@ func (w *Worker) serve(ep endpoint, req micro.Request) {
 	if err == nil && len(answer) > r.maxAnswer {
 		err = messages.Errorf(messages.CodeTooLarge, "the answer is %d bytes; the server's max payload is %d", len(answer), r.maxAnswer)
 	}
-	headers := micro.Headers{RequestIDHeader: []string{r.id}}
+	// The answer is published here rather than with req.Respond: micro reads
+	// the request's error state when its handler returns, which races with an
+	// answer sent later from the pool.
+	reply := &nats.Msg{Subject: req.Reply(), Header: nats.Header{RequestIDHeader: []string{r.id}}, Data: answer}
 	var me *messages.Error
 	if err != nil {
 		me = pgexec.AsError(err)
 		if me.Code == messages.CodeInternal {
 			w.log.Error().Err(err).Str("subject", req.Subject()).Str("request_id", r.id).Msg("internal error")
 		}
-		body, _ := json.Marshal(messages.ErrorBody{Error: me})
-		err = req.Error(strconv.Itoa(me.Status), oneLine(me.Message), body, micro.WithHeaders(headers))
-	} else {
-		err = req.Respond(answer, micro.WithHeaders(headers))
+		reply.Data, _ = json.Marshal(messages.ErrorBody{Error: me})
+		reply.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(me.Status))
+		reply.Header.Set(micro.ErrorHeader, oneLine(me.Message))
 	}
+	err = nil
+	if reply.Subject != "" {
+		err = w.deps.NATS.PublishMsg(reply)
+	}
+	w.stats.record(ep.name, me, time.Since(start))
 	w.logRequest(ep, req, r, me, err, time.Since(start))
 }
 

@@ -82,8 +82,10 @@ type Worker struct {
 
 	pool     *pool.Pool
 	svc      micro.Service
-	baseSubs int
 	inFlight atomic.Int64
+	stats    stats
+
+	extra []endpoint // more endpoints, for tests
 
 	stopOnce sync.Once
 	stopErr  error
@@ -124,7 +126,6 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.started = time.Now()
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	w.pool = pool.New().WithMaxGoroutines(w.cfg.MaxConcurrent)
-	w.baseSubs = w.deps.NATS.NumSubscriptions()
 
 	svc, err := micro.AddService(w.deps.NATS, micro.Config{
 		Name:        w.cfg.ServiceName,
@@ -132,6 +133,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		Description: "PostgreSQL, pgvector and shared state over NATS",
 		QueueGroup:  w.cfg.QueueGroup,
 		Metadata:    map[string]string{"worker_id": w.cfg.ID},
+		StatsHandler: func(ep *micro.Endpoint) any {
+			return w.stats.of(ep.Name)
+		},
 	})
 	if err != nil {
 		w.cancel()
@@ -146,6 +150,13 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.cancel()
 			return fmt.Errorf("add endpoint %s: %w", subject, err)
 		}
+	}
+	// Return once the server has the subscriptions, so a request sent right
+	// after Start finds a responder.
+	if err := w.deps.NATS.Flush(); err != nil {
+		_ = svc.Stop()
+		w.cancel()
+		return fmt.Errorf("flush subscriptions: %w", err)
 	}
 	w.log.Info().Str("service", w.cfg.ServiceName).Str("queue_group", w.cfg.QueueGroup).
 		Str("prefix", w.cfg.Subjects.Prefix()).Int("max_concurrent", w.cfg.MaxConcurrent).Msg("worker serving")
@@ -177,15 +188,18 @@ func (w *Worker) stop(ctx context.Context) error {
 	start := time.Now()
 	w.log.Info().Int64("in_flight", w.inFlight.Load()).Msg("draining")
 	err := w.svc.Stop()
-	// Draining subscriptions are removed only once every message delivered to
-	// them has passed through its handler, so when the count is back to what it
-	// was before Start, every request has been handed to the pool.
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for w.deps.NATS.NumSubscriptions() > w.baseSubs && !w.deps.NATS.IsClosed() && ctx.Err() == nil {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
+	// Once the server has processed the unsubscribes (the flush), no more
+	// requests arrive; the barrier fires when every handler has taken the
+	// requests already queued here, so all of them are in the pool.
+	if err == nil && !w.deps.NATS.IsClosed() {
+		barrier := make(chan struct{})
+		if ferr := w.deps.NATS.FlushWithContext(ctx); ferr == nil {
+			if berr := w.deps.NATS.Barrier(func() { close(barrier) }); berr == nil {
+				select {
+				case <-barrier:
+				case <-ctx.Done():
+				}
+			}
 		}
 	}
 	done := make(chan struct{})

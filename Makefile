@@ -1,0 +1,59 @@
+# dbworker: `make run` runs a worker against local services, `make test` runs
+# every test. Both install or start PostgreSQL (with pgvector), Redis and NATS
+# when they are missing (Debian/Ubuntu, as root).
+
+GO        ?= go
+BIN       := bin
+NATS_CLI  := github.com/nats-io/natscli/nats@v0.5.0
+export POSTGRES_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
+export NATS_URL     ?= nats://127.0.0.1:4222
+export LOG_FORMAT   ?= console
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: services
+services: ## install or start PostgreSQL+pgvector, Redis and NATS when missing
+	@bash scripts/ensure-services.sh
+
+.PHONY: build
+build: ## build bin/worker and bin/publisher
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: services build ## run a worker against the local services
+	./$(BIN)/worker
+
+.PHONY: run-embedded
+run-embedded: build ## run a worker with an embedded nats-server on NATS_URL's address
+	@SKIP_NATS=1 bash scripts/ensure-services.sh
+	./$(BIN)/worker -embedded
+
+.PHONY: test
+test: services ## vet, then every test with the race detector against real services
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: test-short
+test-short: ## unit tests only (no services needed)
+	$(GO) test -short -count=1 ./...
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+.PHONY: bench
+bench: ## micro-benchmarks of the hot pure functions
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/pgexec/...
+
+.PHONY: tools
+tools: ## install the nats CLI (nats req, nats micro ls, nats stream view)
+	$(GO) install $(NATS_CLI)
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf $(BIN)

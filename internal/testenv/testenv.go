@@ -1,0 +1,145 @@
+// Package testenv gives tests real, isolated services: a PostgreSQL schema of
+// their own on the local server and an embedded nats-server of their own.
+//
+// A missing service skips the test with the reason, except under CI=true,
+// where it fails: CI must never pass by skipping.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/jeeves-avionics/dbworker/internal/natsserver"
+)
+
+// PostgresURLDefault is used when neither TEST_POSTGRES_URL nor POSTGRES_URL is set.
+const PostgresURLDefault = "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Unavailable fails the test under CI=true and skips it otherwise.
+func Unavailable(t testing.TB, service string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required (CI=true): %v", service, err)
+	}
+	t.Skipf("%s unavailable, skipping (run `make services`): %v", service, err)
+}
+
+// BaseURL is the PostgreSQL server tests use.
+func BaseURL() string {
+	for _, k := range []string{"TEST_POSTGRES_URL", "POSTGRES_URL"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return PostgresURLDefault
+}
+
+// Postgres is a schema of the test's own.
+type Postgres struct {
+	// URL connects with search_path set to the schema, then public (where
+	// pgvector's types live).
+	URL    string
+	Schema string
+}
+
+// NewPostgres creates a fresh schema, dropped when the test ends.
+func NewPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, BaseURL())
+	if err != nil {
+		Unavailable(t, "PostgreSQL", err)
+	}
+	defer conn.Close(context.Background())
+	schema := "t_" + strings.ToLower(nuid.Next())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	// The extension is shared by all tests; take a lock so parallel packages
+	// do not race to create it.
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)"); err != nil {
+		t.Fatalf("create extension vector (run `make services`): %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, BaseURL())
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(BaseURL())
+	if err != nil {
+		t.Fatalf("parse %s: %v", BaseURL(), err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema+",public")
+	u.RawQuery = q.Encode()
+	return &Postgres{URL: u.String(), Schema: schema}
+}
+
+// Exec runs SQL in the test's schema, failing the test on error.
+func (p *Postgres) Exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.URL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+// NATSOptions tune NewNATS.
+type NATSOptions struct {
+	MaxPayload int32
+}
+
+// NewNATS starts an embedded nats-server with JetStream on a free port,
+// shut down when the test ends.
+func NewNATS(t testing.TB, opts ...NATSOptions) *server.Server {
+	t.Helper()
+	o := natsserver.Options{Port: -1, StoreDir: t.TempDir()}
+	for _, x := range opts {
+		o.MaxPayload = x.MaxPayload
+	}
+	s, err := natsserver.Start(o)
+	if err != nil {
+		t.Fatalf("start nats-server: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect opens a client connection to s, closed when the test ends.
+func Connect(t testing.TB, s *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.Name(fmt.Sprintf("test/%s", t.Name())))
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

@@ -1,0 +1,133 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// pgx's pool health checker and nats-server internals outlive a test briefly.
+		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).Start.func1"),
+	)
+}
+
+type options struct {
+	prefix        string
+	maxConns      int32
+	acquire       time.Duration
+	mode          string
+	maxRows       int
+	maxPayload    int32
+	maxConcurrent int
+	extra         []endpoint
+}
+
+type bundle struct {
+	t   *testing.T
+	pg  *testenv.Postgres
+	ns  *server.Server
+	nc  *nats.Conn // the client side
+	w   *Worker
+	cl  *pgexec.Client
+	sub subjects.Subjects
+}
+
+// setup starts an embedded nats-server and a worker over a schema of the
+// test's own.
+func setup(t *testing.T, opts ...func(*options)) *bundle {
+	t.Helper()
+	o := options{prefix: "", maxConns: 8, acquire: 5 * time.Second, mode: pgexec.ModeReadWrite, maxRows: 10000, maxPayload: 8 << 20, maxConcurrent: 16}
+	for _, f := range opts {
+		f(&o)
+	}
+	b := &bundle{t: t, pg: testenv.NewPostgres(t), ns: testenv.NewNATS(t, testenv.NATSOptions{MaxPayload: o.maxPayload})}
+	b.nc = testenv.Connect(t, b.ns)
+	b.sub, _ = subjects.New(o.prefix)
+	b.cl, b.w = b.startWorker(t, "w1", o)
+	return b
+}
+
+func (b *bundle) startWorker(t *testing.T, id string, o options) (*pgexec.Client, *Worker) {
+	t.Helper()
+	ctx := context.Background()
+	logger := zerolog.Nop()
+	if os.Getenv("TEST_LOG") != "" {
+		logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	}
+	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: b.pg.URL, MaxConns: o.maxConns, AcquireTimeout: o.acquire, Logger: &logger})
+	if err != nil {
+		testenv.Unavailable(t, "PostgreSQL", err)
+	}
+	t.Cleanup(cl.Close)
+	wnc, err := nats.Connect(b.ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(wnc.Close)
+	ex := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{Mode: o.mode, MaxRows: o.maxRows, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute})
+	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second},
+		Deps{NATS: wnc, Postgres: cl, Executor: ex})
+	require.NoError(t, err)
+	w.extra = o.extra
+	require.NoError(t, w.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
+	return cl, w
+}
+
+// answer is a reply: the error code header (empty on success) and the body.
+type answer struct {
+	status string
+	body   []byte
+}
+
+func (a answer) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(a.body))
+	dec.UseNumber()
+	require.NoError(t, dec.Decode(&m), "body: %s", a.body)
+	return m
+}
+
+// errorOf returns the error object of a failed answer.
+func (a answer) errorOf(t *testing.T) map[string]any {
+	t.Helper()
+	require.NotEmpty(t, a.status, "expected an error, got %s", a.body)
+	e, ok := a.json(t)["error"].(map[string]any)
+	require.True(t, ok, "no error object in %s", a.body)
+	return e
+}
+
+func (b *bundle) request(subject string, body []byte) answer {
+	b.t.Helper()
+	msg, err := b.nc.Request(b.sub.Of(subject), body, 15*time.Second)
+	require.NoError(b.t, err, "request %s %s", subject, body)
+	return answer{status: msg.Header.Get("Nats-Service-Error-Code"), body: msg.Data}
+}
+
+func (b *bundle) exec(body string) answer {
+	b.t.Helper()
+	return b.request(subjects.DBExecute, []byte(body))
+}
+
+// ok runs a db.execute request that must succeed and returns its answer.
+func (b *bundle) ok(body string) map[string]any {
+	b.t.Helper()
+	a := b.exec(body)
+	require.Empty(b.t, a.status, "request %s failed: %s", body, a.body)
+	return a.json(b.t)
+}
