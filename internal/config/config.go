@@ -129,7 +129,8 @@ func (c *Config) withDefaults() {
 	}
 }
 
-// Validate checks every field and returns one error naming the first bad variable.
+// Validate checks every field and returns one error, on one line, naming each
+// bad variable.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -193,7 +194,20 @@ func (c *Config) Validate() error {
 	if c.StatementTimeout.D() < time.Millisecond || c.StatementTimeout.D() > c.MaxStatementTimeout.D() {
 		bad("DB_STATEMENT_TIMEOUT", "must be between 1ms and DB_MAX_STATEMENT_TIMEOUT (%s), got %s", c.MaxStatementTimeout.D(), c.StatementTimeout.D())
 	}
-	return errors.Join(errs...)
+	return joinLine(errs)
+}
+
+// joinLine joins errors into one line, so a bad configuration is reported as
+// one clear line.
+func joinLine(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // PoolMax is the pool's maximum size: POSTGRES_POOL_SIZE + POSTGRES_MAX_OVERFLOW.

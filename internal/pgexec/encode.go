@@ -27,7 +27,7 @@ func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
 	}
 	if !t.binary() {
 		if t.kind == kArray {
-			return appendTextArray(b, v)
+			return appendTextArray(b, v, arrayDelim(t.elem))
 		}
 		return appendJSONString(b, v), nil
 	}
@@ -212,10 +212,19 @@ func appendArrayDim(b []byte, elem *typeInfo, dims []int, v []byte) ([]byte, []b
 	return append(b, ']'), v, nil
 }
 
+// arrayDelim returns the element separator of an array's text form: ';' for
+// box, the one built-in type whose typdelim is not ','.
+func arrayDelim(elem *typeInfo) byte {
+	if elem != nil && elem.name == "box" {
+		return ';'
+	}
+	return ','
+}
+
 // appendTextArray parses PostgreSQL's text array form ({a,"b c",NULL,{...}})
 // into nested JSON arrays of strings. A leading dimension decoration such as
-// [0:2]= is dropped.
-func appendTextArray(b []byte, v []byte) ([]byte, error) {
+// [0:2]= is dropped. delim is the element type's delimiter.
+func appendTextArray(b []byte, v []byte, delim byte) ([]byte, error) {
 	if len(v) > 0 && v[0] == '[' {
 		i := 0
 		for i < len(v) && v[i] != '=' {
@@ -226,14 +235,14 @@ func appendTextArray(b []byte, v []byte) ([]byte, error) {
 		}
 		v = v[i+1:]
 	}
-	out, rest, err := parseTextArray(b, v)
+	out, rest, err := parseTextArray(b, v, delim)
 	if err != nil || len(rest) != 0 {
 		return b, errShortValue
 	}
 	return out, nil
 }
 
-func parseTextArray(b []byte, v []byte) ([]byte, []byte, error) {
+func parseTextArray(b []byte, v []byte, delim byte) ([]byte, []byte, error) {
 	if len(v) == 0 || v[0] != '{' {
 		return b, v, errShortValue
 	}
@@ -248,7 +257,7 @@ func parseTextArray(b []byte, v []byte) ([]byte, []byte, error) {
 			return append(b, ']'), v[1:], nil
 		}
 		if !first {
-			if v[0] != ',' && v[0] != ';' {
+			if v[0] != delim {
 				return b, v, errShortValue
 			}
 			v = v[1:]
@@ -261,7 +270,7 @@ func parseTextArray(b []byte, v []byte) ([]byte, []byte, error) {
 		switch v[0] {
 		case '{':
 			var err error
-			if b, v, err = parseTextArray(b, v); err != nil {
+			if b, v, err = parseTextArray(b, v, delim); err != nil {
 				return b, v, err
 			}
 		case '"':
@@ -280,7 +289,7 @@ func parseTextArray(b []byte, v []byte) ([]byte, []byte, error) {
 			v = v[i+1:]
 		default:
 			i := 0
-			for i < len(v) && v[i] != ',' && v[i] != ';' && v[i] != '}' {
+			for i < len(v) && v[i] != delim && v[i] != '}' {
 				i++
 			}
 			if tok := v[:i]; len(tok) == 4 && (tok[0]|0x20) == 'n' && (tok[1]|0x20) == 'u' && (tok[2]|0x20) == 'l' && (tok[3]|0x20) == 'l' {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -290,14 +291,25 @@ func (s *session) rollback() {
 	}
 }
 
-// describe returns the statement's parameter and result types, from the
-// connection's cache when it was described before.
+// describe returns the prepared statement for sql, preparing it (and first
+// deallocating statements evicted from the cache) when the connection has not
+// seen it.
 func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.StatementDescription, cached bool, err error) {
 	cache := s.e.c.stmtCacheFor(s.pg)
 	if sd := cache.get(sql); sd != nil {
 		return sd, true, nil
 	}
-	sd, err = s.pg.Prepare(ctx, "", sql, nil)
+	if len(cache.evicted) > 0 && s.pg.TxStatus() != 'E' {
+		q := ""
+		for _, name := range cache.evicted {
+			q += "DEALLOCATE " + name + ";"
+		}
+		if _, err := s.pg.Exec(ctx, q).ReadAll(); err != nil {
+			return nil, false, err
+		}
+		cache.evicted = cache.evicted[:0]
+	}
+	sd, err = s.pg.Prepare(ctx, cache.nextName(), sql, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -343,8 +355,8 @@ func (s *session) run(ctx context.Context, sql string, params json.RawMessage, s
 	return s.exec(ctx, b, sh, buf)
 }
 
-// exec runs a bound statement. A cached description that no longer matches the
-// table (its columns changed) is described again once.
+// exec runs a bound statement. A cached statement whose table changed under
+// it is refused by the server before it runs; it is prepared again, once.
 func (s *session) exec(ctx context.Context, b boundSQL, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
 	for attempt := 0; ; attempt++ {
 		sd, cached, err := s.describe(ctx, b.sql)
@@ -352,25 +364,21 @@ func (s *session) exec(ctx context.Context, b boundSQL, sh shape, buf []byte) ([
 			return buf, pgconn.CommandTag{}, err
 		}
 		out, tag, err := s.execDescribed(ctx, sd, b, sh, buf)
-		if err == nil || !cached || attempt > 0 || !staleDescription(err) {
-			if err != nil && cached {
-				s.e.c.stmtCacheFor(s.pg).remove(b.sql)
-			}
+		if err == nil || !cached || !planChanged(err) {
 			return out, tag, err
 		}
 		s.e.c.stmtCacheFor(s.pg).remove(b.sql)
-		if s.pg.TxStatus() == 'E' { // in a failed transaction a retry cannot help
+		if attempt > 0 || s.pg.TxStatus() == 'E' { // a failed transaction cannot retry
 			return out, tag, err
 		}
 	}
 }
 
-func staleDescription(err error) bool {
+// planChanged reports the server's refusal to run a prepared statement whose
+// result types changed, or one that is gone.
+func planChanged(err error) bool {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	return pe.Code == "08P01" || pe.Code == "0A000" || pe.Code == "42804" || pe.Code == "26000"
+	return errors.As(err, &pe) && (pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan") || pe.Code == "26000")
 }
 
 func (s *session) execDescribed(ctx context.Context, sd *pgconn.StatementDescription, b boundSQL, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
@@ -396,7 +404,7 @@ func (s *session) execDescribed(ctx context.Context, sd *pgconn.StatementDescrip
 	for i, f := range sd.Fields {
 		formats[i] = types[f.DataTypeOID].format()
 	}
-	rr := s.pg.ExecParams(ctx, b.sql, values, sd.ParamOIDs, nil, formats)
+	rr := s.pg.ExecPrepared(ctx, sd.Name, values, nil, formats)
 	return s.readResult(rr, types, sh, buf)
 }
 

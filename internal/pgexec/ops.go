@@ -76,7 +76,7 @@ func (s *session) batch(ctx context.Context, items []boundSQL, sh shape, buf []b
 		for j, f := range sd.Fields {
 			formats[j] = types[f.DataTypeOID].format()
 		}
-		batch.ExecParams(b.sql, values, sd.ParamOIDs, nil, formats)
+		batch.ExecPrepared(sd.Name, values, nil, formats)
 	}
 	mrr := s.pg.ExecBatch(ctx, batch)
 	start := len(buf)

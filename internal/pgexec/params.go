@@ -317,7 +317,7 @@ func arrayLiteral(elem *typeInfo, raw json.RawMessage, depth int) ([]byte, error
 	b := []byte{'{'}
 	for i, item := range items {
 		if i > 0 {
-			b = append(b, ',')
+			b = append(b, arrayDelim(elem))
 		}
 		item = bytes.TrimSpace(item)
 		switch {

@@ -2,6 +2,7 @@ package pgexec
 
 import (
 	"container/list"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -9,12 +10,19 @@ import (
 // stmtCacheSize bounds the statement descriptions kept per connection.
 const stmtCacheSize = 256
 
-// stmtCache is a small LRU of statement descriptions (parameter and result
-// types) for one connection, so a repeated statement is described once. It is
-// used by one goroutine at a time: the holder of the connection.
+// stmtCache is a small LRU of the named prepared statements of one
+// connection, so a repeated statement is parsed, described and planned once.
+// It is used by one goroutine at a time: the holder of the connection.
+//
+// Named statements are also what makes the cache safe: when a table changes
+// under a statement so its result columns differ, the server refuses to run it
+// ("cached plan must not change result type", 0A000) before doing anything,
+// and the statement is prepared again.
 type stmtCache struct {
-	ll *list.List
-	m  map[string]*list.Element
+	ll      *list.List
+	m       map[string]*list.Element
+	seq     uint64
+	evicted []string // names to DEALLOCATE before the next PREPARE
 }
 
 func newStmtCache() *stmtCache {
@@ -37,17 +45,27 @@ func (c *stmtCache) put(sd *pgconn.StatementDescription) {
 	}
 	c.m[sd.SQL] = c.ll.PushFront(sd)
 	if c.ll.Len() > stmtCacheSize {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.m, old.Value.(*pgconn.StatementDescription).SQL)
+		c.removeElement(c.ll.Back())
 	}
+}
+
+// nextName returns a statement name unique on the connection.
+func (c *stmtCache) nextName() string {
+	c.seq++
+	return "dbw_" + strconv.FormatUint(c.seq, 10)
 }
 
 func (c *stmtCache) remove(sql string) {
 	if e, ok := c.m[sql]; ok {
-		c.ll.Remove(e)
-		delete(c.m, sql)
+		c.removeElement(e)
 	}
+}
+
+func (c *stmtCache) removeElement(e *list.Element) {
+	sd := e.Value.(*pgconn.StatementDescription)
+	c.ll.Remove(e)
+	delete(c.m, sd.SQL)
+	c.evicted = append(c.evicted, sd.Name)
 }
 
 // stmtCacheFor returns the cache of a connection, creating it on first use.

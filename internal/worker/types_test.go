@@ -74,6 +74,7 @@ func TestTypesRoundTrip(t *testing.T) {
 		{"timestamptz[]", `["2024-01-01T00:00:00Z"]`, `["2024-01-01T00:00:00Z"]`},
 		{"mood[]", `["sad","happy"]`, `["sad","happy"]`},
 		{"interval[]", `["1 day",null]`, `["1 day",null]`},
+		{"box[]", `["((1,1),(0,0))","((3,3),(2,2))"]`, `["(1,1),(0,0)","(3,3),(2,2)"]`},
 		{"bool[]", `[true,false]`, `[true,false]`},
 		{"vector(3)", `[1,2.5,-3]`, `[1,2.5,-3]`},
 		{"halfvec(2)", `[1.5,-2]`, `[1.5,-2]`},

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+var workerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dbworker-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workerBin = filepath.Join(dir, "worker")
+	if out, err := exec.Command("go", "build", "-o", workerBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build worker: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	out, err := exec.Command(workerBin, "-h").CombinedOutput()
+	require.NoError(t, err)
+	for _, v := range []string{"POSTGRES_URL", "POSTGRES_POOL_SIZE", "NATS_URL", "DB_EXECUTE_MODE", "-embedded"} {
+		require.Contains(t, string(out), v)
+	}
+}
+
+func TestInvalidConfigStopsWithOneLine(t *testing.T) {
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(os.Environ(), "POSTGRES_POOL_SIZE=0", "POSTGRES_PASSWORD=hunter2")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, 2, ee.ExitCode())
+	msg := strings.TrimSpace(stderr.String())
+	require.Contains(t, msg, "POSTGRES_POOL_SIZE")
+	require.NotContains(t, msg, "\n")
+	require.NotContains(t, msg, "hunter2")
+}
+
+// TestSIGTERMDrains runs the real binary, fills it with slow requests and
+// sends SIGTERM: every request already received is answered and the process
+// exits cleanly.
+func TestSIGTERMDrains(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	id := "drain-" + pg.Schema
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(os.Environ(),
+		"NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
+		"WORKER_MAX_CONCURRENT=4", "POSTGRES_POOL_SIZE=4", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	require.Eventually(t, func() bool {
+		_, err := nc.Request("$SRV.PING.dbworker", nil, 200*time.Millisecond)
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "worker did not come up: %s", &logs)
+
+	const n = 10
+	inbox := nc.NewRespInbox()
+	replies, err := nc.SubscribeSync(inbox + ".*")
+	require.NoError(t, err)
+	for i := 0; i < n; i++ {
+		require.NoError(t, nc.PublishRequest("db.execute", fmt.Sprintf("%s.%d", inbox, i), []byte(`{"sql":"SELECT pg_sleep(0.5)"}`)))
+	}
+	require.NoError(t, nc.Flush())
+	// Wait until the pool is saturated: four sleeps running in PostgreSQL.
+	conn, err := pgx.Connect(context.Background(), pg.URL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	require.Eventually(t, func() bool {
+		var running int
+		err := conn.QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'", "dbworker/"+id).Scan(&running)
+		return err == nil && running == 4
+	}, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for i := 0; i < n; i++ {
+		msg, err := replies.NextMsg(10 * time.Second)
+		require.NoError(t, err, "request %d of %d lost; logs:\n%s", i, n, &logs)
+		require.Empty(t, msg.Header.Get("Nats-Service-Error-Code"), "%s", msg.Data)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "logs:\n%s", &logs)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("worker did not exit after draining; logs:\n%s", &logs)
+	}
+	require.Contains(t, logs.String(), "drained")
+}

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// cleanEnv unsets every variable of Config for the test, so the caller's
+// environment (the Makefile exports POSTGRES_URL) does not leak in.
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_"} {
+			if strings.HasPrefix(k, p) {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load()
+	require.NoError(t, err)
+	require.Equal(t, 30, c.PoolMax())
+	require.Equal(t, 30*time.Second, c.PoolTimeout.D())
+	require.Equal(t, time.Hour, c.PoolRecycle.D())
+	require.Equal(t, ExecuteReadWrite, c.ExecuteMode)
+	require.NotEmpty(t, c.WorkerID)
+	require.Equal(t, "postgres://postgres@127.0.0.1:5432/postgres", c.PostgresDSN())
+}
+
+func TestPartsAndSecrets(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("POSTGRES_HOST", "db")
+	t.Setenv("POSTGRES_USER", "app")
+	t.Setenv("POSTGRES_PASSWORD", "p@ss/w:rd?")
+	t.Setenv("POSTGRES_POOL_SIZE", "5")
+	t.Setenv("POSTGRES_MAX_OVERFLOW", "0")
+	t.Setenv("POSTGRES_POOL_TIMEOUT", "2.5")
+	c, err := Load()
+	require.NoError(t, err)
+	require.Equal(t, "postgres://app:p%40ss%2Fw%3Ard%3F@db:5432/postgres", c.PostgresDSN())
+	require.Equal(t, 5, c.PoolMax())
+	require.Equal(t, 2500*time.Millisecond, c.PoolTimeout.D())
+	require.NotContains(t, c.RedactedPostgresDSN(), "p@ss")
+	require.NotContains(t, RedactURL("postgres://u@h/db?password=secret"), "secret")
+	require.NotContains(t, RedactURL("nats://u:secret@h:4222"), "secret")
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	cases := map[string][2]string{
+		"POSTGRES_POOL_SIZE":       {"0", "POSTGRES_POOL_SIZE"},
+		"POSTGRES_PORT":            {"abc", "POSTGRES_PORT"},
+		"DB_EXECUTE_MODE":          {"rw", "DB_EXECUTE_MODE"},
+		"LOG_LEVEL":                {"loud", "LOG_LEVEL"},
+		"LOG_FORMAT":               {"xml", "LOG_FORMAT"},
+		"POSTGRES_POOL_TIMEOUT":    {"soon", "POSTGRES_POOL_TIMEOUT"},
+		"SUBJECT_PREFIX":           {"a b", "SUBJECT_PREFIX"},
+		"POSTGRES_URL":             {"mysql://x", "POSTGRES_URL"},
+		"DB_STATEMENT_TIMEOUT":     {"10m", "DB_STATEMENT_TIMEOUT"},
+		"WORKER_MAX_CONCURRENT":    {"-1", "WORKER_MAX_CONCURRENT"},
+		"DB_MAX_STATEMENT_TIMEOUT": {"0", "DB_MAX_STATEMENT_TIMEOUT"},
+	}
+	for key, v := range cases {
+		t.Run(key, func(t *testing.T) {
+			cleanEnv(t)
+			t.Setenv(key, v[0])
+			_, err := Load()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), v[1])
+			require.NotContains(t, err.Error(), "\n", "one clear line")
+		})
+	}
+}
+
+func TestURLErrorDoesNotLeakPassword(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("POSTGRES_URL", "postgres://u:hunter2@host:badport/db")
+	_, err := Load()
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, Usage(&buf))
+	for _, v := range []string{"POSTGRES_URL", "POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW", "POSTGRES_POOL_TIMEOUT",
+		"POSTGRES_POOL_RECYCLE", "NATS_URL", "SUBJECT_PREFIX", "WORKER_ID", "WORKER_MAX_CONCURRENT", "LOG_LEVEL",
+		"LOG_FORMAT", "DB_EXECUTE_MODE", "DB_MAX_ROWS", "DB_MAX_STATEMENT_TIMEOUT"} {
+		require.Contains(t, buf.String(), v)
+	}
+	require.True(t, strings.Contains(buf.String(), "read_write"))
+}

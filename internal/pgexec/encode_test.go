@@ -1,0 +1,96 @@
+package pgexec
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote\" back\\ slash", "\x00\x01\x1f ctl", "tab\tnl\ncr\r", "é☃𝄞", "\u2028\u2029", "<html>&"} {
+		got := appendJSONString(nil, s)
+		var back string
+		require.NoError(t, json.Unmarshal(got, &back), "%q -> %s", s, got)
+		require.Equal(t, s, back)
+	}
+	got := appendJSONString(nil, []byte("bad \xff utf8"))
+	require.True(t, utf8.Valid(got))
+	require.Equal(t, `"bad \ufffd utf8"`, string(got))
+}
+
+func TestAppendFloat(t *testing.T) {
+	for _, tc := range []struct {
+		f    float64
+		bits int
+		want string
+	}{
+		{0.1, 64, "0.1"}, {1e21, 64, "1e+21"}, {1e-7, 64, "1e-7"}, {100, 64, "100"},
+		{float64(float32(0.1)), 32, "0.1"}, {math.NaN(), 64, `"NaN"`}, {math.Inf(-1), 64, `"-Infinity"`},
+	} {
+		require.Equal(t, tc.want, string(appendFloat(nil, tc.f, tc.bits)))
+	}
+}
+
+func TestParseTextArray(t *testing.T) {
+	for in, want := range map[string]string{
+		`{}`:                      `[]`,
+		`{a,"b c",NULL,"NULL"}`:   `["a","b c",null,"NULL"]`,
+		`{{1,2},{3,4}}`:           `[["1","2"],["3","4"]]`,
+		`[0:1]={x,y}`:             `["x","y"]`,
+		`{"a\"b","c\\d"}`:         `["a\"b","c\\d"]`,
+		`{"(1,\"x y\")","(2,z)"}`: `["(1,\"x y\")","(2,z)"]`,
+	} {
+		got, err := appendTextArray(nil, []byte(in), ',')
+		require.NoError(t, err, in)
+		require.Equal(t, want, string(got), in)
+	}
+	got, err := appendTextArray(nil, []byte(`{(1,1),(0,0);(3,3),(2,2)}`), ';')
+	require.NoError(t, err)
+	require.Equal(t, `["(1,1),(0,0)","(3,3),(2,2)"]`, string(got))
+	for _, bad := range []string{`{`, `{a`, `x`, `{"a}`, `[1:2]`} {
+		_, err := appendTextArray(nil, []byte(bad), ',')
+		require.Error(t, err, bad)
+	}
+}
+
+func TestHalfToFloat32(t *testing.T) {
+	for bits, want := range map[uint16]float32{0x3c00: 1, 0xc000: -2, 0x3e00: 1.5, 0x0001: 5.9604645e-08, 0x7bff: 65504} {
+		require.Equal(t, want, halfToFloat32(bits))
+	}
+	require.True(t, math.IsInf(float64(halfToFloat32(0x7c00)), 1))
+}
+
+func BenchmarkBind(b *testing.B) {
+	sql := "SELECT u.id, u.email FROM users u WHERE u.active = :active AND u.created_at > :since AND u.name <> 'a:b' -- :c\n ORDER BY u.id LIMIT :limit"
+	params := json.RawMessage(`{"active":true,"since":"2024-01-01","limit":10}`)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := bind(sql, params, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendRow(b *testing.B) {
+	types := []*typeInfo{{kind: kInt8}, {kind: kText}, {kind: kBool}, {kind: kFloat8}, {kind: kTimestamptz}, {kind: kUUID}}
+	row := [][]byte{
+		{0, 0, 0, 0, 0, 0, 0x30, 0x39},
+		[]byte("someone@example.com"),
+		{1},
+		{0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a},
+		{0, 2, 0xb5, 0xe3, 0x9c, 0x5d, 0x10, 0},
+		{0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11},
+	}
+	names := [][]byte{[]byte(`"id"`), []byte(`"email"`), []byte(`"active"`), []byte(`"score"`), []byte(`"created_at"`), []byte(`"uuid"`)}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		var err error
+		if buf, err = appendRow(buf[:0], row, types, names, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
