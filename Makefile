@@ -37,10 +37,6 @@ test: services ## vet, then every test with the race detector against real servi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-.PHONY: test-short
-test-short: ## unit tests only (no services needed)
-	$(GO) test -short -count=1 ./...
-
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
