@@ -54,6 +54,13 @@ func Start(o Options) (*server.Server, error) {
 	if o.StoreDir == "" {
 		o.StoreDir = filepath.Join(os.TempDir(), "dbworker-nats")
 	}
+	if o.Port > 0 { // fail fast, with the reason, when the address is taken
+		l, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		l.Close()
+	}
 	opts := &server.Options{
 		ServerName: "dbworker-embedded",
 		Host:       o.Host,
@@ -71,7 +78,7 @@ func Start(o Options) (*server.Server, error) {
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		return nil, errors.New("embedded nats: not ready within 10s (is the port taken?)")
+		return nil, errors.New("embedded nats: not ready within 10s")
 	}
 	return s, nil
 }

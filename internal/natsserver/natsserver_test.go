@@ -1,6 +1,7 @@
 package natsserver
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -50,4 +51,14 @@ func TestShippedConfig(t *testing.T) {
 	defer s.Shutdown()
 	require.True(t, s.ReadyForConnections(10*time.Second))
 	require.True(t, s.JetStreamEnabled())
+}
+
+func TestStartFailsFastOnATakenPort(t *testing.T) {
+	s, err := Start(Options{Port: -1, StoreDir: t.TempDir()})
+	require.NoError(t, err)
+	defer s.Shutdown()
+	start := time.Now()
+	_, err = Start(Options{Port: s.Addr().(*net.TCPAddr).Port, StoreDir: t.TempDir()})
+	require.ErrorContains(t, err, "address already in use")
+	require.Less(t, time.Since(start), 5*time.Second)
 }

@@ -1,9 +1,12 @@
 package pgexec_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -11,12 +14,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func connect(t *testing.T, pg *testenv.Postgres) *pgexec.Client {
 	t.Helper()
@@ -176,4 +185,48 @@ func ExampleExecutor_Execute() {
 	}
 	fmt.Println(string(out))
 	// Output: {"columns":[{"name":"doubled","type":"int8"},{"name":"label","type":"text"}],"rows":[{"doubled":18014398509481986,"label":"big"}],"rows_affected":1,"command":"SELECT 1","truncated":false}
+}
+
+// TestWithoutPGVector: in a database without the extension (and no right to
+// create it) the client still works and says so once in the log.
+func TestWithoutPGVector(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testenv.BaseURL())
+	if err != nil {
+		testenv.Unavailable(t, "PostgreSQL", err)
+	}
+	defer admin.Close(ctx)
+	db := "dbw_novec_" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()))
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+db+" TEMPLATE template0")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), testenv.BaseURL())
+		if err == nil {
+			defer conn.Close(context.Background())
+			_, err = conn.Exec(context.Background(), "DROP DATABASE "+db+" WITH (FORCE)")
+		}
+		if err != nil {
+			t.Errorf("drop database %s: %v", db, err)
+		}
+	})
+	u, err := url.Parse(testenv.BaseURL())
+	require.NoError(t, err)
+	u.Path = "/" + db
+	var logs bytes.Buffer
+	logger := zerolog.New(&logs)
+	c, err := pgexec.Connect(ctx, pgexec.Config{DSN: u.String(), CreateExtension: false, Logger: &logger})
+	require.NoError(t, err)
+	defer c.Close()
+	require.Empty(t, c.PGVectorVersion())
+	require.Equal(t, 1, strings.Count(logs.String(), "pgvector is not installed"), logs.String())
+	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	for i := 0; i < 3; i++ { // new connections do not repeat the warning
+		out, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT '[1,2,3]' AS v"}, 0)
+		require.NoError(t, err)
+		require.Contains(t, string(out), `"rows":[{"v":"[1,2,3]"}]`)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "pgvector is not installed"))
+	h := c.Health(ctx)
+	require.Nil(t, h.PGVector)
 }

@@ -3,8 +3,10 @@ package pgexec
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -39,15 +41,16 @@ func AsError(err error) *messages.Error {
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
-	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || isClosedConn(err) {
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || connectionLost(err) {
 		return messages.Errorf(messages.CodeUnavailable, "database unavailable")
 	}
 	return messages.Errorf(messages.CodeInternal, "internal error")
 }
 
-func isClosedConn(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "conn closed") || strings.Contains(s, "unexpected EOF") || strings.Contains(s, "connection reset")
+// connectionLost reports errors of a connection that broke mid-request.
+func connectionLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 // fromPgError maps a PostgreSQL error by its SQLSTATE, keeping the server's
