@@ -102,7 +102,10 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 		if *req.TimeoutMS <= 0 {
 			return nil, messages.BadRequest("timeout_ms", "timeout_ms must be positive")
 		}
-		timeout = min(time.Duration(*req.TimeoutMS)*time.Millisecond, e.cfg.MaxTimeout)
+		timeout = e.cfg.MaxTimeout
+		if int64(*req.TimeoutMS) < e.cfg.MaxTimeout.Milliseconds() { // compare before multiplying: no overflow
+			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
+		}
 	}
 	readOnly := e.cfg.Mode == ModeReadOnly || req.ReadOnly
 	if err := e.validate(op, req, readOnly); err != nil {
@@ -382,8 +385,28 @@ func planChanged(err error) bool {
 }
 
 func (s *session) execDescribed(ctx context.Context, sd *pgconn.StatementDescription, b boundSQL, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	args, err := s.encodeArgs(ctx, sd, b, "params")
+	if err != nil {
+		return buf, pgconn.CommandTag{}, err
+	}
+	rr := s.pg.ExecPrepared(ctx, sd.Name, args.values, nil, args.formats)
+	return s.readResult(rr, args.types, sh, buf)
+}
+
+// encodedArgs is a statement's arguments in wire form, the result formats to
+// ask for, and the types of both.
+type encodedArgs struct {
+	values  [][]byte
+	formats []int16
+	types   map[uint32]*typeInfo
+}
+
+// encodeArgs converts b's JSON arguments by the parameter types of sd and
+// picks the result format of each column. field names the request field for
+// a count mismatch.
+func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescription, b boundSQL, field string) (encodedArgs, error) {
 	if len(sd.ParamOIDs) != len(b.args) {
-		return buf, pgconn.CommandTag{}, messages.BadRequest("params", "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.args))
+		return encodedArgs{}, messages.BadRequest(field, "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.args))
 	}
 	oids := make([]uint32, 0, len(sd.ParamOIDs)+len(sd.Fields))
 	oids = append(oids, sd.ParamOIDs...)
@@ -392,20 +415,18 @@ func (s *session) execDescribed(ctx context.Context, sd *pgconn.StatementDescrip
 	}
 	types, err := s.e.c.types.lookup(ctx, s.pg, oids...)
 	if err != nil {
-		return buf, pgconn.CommandTag{}, err
+		return encodedArgs{}, err
 	}
-	values := make([][]byte, len(b.args))
+	a := encodedArgs{values: make([][]byte, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types}
 	for i, raw := range b.args {
-		if values[i], err = encodeParam(types[sd.ParamOIDs[i]], b.names[i], raw); err != nil {
-			return buf, pgconn.CommandTag{}, err
+		if a.values[i], err = encodeParam(types[sd.ParamOIDs[i]], b.names[i], raw); err != nil {
+			return encodedArgs{}, err
 		}
 	}
-	formats := make([]int16, len(sd.Fields))
 	for i, f := range sd.Fields {
-		formats[i] = types[f.DataTypeOID].format()
+		a.formats[i] = types[f.DataTypeOID].format()
 	}
-	rr := s.pg.ExecPrepared(ctx, sd.Name, values, nil, formats)
-	return s.readResult(rr, types, sh, buf)
+	return a, nil
 }
 
 // readResult writes one result object: columns and rows (or row), then

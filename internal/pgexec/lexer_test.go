@@ -113,3 +113,28 @@ func TestTextForm(t *testing.T) {
 		require.Error(t, err, tc.in)
 	}
 }
+
+// FuzzBind checks the lexer and binder on arbitrary SQL: no panic, and a
+// successful named binding leaves no :name outside literals and comments.
+func FuzzBind(f *testing.F) {
+	for _, s := range []string{"SELECT :a, ':b', $$:c$$, \"d:e\" -- :f", "SELECT $1, ?, E'\\'' :a", "/* /* */ :a */ :b::int", "$a$ $a", "'", "a$1 :é"} {
+		f.Add(s, `{"a":1,"b":2}`)
+	}
+	f.Fuzz(func(t *testing.T, sql, params string) {
+		b, err := bind(sql, json.RawMessage(params), 0)
+		if err != nil {
+			var me *messages.Error
+			if !errors.As(err, &me) || me.Code != messages.CodeBadRequest {
+				t.Fatalf("bind error is not BAD_REQUEST: %v", err)
+			}
+			return
+		}
+		if len(b.args) != len(b.names) {
+			t.Fatalf("%d args, %d names", len(b.args), len(b.names))
+		}
+		sc := scanSQL(b.sql)
+		if len(b.names) > 0 && b.names[0][0] != '$' && b.names[0][0] != '?' && sc.named != 0 {
+			t.Fatalf("named placeholders left in %q -> %q", sql, b.sql)
+		}
+	})
+}

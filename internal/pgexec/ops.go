@@ -36,47 +36,20 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 
 func (s *session) batch(ctx context.Context, items []boundSQL, sh shape, buf []byte) ([]byte, error) {
 	batch := &pgconn.Batch{}
-	described := make(map[string]*pgconn.StatementDescription)
-	var types map[uint32]*typeInfo
+	types := make(map[uint32]*typeInfo)
 	for i, b := range items {
-		sd, ok := described[b.sql]
-		if !ok {
-			var err error
-			if sd, _, err = s.describe(ctx, b.sql); err != nil {
-				return buf, withIndex(err, i)
-			}
-			described[b.sql] = sd
-			oids := append([]uint32(nil), sd.ParamOIDs...)
-			for _, f := range sd.Fields {
-				oids = append(oids, f.DataTypeOID)
-			}
-			t, err := s.e.c.types.lookup(ctx, s.pg, oids...)
-			if err != nil {
-				return buf, err
-			}
-			if types == nil {
-				types = t
-			} else {
-				for k, v := range t {
-					types[k] = v
-				}
-			}
+		sd, _, err := s.describe(ctx, b.sql)
+		if err != nil {
+			return buf, withIndex(err, i)
 		}
-		if len(sd.ParamOIDs) != len(b.args) {
-			return buf, withIndex(messages.BadRequest("params_list", "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.args)), i)
+		args, err := s.encodeArgs(ctx, sd, b, "params_list")
+		if err != nil {
+			return buf, withIndex(err, i)
 		}
-		values := make([][]byte, len(b.args))
-		for j, raw := range b.args {
-			var err error
-			if values[j], err = encodeParam(types[sd.ParamOIDs[j]], b.names[j], raw); err != nil {
-				return buf, withIndex(err, i)
-			}
+		for oid, t := range args.types {
+			types[oid] = t
 		}
-		formats := make([]int16, len(sd.Fields))
-		for j, f := range sd.Fields {
-			formats[j] = types[f.DataTypeOID].format()
-		}
-		batch.ExecPrepared(sd.Name, values, nil, formats)
+		batch.ExecPrepared(sd.Name, args.values, nil, args.formats)
 	}
 	mrr := s.pg.ExecBatch(ctx, batch)
 	start := len(buf)

@@ -112,6 +112,10 @@ func TestBadInputKeepsServing(t *testing.T) {
 		`{"sql":"select :a::float8","params":{"a":1e400}}`,
 		`{"sql":"select :a","params":{"a":"nul\u0000byte"}}`,
 		`{"sql":"select $1","params":[` + strings.Repeat("1,", 9999) + `1]}`,
+		`{"sql":"select 1","timeout_ms":9223372036854775807}`,
+		`{"sql":"select 1","timeout_ms":-5}`,
+		`{"sql":"select 1","max_rows":-1}`,
+		`{"sql":"select 1","row_format":"csv"}`,
 	}
 	for _, body := range bodies {
 		a := b.exec(body)
