@@ -125,11 +125,7 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 	switch op {
 	case messages.OpQuery, messages.OpOne:
 		sh.one = op == messages.OpOne
-		err = s.inTx(ctx, readOnly, func() error {
-			var err error
-			buf, _, err = s.run(ctx, req.SQL, req.Params, sh, buf)
-			return err
-		})
+		buf, err = s.single(ctx, req, sh, buf)
 	case messages.OpMany:
 		buf, err = s.many(ctx, req, sh, buf)
 	case messages.OpScript:
@@ -320,6 +316,28 @@ func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.Statemen
 	return sd, false, nil
 }
 
+// readKeywords start statements that return rows without writing.
+var readKeywords = map[string]bool{"SELECT": true, "VALUES": true, "TABLE": true, "SHOW": true}
+
+// needsTx reports whether a single bound statement must run in an explicit
+// transaction: always in read-only mode, and when it writes and returns rows
+// (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE), so an answer
+// that turns out TOO_LARGE rolls the write back instead of leaving it applied
+// behind an error.
+func (s *session) needsTx(ctx context.Context, keyword string, b boundSQL) (bool, error) {
+	if s.readOnly {
+		return true, nil
+	}
+	if readKeywords[keyword] {
+		return false, nil
+	}
+	sd, _, err := s.describe(ctx, b.sql)
+	if err != nil {
+		return false, err
+	}
+	return len(sd.Fields) > 0, nil
+}
+
 // forbiddenReadOnly are statements refused in read-only mode before they reach
 // the server: they would end our READ ONLY transaction or change the session.
 var forbiddenReadOnly = map[string]bool{
@@ -345,13 +363,39 @@ func (s *session) checkStatements(sc scanned, multi bool) error {
 	return nil
 }
 
-// run binds and executes one statement and appends its result object.
-func (s *session) run(ctx context.Context, sql string, params json.RawMessage, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+// bindOne checks that sql is one statement (allowed in the session's mode)
+// and binds its params.
+func (s *session) bindOne(sql string, params json.RawMessage) (boundSQL, string, error) {
 	sc := scanSQL(sql)
 	if err := s.checkStatements(sc, false); err != nil {
-		return buf, pgconn.CommandTag{}, err
+		return boundSQL{}, "", err
 	}
 	b, err := bindScanned(sql, sc, params, 0)
+	return b, sc.statements[0].keyword, err
+}
+
+// single runs op query or one, in an explicit transaction when needsTx says so.
+func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
+	b, keyword, err := s.bindOne(req.SQL, req.Params)
+	if err != nil {
+		return buf, err
+	}
+	explicit, err := s.needsTx(ctx, keyword, b)
+	if err != nil {
+		return buf, err
+	}
+	err = s.inTx(ctx, explicit, func() error {
+		var err error
+		buf, _, err = s.exec(ctx, b, sh, buf)
+		return err
+	})
+	return buf, err
+}
+
+// run binds and executes one statement of a transaction and appends its
+// result object.
+func (s *session) run(ctx context.Context, sql string, params json.RawMessage, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	b, _, err := s.bindOne(sql, params)
 	if err != nil {
 		return buf, pgconn.CommandTag{}, err
 	}
@@ -438,8 +482,8 @@ func (s *session) readResult(rr *pgconn.ResultReader, types map[uint32]*typeInfo
 	for i, f := range fields {
 		t, ok := types[f.DataTypeOID]
 		if !ok || t.format() != f.Format {
-			// Not the type that was described (the table changed under a
-			// cached description): show the raw value rather than misread it.
+			// Defensive: named statements make the server refuse a changed
+			// result type, so this is not expected; never misread a value.
 			t = &typeInfo{oid: f.DataTypeOID, name: "oid:" + strconv.FormatUint(uint64(f.DataTypeOID), 10)}
 			if f.Format == 1 {
 				t.kind = kBytea

@@ -25,8 +25,10 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 		}
 		items[i] = b
 	}
+	// An explicit transaction (not the batch's implicit one), so that an
+	// answer found TOO_LARGE, or any failure, rolls every item back.
 	var out []byte
-	err := s.inTx(ctx, s.readOnly, func() error {
+	err := s.inTx(ctx, true, func() error {
 		var err error
 		out, err = s.batch(ctx, items, sh, buf)
 		return err
@@ -92,11 +94,20 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 	if err := s.checkStatements(sc, true); err != nil {
 		return buf, err
 	}
-	var results []*pgconn.Result
+	var tags []pgconn.CommandTag
 	err := s.inTx(ctx, s.readOnly, func() error {
-		var err error
-		results, err = s.pg.Exec(ctx, sql).ReadAll()
-		return err
+		// Rows a script's SELECTs return are read and dropped, never held.
+		mrr := s.pg.Exec(ctx, sql)
+		for mrr.NextResult() {
+			rr := mrr.ResultReader()
+			for rr.NextRow() {
+			}
+			if tag, err := rr.Close(); err == nil {
+				s.noteTag(tag)
+				tags = append(tags, tag)
+			}
+		}
+		return mrr.Close()
 	})
 	if err != nil {
 		return buf, err
@@ -104,14 +115,13 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 	var total int64
 	buf = append(buf, `{"commands":[`...)
 	last := ""
-	for i, r := range results {
+	for i, tag := range tags {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		s.noteTag(r.CommandTag)
-		last = r.CommandTag.String()
+		last = tag.String()
 		buf = appendJSONString(buf, last)
-		total += r.CommandTag.RowsAffected()
+		total += tag.RowsAffected()
 	}
 	buf = append(buf, `],"command":`...)
 	buf = appendJSONString(buf, last)

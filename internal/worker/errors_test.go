@@ -155,3 +155,19 @@ func TestDisabledMode(t *testing.T) {
 	a := b.request(subjects.DBHealth, nil)
 	require.Empty(t, a.status)
 }
+
+// TestTooLargeWriteRollsBack: a write whose RETURNING answer does not fit is
+// rolled back, not left applied behind an error.
+func TestTooLargeWriteRollsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *options) { o.maxPayload = 64 << 10 })
+	b.pg.Exec(t, "CREATE TABLE big (id serial, pad text)")
+	e := b.exec(`{"sql":"INSERT INTO big (pad) SELECT repeat('x', 1000) FROM generate_series(1, 200) RETURNING *"}`).errorOf(t)
+	require.Equal(t, "TOO_LARGE", e["code"])
+	e = b.exec(`{"op":"many","sql":"INSERT INTO big (pad) VALUES (repeat('y', 40000)) RETURNING pad","params_list":[null,null]}`).errorOf(t)
+	require.Equal(t, "TOO_LARGE", e["code"])
+	a := b.ok(`{"op":"one","sql":"SELECT count(*) AS n FROM big"}`)
+	require.JSONEq(t, `{"n":0}`, mustJSON(t, a["row"]))
+	a = b.ok(`{"sql":"INSERT INTO big (pad) VALUES ('ok') RETURNING id"}`)
+	require.JSONEq(t, `[{"id":203}]`, mustJSON(t, a["rows"]), "sequences are not transactional; the insert itself went through")
+}
