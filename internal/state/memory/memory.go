@@ -1,0 +1,393 @@
+// Package memory is the in-process state backend, for a single worker. It
+// keeps the same semantics as the Redis backend (one conformance suite checks
+// both), under one mutex, and a janitor reclaims expired entries in the
+// background so a long-running worker with many one-off keys does not grow
+// without bound.
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// SweepIntervalDefault is how often expired entries are reclaimed.
+const SweepIntervalDefault = time.Second
+
+// Options configure a Backend.
+type Options struct {
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// SweepInterval is the janitor's period. Defaults to 1s.
+	SweepInterval time.Duration
+}
+
+// Backend is the memory state backend.
+type Backend struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	limits map[string]*window
+	locks  map[string]*lock
+	blobs  map[string]*entry
+	kv     map[string]*entry
+	fence  int64 // one counter for all keys: it grows with every acquisition of any key
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+type entry struct {
+	value   []byte
+	expires time.Time // zero: never
+}
+
+func (e *entry) expired(now time.Time) bool { return !e.expires.IsZero() && !now.Before(e.expires) }
+
+type lock struct {
+	owner   string
+	token   int64
+	expires time.Time
+}
+
+// window holds the admitted calls of one rate-limit key, oldest first.
+type window struct {
+	calls []call
+	sum   int64
+	span  time.Duration // the window last used, for reclaiming
+}
+
+type call struct {
+	at   int64 // microseconds
+	cost int64
+}
+
+// Factory opens a memory backend; it is registered as "memory".
+func Factory(context.Context, state.Options) (state.Backend, error) { return New(Options{}), nil }
+
+// New returns a backend and starts its janitor; Close stops it.
+func New(o Options) *Backend {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = SweepIntervalDefault
+	}
+	b := &Backend{
+		now:    o.Now,
+		limits: make(map[string]*window),
+		locks:  make(map[string]*lock),
+		blobs:  make(map[string]*entry),
+		kv:     make(map[string]*entry),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go b.janitor(o.SweepInterval)
+	return b
+}
+
+// Name implements state.Backend.
+func (b *Backend) Name() string { return state.BackendMemory }
+
+// Close stops the janitor. It is idempotent.
+func (b *Backend) Close() error {
+	b.once.Do(func() { close(b.stop) })
+	<-b.done
+	return nil
+}
+
+func (b *Backend) janitor(every time.Duration) {
+	defer close(b.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.Sweep()
+		}
+	}
+}
+
+// Sweep removes every expired entry now. The janitor calls it periodically.
+func (b *Backend) Sweep() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	us := now.UnixMicro()
+	for k, w := range b.limits {
+		if len(w.calls) == 0 || w.calls[len(w.calls)-1].at <= us-w.span.Microseconds() {
+			delete(b.limits, k)
+		}
+	}
+	for k, l := range b.locks {
+		if !now.Before(l.expires) {
+			delete(b.locks, k)
+		}
+	}
+	for _, m := range []map[string]*entry{b.blobs, b.kv} {
+		for k, e := range m {
+			if e.expired(now) {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// Len returns the number of entries of every kind, for tests of reclamation.
+func (b *Backend) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.limits) + len(b.locks) + len(b.blobs) + len(b.kv)
+}
+
+// RateLimit implements state.Backend with the same algorithm as the Redis
+// script (ratelimit.lua).
+func (b *Backend) RateLimit(_ context.Context, key string, limit, cost int64, span time.Duration) (messages.RateLimitResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now().UnixMicro()
+	windowUS := span.Microseconds()
+	w := b.limits[key]
+	if w == nil {
+		w = &window{}
+		b.limits[key] = w
+	}
+	w.span = span
+	// Calls at or before now-window have left it.
+	drop := 0
+	for drop < len(w.calls) && w.calls[drop].at <= now-windowUS {
+		w.sum -= w.calls[drop].cost
+		drop++
+	}
+	w.calls = w.calls[drop:]
+	res := messages.RateLimitResult{Limit: limit}
+	switch {
+	case w.sum+cost <= limit:
+		res.Allowed = true
+		if cost > 0 {
+			w.calls = append(w.calls, call{at: now, cost: cost})
+			w.sum += cost
+		}
+	case cost > limit:
+		res.RetryAfterMS = -1
+	default:
+		need, acc := w.sum+cost-limit, int64(0)
+		for _, c := range w.calls {
+			acc += c.cost
+			if acc >= need {
+				res.RetryAfterMS = state.MillisCeil(c.at + windowUS - now)
+				break
+			}
+		}
+	}
+	res.Remaining = max(limit-w.sum, 0)
+	if len(w.calls) > 0 {
+		res.ResetMS = state.MillisCeil(w.calls[len(w.calls)-1].at + windowUS - now)
+	} else {
+		delete(b.limits, key)
+	}
+	return res, nil
+}
+
+func (b *Backend) liveLock(key string, now time.Time) *lock {
+	l := b.locks[key]
+	if l != nil && !now.Before(l.expires) {
+		delete(b.locks, key)
+		return nil
+	}
+	return l
+}
+
+// AcquireLock implements state.Backend.
+func (b *Backend) AcquireLock(_ context.Context, key, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	l := b.liveLock(key, now)
+	if l != nil && l.owner != owner {
+		return messages.LockAcquireResult{Owner: l.owner, ExpiresInMS: remainingMS(l.expires, now)}, nil
+	}
+	if l == nil {
+		b.fence++
+		l = &lock{owner: owner, token: b.fence}
+		b.locks[key] = l
+	}
+	l.expires = now.Add(ttl)
+	at := l.expires.UTC().Truncate(time.Millisecond)
+	return messages.LockAcquireResult{Acquired: true, Owner: owner, Token: l.token, ExpiresAt: &at}, nil
+}
+
+// ReleaseLock implements state.Backend.
+func (b *Backend) ReleaseLock(_ context.Context, key, owner string) (messages.LockReleaseResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := b.liveLock(key, b.now())
+	switch {
+	case l == nil:
+		return messages.LockReleaseResult{Reason: messages.ReasonNotHeld}, nil
+	case l.owner != owner:
+		return messages.LockReleaseResult{Reason: messages.ReasonNotOwner}, nil
+	}
+	delete(b.locks, key)
+	return messages.LockReleaseResult{Released: true}, nil
+}
+
+// RefreshLock implements state.Backend.
+func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Duration) (messages.LockRefreshResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	l := b.liveLock(key, now)
+	switch {
+	case l == nil:
+		return messages.LockRefreshResult{Reason: messages.ReasonNotHeld}, nil
+	case l.owner != owner:
+		return messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, nil
+	}
+	l.expires = now.Add(ttl)
+	at := l.expires.UTC().Truncate(time.Millisecond)
+	return messages.LockRefreshResult{Refreshed: true, ExpiresAt: &at}, nil
+}
+
+// LockStatus implements state.Backend.
+func (b *Backend) LockStatus(_ context.Context, key string) (messages.LockStatusResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	l := b.liveLock(key, now)
+	if l == nil {
+		return messages.LockStatusResult{}, nil
+	}
+	return messages.LockStatusResult{Held: true, Owner: l.owner, Token: l.token, ExpiresInMS: remainingMS(l.expires, now)}, nil
+}
+
+// remainingMS is the time left until t in whole milliseconds, rounded up as
+// Redis's PTTL would not undershoot a live key (at least 1).
+func remainingMS(t, now time.Time) int64 {
+	return max(state.MillisCeil(t.Sub(now).Microseconds()), 1)
+}
+
+func (b *Backend) get(m map[string]*entry, key string, now time.Time) *entry {
+	e := m[key]
+	if e != nil && e.expired(now) {
+		delete(m, key)
+		return nil
+	}
+	return e
+}
+
+func expiry(now time.Time, ttl time.Duration) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	return now.Add(ttl)
+}
+
+// GetBlobs implements state.Backend.
+func (b *Backend) GetBlobs(_ context.Context, keys []string) ([][]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		if e := b.get(b.blobs, k, now); e != nil {
+			out[i] = e.value
+		}
+	}
+	return out, nil
+}
+
+// SetBlobs implements state.Backend.
+func (b *Backend) SetBlobs(_ context.Context, blobs []state.Blob, ttl time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	exp := expiry(b.now(), ttl)
+	for _, bl := range blobs {
+		b.blobs[bl.Key] = &entry{value: append([]byte(nil), bl.Value...), expires: exp}
+	}
+	return nil
+}
+
+// DeleteBlobs implements state.Backend.
+func (b *Backend) DeleteBlobs(_ context.Context, keys []string) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var n int64
+	for _, k := range keys {
+		if b.get(b.blobs, k, now) != nil {
+			delete(b.blobs, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// KVGet implements state.Backend.
+func (b *Backend) KVGet(_ context.Context, key string) ([]byte, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.get(b.kv, key, b.now())
+	if e == nil {
+		return nil, false, nil
+	}
+	return e.value, true, nil
+}
+
+// KVSet implements state.Backend.
+func (b *Backend) KVSet(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.kv[key] = &entry{value: append([]byte(nil), value...), expires: expiry(b.now(), ttl)}
+	return nil
+}
+
+// KVDelete implements state.Backend.
+func (b *Backend) KVDelete(_ context.Context, key string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.get(b.kv, key, b.now()) == nil {
+		return false, nil
+	}
+	delete(b.kv, key)
+	return true, nil
+}
+
+// KVIncr implements state.Backend, with Redis INCRBY's rules: the value must
+// be an integer and the result must not overflow.
+func (b *Backend) KVIncr(_ context.Context, key string, amount int64) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.get(b.kv, key, b.now())
+	var cur int64
+	if e != nil {
+		var err error
+		if cur, err = strconv.ParseInt(string(e.value), 10, 64); err != nil {
+			return 0, state.ErrNotInteger
+		}
+	}
+	if amount > 0 && cur > math.MaxInt64-amount || amount < 0 && cur < math.MinInt64-amount {
+		return 0, state.ErrNotInteger
+	}
+	if e == nil {
+		e = &entry{}
+		b.kv[key] = e
+	}
+	cur += amount
+	e.value, _ = json.Marshal(cur)
+	return cur, nil
+}
+
+// Health implements state.Backend.
+func (b *Backend) Health(context.Context) messages.StateHealth {
+	return messages.StateHealth{Backend: state.BackendMemory, Status: messages.HealthHealthy}
+}

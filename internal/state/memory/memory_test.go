@@ -1,0 +1,56 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/state/memory"
+	"github.com/jeeves-avionics/dbworker/internal/state/statetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConformance(t *testing.T) {
+	statetest.Run(t, func(t *testing.T) state.Backend {
+		b := memory.New(memory.Options{SweepInterval: 50 * time.Millisecond})
+		t.Cleanup(func() { require.NoError(t, b.Close()) })
+		return b
+	})
+}
+
+// TestReclaimsExpiredEntries: one-off keys do not stay once expired, even if
+// never read again.
+func TestReclaimsExpiredEntries(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	b := memory.New(memory.Options{Now: clock, SweepInterval: time.Hour})
+	defer b.Close()
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ {
+		key := fmt.Sprint("k", i)
+		_, _ = b.RateLimit(ctx, key, 5, 1, time.Second)
+		_, _ = b.AcquireLock(ctx, key, "o", time.Second)
+		require.NoError(t, b.SetBlobs(ctx, []state.Blob{{Key: key, Value: []byte{0, 0, 0, 0}}}, time.Second))
+		require.NoError(t, b.KVSet(ctx, key, []byte("1"), time.Second))
+	}
+	require.NoError(t, b.KVSet(ctx, "forever", []byte("1"), 0))
+	require.Equal(t, 4001, b.Len())
+	b.Sweep()
+	require.Equal(t, 4001, b.Len(), "nothing has expired yet")
+	now = now.Add(2 * time.Second)
+	b.Sweep()
+	require.Equal(t, 1, b.Len(), "only the key without a TTL is left")
+}
+
+func TestJanitorRuns(t *testing.T) {
+	b := memory.New(memory.Options{SweepInterval: 10 * time.Millisecond})
+	defer b.Close()
+	require.NoError(t, b.KVSet(context.Background(), "k", []byte("1"), 20*time.Millisecond))
+	require.Eventually(t, func() bool { return b.Len() == 0 }, 2*time.Second, 5*time.Millisecond)
+}

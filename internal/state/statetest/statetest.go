@@ -1,0 +1,358 @@
+// Package statetest is the conformance suite of state backends: the same
+// calls with the same expected answers, run against every backend.
+package statetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// Open returns a fresh, isolated backend for one test.
+type Open func(t *testing.T) state.Backend
+
+// Run runs the whole suite against the backends open returns.
+func Run(t *testing.T, open Open) {
+	tests := map[string]func(*testing.T, state.Backend){
+		"RateLimitSequence":       rateLimitSequence,
+		"RateLimitWindowReopens":  rateLimitWindowReopens,
+		"RateLimitDeniedNotCount": rateLimitDeniedNotCounted,
+		"RateLimitCost":           rateLimitCost,
+		"RateLimitEdges":          rateLimitEdges,
+		"RateLimitConcurrent":     rateLimitConcurrent,
+		"LockOwnership":           lockOwnership,
+		"LockExpiry":              lockExpiry,
+		"LockRefresh":             lockRefresh,
+		"LockFencingContended":    lockFencingContended,
+		"Cache":                   cache,
+		"KV":                      kv,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, open(t))
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func rl(t *testing.T, b state.Backend, key string, limit, cost int64, window time.Duration) messages.RateLimitResult {
+	t.Helper()
+	res, err := b.RateLimit(ctx, key, limit, cost, window)
+	require.NoError(t, err)
+	require.Equal(t, limit, res.Limit)
+	return res
+}
+
+// The seed's case: limit 5 answers remaining 4,3,2,1,0, then denied with 0.
+func rateLimitSequence(t *testing.T, b state.Backend) {
+	for want := int64(4); want >= 0; want-- {
+		res := rl(t, b, "seq", 5, 1, time.Minute)
+		require.True(t, res.Allowed)
+		require.Equal(t, want, res.Remaining)
+		require.Zero(t, res.RetryAfterMS)
+		require.InDelta(t, 60000, res.ResetMS, 5000)
+	}
+	res := rl(t, b, "seq", 5, 1, time.Minute)
+	require.False(t, res.Allowed)
+	require.Zero(t, res.Remaining)
+	require.Greater(t, res.RetryAfterMS, int64(50000))
+	require.LessOrEqual(t, res.RetryAfterMS, int64(60000))
+	// Other keys are independent.
+	require.True(t, rl(t, b, "seq-other", 5, 1, time.Minute).Allowed)
+}
+
+// The seed's case: a 1 s window admits again after it.
+func rateLimitWindowReopens(t *testing.T, b state.Backend) {
+	require.True(t, rl(t, b, "win", 2, 1, time.Second).Allowed)
+	require.True(t, rl(t, b, "win", 2, 1, time.Second).Allowed)
+	denied := rl(t, b, "win", 2, 1, time.Second)
+	require.False(t, denied.Allowed)
+	require.Greater(t, denied.RetryAfterMS, int64(0))
+	require.LessOrEqual(t, denied.RetryAfterMS, int64(1000))
+	start := time.Now()
+	require.Eventually(t, func() bool { return rl(t, b, "win", 2, 1, time.Second).Allowed }, 3*time.Second, 20*time.Millisecond)
+	require.GreaterOrEqual(t, time.Since(start), time.Duration(denied.RetryAfterMS-50)*time.Millisecond, "admitted before retry_after")
+}
+
+// A denied call is not counted: after the admitted calls leave the window the
+// full limit is available again, however many calls were denied meanwhile.
+func rateLimitDeniedNotCounted(t *testing.T, b state.Backend) {
+	const w = 400 * time.Millisecond
+	require.True(t, rl(t, b, "dnc", 2, 1, w).Allowed)
+	require.True(t, rl(t, b, "dnc", 2, 1, w).Allowed)
+	deadline := time.Now().Add(w / 2)
+	for time.Now().Before(deadline) {
+		require.False(t, rl(t, b, "dnc", 2, 1, w).Allowed)
+		time.Sleep(5 * time.Millisecond) // hammer the key while it is full
+	}
+	require.Eventually(t, func() bool { return rl(t, b, "dnc", 2, 0, w).Remaining == 2 }, 2*time.Second, 10*time.Millisecond)
+	require.True(t, rl(t, b, "dnc", 2, 1, w).Allowed)
+	require.True(t, rl(t, b, "dnc", 2, 1, w).Allowed)
+}
+
+func rateLimitCost(t *testing.T, b state.Backend) {
+	require.Equal(t, int64(6), rl(t, b, "cost", 10, 4, time.Minute).Remaining)
+	require.Equal(t, int64(2), rl(t, b, "cost", 10, 4, time.Minute).Remaining)
+	res := rl(t, b, "cost", 10, 4, time.Minute)
+	require.False(t, res.Allowed)
+	require.Equal(t, int64(2), res.Remaining, "a denied call consumes nothing")
+	require.Greater(t, res.RetryAfterMS, int64(0))
+	res = rl(t, b, "cost", 10, 2, time.Minute)
+	require.True(t, res.Allowed)
+	require.Zero(t, res.Remaining)
+	// Cost 0 asks without consuming.
+	res = rl(t, b, "cost", 10, 0, time.Minute)
+	require.True(t, res.Allowed)
+	require.Zero(t, res.Remaining)
+}
+
+func rateLimitEdges(t *testing.T, b state.Backend) {
+	res := rl(t, b, "over", 3, 5, time.Minute)
+	require.False(t, res.Allowed)
+	require.Equal(t, int64(-1), res.RetryAfterMS, "cost above limit can never pass")
+	require.Equal(t, int64(3), res.Remaining)
+	require.Zero(t, res.ResetMS)
+
+	res = rl(t, b, "zero", 0, 1, time.Minute)
+	require.False(t, res.Allowed)
+	require.Equal(t, int64(-1), res.RetryAfterMS)
+	require.Zero(t, res.Remaining)
+	require.True(t, rl(t, b, "zero", 0, 0, time.Minute).Allowed)
+
+	// A lower limit on a busy key: remaining never goes negative.
+	for i := 0; i < 4; i++ {
+		rl(t, b, "shrink", 10, 1, time.Minute)
+	}
+	res = rl(t, b, "shrink", 2, 1, time.Minute)
+	require.False(t, res.Allowed)
+	require.Zero(t, res.Remaining)
+}
+
+// Concurrent callers on one key never get more than the limit admitted.
+func rateLimitConcurrent(t *testing.T, b state.Backend) {
+	const limit, callers, each = 37, 20, 5
+	var mu sync.Mutex
+	admitted := 0
+	var wg sync.WaitGroup
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				res, err := b.RateLimit(ctx, "conc", limit, 1, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Allowed {
+					mu.Lock()
+					admitted++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, limit, admitted)
+}
+
+func acquire(t *testing.T, b state.Backend, key, owner string, ttl time.Duration) messages.LockAcquireResult {
+	t.Helper()
+	res, err := b.AcquireLock(ctx, key, owner, ttl)
+	require.NoError(t, err)
+	return res
+}
+
+// The seed's cases: a lock can't be taken twice and is released only by its
+// owner (the seed released any lock: the bug not to copy).
+func lockOwnership(t *testing.T, b state.Backend) {
+	a := acquire(t, b, "job", "a", time.Minute)
+	require.True(t, a.Acquired)
+	require.Equal(t, "a", a.Owner)
+	require.Positive(t, a.Token)
+	require.NotNil(t, a.ExpiresAt)
+	require.WithinDuration(t, time.Now().Add(time.Minute), *a.ExpiresAt, 5*time.Second)
+
+	other := acquire(t, b, "job", "b", time.Minute)
+	require.False(t, other.Acquired)
+	require.Equal(t, "a", other.Owner, "the answer names the holder")
+	require.InDelta(t, 60000, other.ExpiresInMS, 5000)
+	require.Zero(t, other.Token)
+
+	again := acquire(t, b, "job", "a", time.Minute)
+	require.True(t, again.Acquired, "the owner acquiring again renews")
+	require.Equal(t, a.Token, again.Token)
+
+	rel, err := b.ReleaseLock(ctx, "job", "b")
+	require.NoError(t, err)
+	require.Equal(t, messages.LockReleaseResult{Reason: messages.ReasonNotOwner}, rel)
+	st, err := b.LockStatus(ctx, "job")
+	require.NoError(t, err)
+	require.True(t, st.Held)
+	require.Equal(t, "a", st.Owner)
+	require.Equal(t, a.Token, st.Token)
+
+	rel, err = b.ReleaseLock(ctx, "job", "a")
+	require.NoError(t, err)
+	require.Equal(t, messages.LockReleaseResult{Released: true}, rel)
+	rel, err = b.ReleaseLock(ctx, "job", "a")
+	require.NoError(t, err)
+	require.Equal(t, messages.LockReleaseResult{Reason: messages.ReasonNotHeld}, rel)
+	st, err = b.LockStatus(ctx, "job")
+	require.NoError(t, err)
+	require.Equal(t, messages.LockStatusResult{}, st)
+
+	next := acquire(t, b, "job", "b", time.Minute)
+	require.True(t, next.Acquired)
+	require.Greater(t, next.Token, a.Token, "tokens grow across releases")
+}
+
+// The seed's case: a lock expires after its TTL; the fencing token survives.
+func lockExpiry(t *testing.T, b state.Backend) {
+	a := acquire(t, b, "exp", "a", 150*time.Millisecond)
+	require.True(t, a.Acquired)
+	require.Eventually(t, func() bool {
+		st, err := b.LockStatus(ctx, "exp")
+		return err == nil && !st.Held
+	}, 3*time.Second, 10*time.Millisecond)
+	c := acquire(t, b, "exp", "c", time.Minute)
+	require.True(t, c.Acquired)
+	require.Greater(t, c.Token, a.Token, "tokens grow across expiries")
+	rel, err := b.ReleaseLock(ctx, "exp", "a")
+	require.NoError(t, err)
+	require.Equal(t, messages.ReasonNotOwner, rel.Reason, "an expired owner cannot release the new holder's lock")
+}
+
+func lockRefresh(t *testing.T, b state.Backend) {
+	require.True(t, acquire(t, b, "ref", "a", time.Second).Acquired)
+	res, err := b.RefreshLock(ctx, "ref", "b", time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, res)
+	res, err = b.RefreshLock(ctx, "ref", "a", time.Hour)
+	require.NoError(t, err)
+	require.True(t, res.Refreshed)
+	require.WithinDuration(t, time.Now().Add(time.Hour), *res.ExpiresAt, 5*time.Second)
+	st, err := b.LockStatus(ctx, "ref")
+	require.NoError(t, err)
+	require.Greater(t, st.ExpiresInMS, int64(3500000))
+	res, err = b.RefreshLock(ctx, "nothing", "a", time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, messages.LockRefreshResult{Reason: messages.ReasonNotHeld}, res)
+}
+
+// Fencing tokens strictly increase across 1000 contended acquisitions.
+func lockFencingContended(t *testing.T, b state.Backend) {
+	const total, workers = 1000, 8
+	var mu sync.Mutex
+	var tokens []int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				mu.Lock()
+				done := len(tokens) >= total
+				mu.Unlock()
+				if done {
+					return
+				}
+				res, err := b.AcquireLock(ctx, "fence", owner, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !res.Acquired {
+					continue
+				}
+				mu.Lock() // recorded while held: the slice is in acquisition order
+				tokens = append(tokens, res.Token)
+				mu.Unlock()
+				if rel, err := b.ReleaseLock(ctx, "fence", owner); err != nil || !rel.Released {
+					t.Errorf("release: %v %+v", err, rel)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.GreaterOrEqual(t, len(tokens), total)
+	for i := 1; i < len(tokens); i++ {
+		require.Greater(t, tokens[i], tokens[i-1], "token %d", i)
+	}
+}
+
+// The seed's cases: cache hit, miss and expiry; mget in request order.
+func cache(t *testing.T, b state.Backend) {
+	require.NoError(t, b.SetBlobs(ctx, []state.Blob{{Key: "h1", Value: []byte{1, 2, 3, 4}}, {Key: "h2", Value: []byte{5, 6, 7, 8}}}, 0))
+	got, err := b.GetBlobs(ctx, []string{"h2", "missing", "h1"})
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{{5, 6, 7, 8}, nil, {1, 2, 3, 4}}, got)
+
+	require.NoError(t, b.SetBlobs(ctx, []state.Blob{{Key: "short", Value: []byte{9, 9, 9, 9}}}, 150*time.Millisecond))
+	got, err = b.GetBlobs(ctx, []string{"short"})
+	require.NoError(t, err)
+	require.NotNil(t, got[0])
+	require.Eventually(t, func() bool {
+		got, err := b.GetBlobs(ctx, []string{"short"})
+		return err == nil && got[0] == nil
+	}, 3*time.Second, 10*time.Millisecond)
+
+	n, err := b.DeleteBlobs(ctx, []string{"h1", "missing"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	got, err = b.GetBlobs(ctx, []string{"h1"})
+	require.NoError(t, err)
+	require.Nil(t, got[0])
+}
+
+func kv(t *testing.T, b state.Backend) {
+	_, found, err := b.KVGet(ctx, "k")
+	require.NoError(t, err)
+	require.False(t, found)
+	require.NoError(t, b.KVSet(ctx, "k", []byte(`{"a":[1,2],"b":"x"}`), 0))
+	v, found, err := b.KVGet(ctx, "k")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, `{"a":[1,2],"b":"x"}`, string(v))
+
+	n, err := b.KVIncr(ctx, "n", 1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	n, err = b.KVIncr(ctx, "n", -6)
+	require.NoError(t, err)
+	require.EqualValues(t, -5, n)
+	v, _, err = b.KVGet(ctx, "n")
+	require.NoError(t, err)
+	require.Equal(t, "-5", string(v))
+	_, err = b.KVIncr(ctx, "k", 1)
+	require.ErrorIs(t, err, state.ErrNotInteger)
+	require.NoError(t, b.KVSet(ctx, "big", []byte("9223372036854775807"), 0))
+	_, err = b.KVIncr(ctx, "big", 1)
+	require.ErrorIs(t, err, state.ErrNotInteger, "overflow is refused")
+
+	ok, err := b.KVDelete(ctx, "k")
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = b.KVDelete(ctx, "k")
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	require.NoError(t, b.KVSet(ctx, "ttl", []byte(`"soon gone"`), 150*time.Millisecond))
+	_, err = b.KVIncr(ctx, "ttl", 1)
+	require.ErrorIs(t, err, state.ErrNotInteger)
+	require.Eventually(t, func() bool {
+		_, found, err := b.KVGet(ctx, "ttl")
+		return err == nil && !found
+	}, 3*time.Second, 10*time.Millisecond)
+}
