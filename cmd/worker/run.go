@@ -15,6 +15,9 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/config"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/state/memory"
+	"github.com/jeeves-avionics/dbworker/internal/state/redis"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
@@ -28,7 +31,16 @@ type Main struct {
 	embedded *server.Server
 	nc       *nats.Conn
 	pg       *pgexec.Client
+	state    state.Backend
 	w        *worker.Worker
+}
+
+// stateBackends are the state backends a worker can be configured with.
+func stateBackends() *state.Registry {
+	r := state.NewRegistry()
+	r.Register(state.BackendMemory, memory.Factory)
+	r.Register(state.BackendRedis, redis.Factory)
+	return r
 }
 
 // NewMain returns a program for cfg, logging as cfg says.
@@ -91,6 +103,14 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.Log.Info().Strs("applied", applied).Str("dir", cfg.SchemaDir).Msg("schema up to date")
 	}
+	redis.SetLogger(m.Log)
+	backend := cfg.StateBackendName()
+	if m.state, err = stateBackends().Open(ctx, backend, state.Options{RedisURL: cfg.RedisURL, KeyPrefix: cfg.StateKeyPrefix}); err != nil {
+		return fmt.Errorf("%w (REDIS_URL %s)", err, config.RedactURL(cfg.RedisURL))
+	}
+	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")
+	embeddingTTL := cfg.EmbeddingTTL.D()
+	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), EmbeddingTTL: &embeddingTTL})
 	exec := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
 		Mode:           cfg.ExecuteMode,
 		MaxRows:        cfg.MaxRows,
@@ -106,7 +126,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DrainTimeout:    cfg.ShutdownTimeout.D(),
 		Logger:          m.Log,
-	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec})
+	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc})
 	if err != nil {
 		return err
 	}
@@ -164,6 +184,11 @@ func (m *Main) Close() error {
 	}
 	if m.pg != nil {
 		m.pg.Close()
+	}
+	if m.state != nil {
+		if err := m.state.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close state backend: %w", err))
+		}
 	}
 	if m.embedded != nil {
 		m.embedded.Shutdown()

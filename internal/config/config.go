@@ -20,6 +20,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
+	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
@@ -70,6 +71,14 @@ type Config struct {
 	MaxConcurrent   int     `envconfig:"WORKER_MAX_CONCURRENT" default:"64" desc:"requests handled at once; more wait in NATS's pending buffer"`
 	MaxRequestBytes int     `envconfig:"MAX_REQUEST_BYTES" default:"1048576" desc:"largest request body accepted (TOO_LARGE above)"`
 	ShutdownTimeout Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
+
+	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" default:"single_node" desc:"single_node (state in memory) or distributed (state in Redis)"`
+	StateBackend   string  `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
+	RedisURL       string  `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
+	StateKeyPrefix string  `envconfig:"STATE_KEY_PREFIX" default:"dbw:" desc:"prefix of every Redis key"`
+	LockTTL        Seconds `envconfig:"STATE_LOCK_TTL" default:"30s" desc:"lock TTL when an acquire names none"`
+	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" default:"30s" desc:"cap on an acquire's wait_ms"`
+	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" default:"24h" desc:"embedding TTL when a set names none; 0 keeps them"`
 
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
@@ -185,6 +194,27 @@ func (c *Config) Validate() error {
 	default:
 		bad("DB_EXECUTE_MODE", "must be read_write, read_only or disabled, got %q", c.ExecuteMode)
 	}
+	if _, err := state.Choose(c.DeploymentMode, c.StateBackend); err != nil {
+		if c.StateBackend != "" && c.DeploymentMode == state.ModeDistributed {
+			bad("STATE_BACKEND", "%v", err)
+		} else {
+			bad("DEPLOYMENT_MODE", "%v", err)
+		}
+	}
+	switch c.StateBackend {
+	case "", state.BackendMemory, state.BackendRedis:
+	default:
+		bad("STATE_BACKEND", "must be memory or redis, got %q", c.StateBackend)
+	}
+	if c.LockTTL.D() <= 0 {
+		bad("STATE_LOCK_TTL", "must be positive, got %s", c.LockTTL.D())
+	}
+	if c.LockMaxWait.D() < 0 {
+		bad("STATE_LOCK_MAX_WAIT", "must not be negative, got %s", c.LockMaxWait.D())
+	}
+	if c.EmbeddingTTL.D() < 0 {
+		bad("CACHE_EMBEDDING_TTL", "must not be negative, got %s", c.EmbeddingTTL.D())
+	}
 	if c.MaxRows < 1 {
 		bad("DB_MAX_ROWS", "must be at least 1, got %d", c.MaxRows)
 	}
@@ -208,6 +238,13 @@ func joinLine(errs []error) error {
 		msgs[i] = err.Error()
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// StateBackendName is the state backend DEPLOYMENT_MODE and STATE_BACKEND
+// choose (Validate has checked the combination).
+func (c *Config) StateBackendName() string {
+	name, _ := state.Choose(c.DeploymentMode, c.StateBackend)
+	return name
 }
 
 // PoolMax is the pool's maximum size: POSTGRES_POOL_SIZE + POSTGRES_MAX_OVERFLOW.
@@ -269,6 +306,8 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("worker_id", c.WorkerID).
 		Int("max_concurrent", c.MaxConcurrent).
 		Str("execute_mode", c.ExecuteMode).
+		Str("state_backend", c.StateBackendName()).
+		Str("redis", RedactURL(c.RedisURL)).
 		Int("max_rows", c.MaxRows).
 		Dur("statement_timeout", c.StatementTimeout.D()).
 		Dur("max_statement_timeout", c.MaxStatementTimeout.D())

@@ -16,7 +16,7 @@ func cleanEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_"} {
+		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_"} {
 			if strings.HasPrefix(k, p) {
 				t.Setenv(k, "")
 				os.Unsetenv(k)
@@ -68,6 +68,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"DB_STATEMENT_TIMEOUT":     {"10m", "DB_STATEMENT_TIMEOUT"},
 		"WORKER_MAX_CONCURRENT":    {"-1", "WORKER_MAX_CONCURRENT"},
 		"DB_MAX_STATEMENT_TIMEOUT": {"0", "DB_MAX_STATEMENT_TIMEOUT"},
+		"DEPLOYMENT_MODE":          {"cloud", "DEPLOYMENT_MODE"},
+		"STATE_BACKEND":            {"etcd", "STATE_BACKEND"},
+		"STATE_LOCK_TTL":           {"0", "STATE_LOCK_TTL"},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {
@@ -98,4 +101,27 @@ func TestUsageListsEveryVariable(t *testing.T) {
 		require.Contains(t, buf.String(), v)
 	}
 	require.True(t, strings.Contains(buf.String(), "read_write"))
+}
+
+func TestStateBackendChoice(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load()
+	require.NoError(t, err)
+	require.Equal(t, "memory", c.StateBackendName())
+
+	t.Setenv("DEPLOYMENT_MODE", "distributed")
+	c, err = Load()
+	require.NoError(t, err)
+	require.Equal(t, "redis", c.StateBackendName())
+
+	t.Setenv("STATE_BACKEND", "memory")
+	_, err = Load()
+	require.ErrorContains(t, err, "STATE_BACKEND")
+	require.ErrorContains(t, err, "distributed")
+
+	t.Setenv("DEPLOYMENT_MODE", "single_node")
+	t.Setenv("STATE_BACKEND", "redis")
+	c, err = Load()
+	require.NoError(t, err)
+	require.Equal(t, "redis", c.StateBackendName())
 }

@@ -15,8 +15,36 @@ func (w *Worker) endpoints() []endpoint {
 	eps := []endpoint{
 		{name: "execute", subject: subjects.DBExecute, description: "run SQL: query, one, many, script, tx, insert, update", handle: w.handleExecute},
 		{name: "health", subject: subjects.DBHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
+		{name: "ratelimit", subject: subjects.StateRateLimit, description: "exact sliding-window rate limits", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
+			return w.deps.State.RateLimit(ctx, req)
+		}, nil)},
+		{name: "lock", subject: subjects.StateLock, description: "locks with owners, TTLs and fencing tokens", handle: jsonHandler(w.deps.State.Lock,
+			func(r *messages.LockRequest) string { return r.Op })},
+		{name: "kv", subject: subjects.StateKV, description: "JSON values with TTLs and counters", handle: jsonHandler(w.deps.State.KV,
+			func(r *messages.KVRequest) string { return r.Op })},
+		{name: "embedding", subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: jsonHandler(w.deps.State.Embedding,
+			func(r *messages.EmbeddingRequest) string { return r.Op })},
 	}
 	return append(eps, w.extra...)
+}
+
+// jsonHandler decodes a request strictly into Req, runs call and encodes its
+// answer. op, when given, names the request's op for the log line.
+func jsonHandler[Req any](call func(context.Context, *Req) (any, error), op func(*Req) string) func(context.Context, *request) ([]byte, error) {
+	return func(ctx context.Context, r *request) ([]byte, error) {
+		var req Req
+		if err := r.decode(&req); err != nil {
+			return nil, err
+		}
+		if op != nil {
+			r.op = op(&req)
+		}
+		res, err := call(ctx, &req)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(res)
+	}
 }
 
 func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) {
@@ -40,7 +68,7 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	defer cancel()
 	h := messages.HealthResult{
 		Postgres: w.deps.Postgres.Health(ctx),
-		State:    messages.StateHealth{Backend: "none", Status: "none"},
+		State:    w.deps.State.Backend().Health(ctx),
 		NATS: messages.NATSHealth{
 			Server:    w.deps.NATS.ConnectedServerVersion(),
 			Connected: w.deps.NATS.IsConnected(),
@@ -57,9 +85,13 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 			h.NATS.JetStream = true
 		}
 	}
-	h.Status = messages.HealthHealthy
-	if h.Postgres.Status != messages.HealthHealthy {
+	switch {
+	case h.Postgres.Status != messages.HealthHealthy:
 		h.Status = messages.HealthUnhealthy
+	case h.State.Status != messages.HealthHealthy:
+		h.Status = messages.HealthDegraded
+	default:
+		h.Status = messages.HealthHealthy
 	}
 	return json.Marshal(h)
 }

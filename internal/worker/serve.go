@@ -127,7 +127,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request) {
 	reply := &nats.Msg{Subject: req.Reply(), Header: nats.Header{RequestIDHeader: []string{r.id}}, Data: answer}
 	var me *messages.Error
 	if err != nil {
-		me = pgexec.AsError(err)
+		me = pgexec.AsError(err) // state errors arrive mapped by state.AsError
 		if me.Code == messages.CodeInternal {
 			w.log.Error().Err(err).Str("subject", req.Subject()).Str("request_id", r.id).Msg("internal error")
 		}

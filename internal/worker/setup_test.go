@@ -15,6 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
@@ -32,6 +34,7 @@ type options struct {
 	maxPayload    int32
 	maxConcurrent int
 	extra         []endpoint
+	state         func(t *testing.T) state.Backend // default: memory
 }
 
 type bundle struct {
@@ -42,6 +45,8 @@ type bundle struct {
 	w   *Worker
 	cl  *pgexec.Client
 	sub subjects.Subjects
+	// state is shared by every worker of the bundle, as Redis would be.
+	state state.Backend
 }
 
 // setup starts an embedded nats-server and a worker over a schema of the
@@ -75,8 +80,17 @@ func (b *bundle) startWorker(t *testing.T, id string, o options) (*pgexec.Client
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
 	ex := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{Mode: o.mode, MaxRows: o.maxRows, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute})
+	if b.state == nil {
+		if o.state != nil {
+			b.state = o.state(t)
+		} else {
+			mem := memory.New(memory.Options{})
+			t.Cleanup(func() { mem.Close() })
+			b.state = mem
+		}
+	}
 	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second},
-		Deps{NATS: wnc, Postgres: cl, Executor: ex})
+		Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})})
 	require.NoError(t, err)
 	w.extra = o.extra
 	require.NoError(t, w.Start(ctx))
@@ -120,10 +134,15 @@ func (b *bundle) exec(body string) answer {
 	return b.request(subjects.DBExecute, []byte(body))
 }
 
-// ok runs a db.execute request that must succeed and returns its answer.
-func (b *bundle) ok(body string) map[string]any {
+// ok runs a request (db.execute unless a subject is given) that must succeed
+// and returns its answer.
+func (b *bundle) ok(body string, subject ...string) map[string]any {
 	b.t.Helper()
-	a := b.exec(body)
+	subj := subjects.DBExecute
+	if len(subject) > 0 {
+		subj = subject[0]
+	}
+	a := b.request(subj, []byte(body))
 	require.Empty(b.t, a.status, "request %s failed: %s", body, a.body)
 	return a.json(b.t)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
@@ -68,6 +69,7 @@ type Deps struct {
 	NATS     *nats.Conn
 	Postgres *pgexec.Client
 	Executor *pgexec.Executor
+	State    *state.Service
 }
 
 // Worker serves the endpoints.
@@ -96,8 +98,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("worker: Config.ID is required")
 	}
-	if deps.NATS == nil || deps.Postgres == nil || deps.Executor == nil {
-		return nil, errors.New("worker: Deps.NATS, Deps.Postgres and Deps.Executor are required")
+	if deps.NATS == nil || deps.Postgres == nil || deps.Executor == nil || deps.State == nil {
+		return nil, errors.New("worker: Deps.NATS, Deps.Postgres, Deps.Executor and Deps.State are required")
 	}
 	cfg.ServiceName = cmpOr(cfg.ServiceName, ServiceNameDefault)
 	cfg.QueueGroup = cmpOr(cfg.QueueGroup, QueueGroupDefault)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nuid"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -47,6 +48,20 @@ var (
 	lockRefreshScript = goredis.NewScript(lockRefreshSrc)
 	lockStatusScript  = goredis.NewScript(lockStatusSrc)
 )
+
+// SetLogger sends go-redis's own log lines (such as failed dials while Redis is
+// down) to l at debug level; the worker reports an unreachable Redis through
+// UNAVAILABLE answers and db.health instead of one line per dial. It is
+// process-wide, as go-redis's logger is.
+func SetLogger(l zerolog.Logger) { goredis.SetLogger(logger{l}) }
+
+type logger struct{ l zerolog.Logger }
+
+func (g logger) Printf(_ context.Context, format string, v ...any) {
+	g.l.Debug().Str("component", "go-redis").Msgf(format, v...)
+}
+
+func init() { SetLogger(zerolog.Nop()) }
 
 // Backend is the Redis state backend.
 type Backend struct {
@@ -79,26 +94,48 @@ func NewClient(rawURL string) (goredis.UniversalClient, error) {
 		return nil, errors.New("REDIS_URL must be a redis:// or rediss:// URL")
 	}
 	q := u.Query()
+	// Fail fast while Redis is down: go-redis's defaults (3 retries of 5
+	// dials each) hold a caller for about two seconds before it learns the
+	// state backend is unavailable. A max_retries parameter still wins.
+	maxRetries := 1
+	if q.Has("max_retries") {
+		maxRetries = 0 // keep the URL's
+	}
 	switch {
 	case q.Has("master_name"):
 		o, err := goredis.ParseFailoverURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL (sentinel): %v", redactErr(err))
 		}
+		if maxRetries > 0 {
+			o.MaxRetries = maxRetries
+		}
+		o.DialerRetries = dialerRetries
 		return goredis.NewFailoverClient(o), nil
 	case q.Has("addr"):
 		o, err := goredis.ParseClusterURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL (cluster): %v", redactErr(err))
 		}
+		if maxRetries > 0 {
+			o.MaxRetries = maxRetries
+		}
+		o.DialerRetries = dialerRetries
 		return goredis.NewClusterClient(o), nil
 	}
 	o, err := goredis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %v", redactErr(err))
 	}
+	if maxRetries > 0 {
+		o.MaxRetries = maxRetries
+	}
+	o.DialerRetries = dialerRetries
 	return goredis.NewClient(o), nil
 }
+
+// dialerRetries is how often a connection is dialled before a command fails.
+const dialerRetries = 2
 
 // redactErr keeps URL parse errors from echoing a password.
 func redactErr(err error) string {

@@ -1,0 +1,92 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/state/memory"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+func TestRegistry(t *testing.T) {
+	r := state.NewRegistry()
+	require.False(t, r.IsRegistered("memory"))
+	r.Register("memory", memory.Factory)
+	r.Register("custom", func(context.Context, state.Options) (state.Backend, error) { return nil, errors.New("boom") })
+	require.True(t, r.IsRegistered("memory"))
+	require.Equal(t, []string{"custom", "memory"}, r.Names())
+
+	b, err := r.Open(context.Background(), "memory", state.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "memory", b.Name())
+	require.NoError(t, b.Close())
+
+	_, err = r.Open(context.Background(), "custom", state.Options{})
+	require.ErrorContains(t, err, "boom")
+	require.True(t, r.Unregister("custom"))
+	require.False(t, r.Unregister("custom"))
+	_, err = r.Open(context.Background(), "custom", state.Options{})
+	require.ErrorContains(t, err, "not registered")
+}
+
+func TestChoose(t *testing.T) {
+	for _, tc := range []struct{ mode, backend, want string }{
+		{"single_node", "", "memory"},
+		{"distributed", "", "redis"},
+		{"single_node", "redis", "redis"},
+		{"distributed", "redis", "redis"},
+	} {
+		got, err := state.Choose(tc.mode, tc.backend)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got)
+	}
+	_, err := state.Choose("distributed", "memory")
+	require.ErrorContains(t, err, "distributed")
+	_, err = state.Choose("cluster", "")
+	require.Error(t, err)
+}
+
+func TestPackVector(t *testing.T) {
+	in := []float64{0, 1.5, -2.25, math.SmallestNonzeroFloat32, math.MaxFloat32}
+	b, err := state.PackVector(in)
+	require.NoError(t, err)
+	require.Len(t, b, 4*len(in), "4 bytes a dimension")
+	out, err := state.UnpackVector(b)
+	require.NoError(t, err)
+	for i := range in {
+		require.Equal(t, float32(in[i]), out[i])
+	}
+	for _, bad := range [][]float64{nil, {math.NaN()}, {math.Inf(1)}, {1e39}, make([]float64, state.MaxVectorDims+1)} {
+		_, err := state.PackVector(bad)
+		var me *messages.Error
+		require.ErrorAs(t, err, &me)
+		require.Equal(t, messages.CodeBadRequest, me.Code)
+	}
+	_, err = state.UnpackVector([]byte{1, 2, 3})
+	require.Error(t, err)
+}
+
+func TestEmbeddingKey(t *testing.T) {
+	// SHA-256 of "m" NUL "hello".
+	require.Equal(t, "ceeefc2ffbf7e824321da8464fe34abee4df8ad14b6349190542d95d327911da", state.EmbeddingKey("m", "hello"))
+	require.NotEqual(t, state.EmbeddingKey("ab", "c"), state.EmbeddingKey("a", "bc"), "the NUL keeps model and text apart")
+}
+
+func TestAsError(t *testing.T) {
+	for err, code := range map[error]messages.Code{
+		state.ErrUnavailable:     messages.CodeUnavailable,
+		state.ErrNotInteger:      messages.CodeBadRequest,
+		context.DeadlineExceeded: messages.CodeTimeout,
+		errors.New("weird"):      messages.CodeInternal,
+	} {
+		var me *messages.Error
+		require.ErrorAs(t, state.AsError(err), &me)
+		require.Equal(t, code, me.Code)
+	}
+	require.NoError(t, state.AsError(nil))
+}
