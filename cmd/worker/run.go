@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
+	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
@@ -117,6 +118,32 @@ func (m *Main) Run(ctx context.Context) error {
 		DefaultTimeout: cfg.StatementTimeout.D(),
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),
 	})
+	concurrency := cfg.MaintConcurrency
+	backoff := make([]time.Duration, len(cfg.MaintBackOff))
+	for i, d := range cfg.MaintBackOff {
+		backoff[i] = d.D()
+	}
+	maint, err := maintenance.New(maintenance.Config{
+		WorkerID:             cfg.WorkerID,
+		Subjects:             subs,
+		Schemas:              cfg.MaintSchemas,
+		Concurrency:          &concurrency,
+		LockTTL:              cfg.MaintLockTTL.D(),
+		AckWait:              cfg.MaintAckWait.D(),
+		MaxDeliver:           cfg.MaintMaxDeliver,
+		BackOff:              backoff,
+		AllowFull:            cfg.MaintAllowFull,
+		LockTimeout:          cfg.MaintLockTimeout.D(),
+		VacuumTimeout:        cfg.MaintVacuumTimeout.D(),
+		Replicas:             cfg.JSReplicas,
+		ResultsMaxAge:        cfg.ResultsMaxAge.D(),
+		ResultsMaxPerSubject: cfg.ResultsMaxPerSubject,
+		DuplicateWindow:      cfg.JobsDuplicateWindow.D(),
+		Logger:               m.Log,
+	}, m.nc, m.pg, m.state)
+	if err != nil {
+		return err
+	}
 	m.w, err = worker.New(worker.Config{
 		ID:              cfg.WorkerID,
 		ServiceName:     cfg.ServiceName,
@@ -126,7 +153,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DrainTimeout:    cfg.ShutdownTimeout.D(),
 		Logger:          m.Log,
-	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc})
+	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint})
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,20 @@ type Config struct {
 	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" default:"30s" desc:"cap on an acquire's wait_ms"`
 	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" default:"24h" desc:"embedding TTL when a set names none; 0 keeps them"`
 
+	MaintSchemas         []string  `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
+	MaintConcurrency     int       `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
+	MaintLockTTL         Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
+	MaintAckWait         Seconds   `envconfig:"MAINT_ACK_WAIT" default:"60s" desc:"a job without progress for this long is redelivered"`
+	MaintMaxDeliver      int       `envconfig:"MAINT_MAX_DELIVER" default:"10" desc:"deliveries of a job at most"`
+	MaintBackOff         []Seconds `envconfig:"MAINT_BACKOFF" desc:"redelivery delays, e.g. 30s,1m,5m (fewer than MAINT_MAX_DELIVER)"`
+	MaintAllowFull       bool      `envconfig:"MAINT_ALLOW_FULL" default:"false" desc:"allow VACUUM FULL"`
+	MaintLockTimeout     Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" default:"5s" desc:"VACUUM's lock_timeout"`
+	MaintVacuumTimeout   Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
+	JSReplicas           int       `envconfig:"JS_REPLICAS" default:"1" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM (3 in a cluster)"`
+	ResultsMaxAge        Seconds   `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long DB_STATS and DB_VACUUM keep results"`
+	ResultsMaxPerSubject int64     `envconfig:"RESULTS_MAX_PER_SUBJECT" default:"1000" desc:"results kept per table in DB_STATS and DB_VACUUM"`
+	JobsDuplicateWindow  Seconds   `envconfig:"JOBS_DUPLICATE_WINDOW" default:"10m" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
+
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
 
@@ -214,6 +228,22 @@ func (c *Config) Validate() error {
 	}
 	if c.EmbeddingTTL.D() < 0 {
 		bad("CACHE_EMBEDDING_TTL", "must not be negative, got %s", c.EmbeddingTTL.D())
+	}
+	if c.MaintConcurrency < 0 {
+		bad("MAINT_CONCURRENCY", "must not be negative, got %d", c.MaintConcurrency)
+	}
+	for name, d := range map[string]Seconds{"MAINT_LOCK_TTL": c.MaintLockTTL, "MAINT_ACK_WAIT": c.MaintAckWait,
+		"MAINT_LOCK_TIMEOUT": c.MaintLockTimeout, "MAINT_VACUUM_TIMEOUT": c.MaintVacuumTimeout,
+		"RESULTS_MAX_AGE": c.ResultsMaxAge, "JOBS_DUPLICATE_WINDOW": c.JobsDuplicateWindow} {
+		if d.D() <= 0 {
+			bad(name, "must be positive, got %s", d.D())
+		}
+	}
+	if c.MaintMaxDeliver < 1 || len(c.MaintBackOff) >= c.MaintMaxDeliver && len(c.MaintBackOff) > 0 {
+		bad("MAINT_MAX_DELIVER", "must be at least 1 and above the number of MAINT_BACKOFF steps, got %d", c.MaintMaxDeliver)
+	}
+	if c.JSReplicas < 1 || c.JSReplicas > 5 {
+		bad("JS_REPLICAS", "must be 1 to 5, got %d", c.JSReplicas)
 	}
 	if c.MaxRows < 1 {
 		bad("DB_MAX_ROWS", "must be at least 1, got %d", c.MaxRows)

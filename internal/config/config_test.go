@@ -16,7 +16,7 @@ func cleanEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_"} {
+		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_", "MAINT_", "JS_", "RESULTS_", "JOBS_"} {
 			if strings.HasPrefix(k, p) {
 				t.Setenv(k, "")
 				os.Unsetenv(k)
@@ -71,6 +71,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"DEPLOYMENT_MODE":          {"cloud", "DEPLOYMENT_MODE"},
 		"STATE_BACKEND":            {"etcd", "STATE_BACKEND"},
 		"STATE_LOCK_TTL":           {"0", "STATE_LOCK_TTL"},
+		"MAINT_ACK_WAIT":           {"-1s", "MAINT_ACK_WAIT"},
+		"MAINT_BACKOFF":            {"1s,2s,3s,4s,5s,6s,7s,8s,9s,10s", "MAINT_MAX_DELIVER"},
+		"JS_REPLICAS":              {"7", "JS_REPLICAS"},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {

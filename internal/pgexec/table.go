@@ -30,22 +30,48 @@ const tableQuery = `SELECT n.nspname, c.relname, a.attname
    AND c.relname = $2
    AND CASE WHEN $1 = '' THEN pg_catalog.pg_table_is_visible(c.oid) ELSE n.nspname = $1 END`
 
-// resolveTable finds a table by "name" (through the search_path) or
-// "schema.name". Names are matched exactly as stored in the catalog, so no
-// quoting is needed or accepted.
-func resolveTable(ctx context.Context, conn *pgconn.PgConn, ref string) (*table, error) {
+// SplitTableRef splits "name" or "schema.name" (names as stored in the
+// catalog, no quoting) into its parts; schema is "" for a bare name.
+func SplitTableRef(ref string) (schema, name string, err error) {
 	if ref == "" {
-		return nil, messages.BadRequest("table", "table is required")
+		return "", "", messages.BadRequest("table", "table is required")
 	}
-	schema, name := "", ref
+	if strings.IndexByte(ref, 0) >= 0 {
+		return "", "", messages.BadRequest("table", "table name contains a NUL byte")
+	}
+	schema, name = "", ref
 	if i := strings.IndexByte(ref, '.'); i >= 0 {
 		schema, name = ref[:i], ref[i+1:]
 		if schema == "" || name == "" || strings.IndexByte(name, '.') >= 0 {
-			return nil, messages.BadRequest("table", "table must be name or schema.name, got %q", ref)
+			return "", "", messages.BadRequest("table", "table must be name or schema.name, got %q (pass schema separately for a name holding a dot)", ref)
 		}
 	}
-	if strings.IndexByte(ref, 0) >= 0 {
-		return nil, messages.BadRequest("table", "table name contains a NUL byte")
+	return schema, name, nil
+}
+
+// resolveTable finds a table by "name" (through the search_path) or
+// "schema.name".
+func resolveTable(ctx context.Context, conn *pgconn.PgConn, ref string) (*table, error) {
+	schema, name, err := SplitTableRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	return lookupTable(ctx, conn, schema, name)
+}
+
+// LookupTable finds a table (or view) in the catalog: in schema when given,
+// else through the search_path. It returns the names as stored, or NOT_FOUND.
+func LookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) (foundSchema, foundName string, err error) {
+	t, err := lookupTable(ctx, conn, schema, name)
+	if err != nil {
+		return "", "", err
+	}
+	return t.schema, t.name, nil
+}
+
+func lookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) (*table, error) {
+	if strings.IndexByte(schema, 0) >= 0 || strings.IndexByte(name, 0) >= 0 || name == "" {
+		return nil, messages.BadRequest("table", "table name is empty or contains a NUL byte")
 	}
 	res := conn.ExecParams(ctx, tableQuery, [][]byte{[]byte(schema), []byte(name)},
 		[]uint32{pgtype.TextOID, pgtype.TextOID}, nil, nil).Read()
@@ -53,6 +79,10 @@ func resolveTable(ctx context.Context, conn *pgconn.PgConn, ref string) (*table,
 		return nil, res.Err
 	}
 	if len(res.Rows) == 0 {
+		ref := name
+		if schema != "" {
+			ref = schema + "." + name
+		}
 		return nil, messages.Errorf(messages.CodeNotFound, "table %q does not exist", ref)
 	}
 	t := &table{schema: string(res.Rows[0][0]), name: string(res.Rows[0][1]), columns: make(map[string]bool, len(res.Rows))}

@@ -51,3 +51,35 @@ func (s Subjects) Prefix() string { return s.prefix }
 
 // Of returns subject with the prefix applied.
 func (s Subjects) Of(subject string) string { return s.prefix + subject }
+
+// Maintenance subjects, without prefix.
+const (
+	DBVacuumJobs = "db.vacuum.jobs"
+	DBStatsJobs  = "db.stats.jobs"
+	// DatabaseToken stands for a database-wide run where a schema and table
+	// would be.
+	DatabaseToken = "_database"
+)
+
+// VacuumResults is the DB_VACUUM subject of a run on schema.table, or of a
+// database-wide run when table is "".
+func (s Subjects) VacuumResults(schema, table string) string {
+	return s.results("db.vacuum.results.", schema, table)
+}
+
+// StatsResults is the DB_STATS subject of a table's stats.
+func (s Subjects) StatsResults(schema, table string) string {
+	return s.results("db.stats.results.", schema, table)
+}
+
+func (s Subjects) results(base, schema, table string) string {
+	if table == "" {
+		return s.prefix + base + DatabaseToken
+	}
+	return s.prefix + base + EncodeToken(schema) + "." + EncodeToken(table)
+}
+
+// VacuumProgress is the subject of a run's progress events.
+func (s Subjects) VacuumProgress(runID string) string {
+	return s.prefix + "db.vacuum.progress." + EncodeToken(runID)
+}

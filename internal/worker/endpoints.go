@@ -25,6 +25,13 @@ func (w *Worker) endpoints() []endpoint {
 		{name: "embedding", subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: jsonHandler(w.deps.State.Embedding,
 			func(r *messages.EmbeddingRequest) string { return r.Op })},
 	}
+	if m := w.deps.Maintenance; m != nil {
+		eps = append(eps,
+			endpoint{name: "stats", subject: subjects.DBStats, description: "table and database statistics, stored in DB_STATS", handle: jsonHandler(
+				func(ctx context.Context, req *messages.StatsRequest) (any, error) { return m.Stats(ctx, req) }, nil)},
+			endpoint{name: "vacuum", subject: subjects.DBVacuum, description: "VACUUM one table or the database, one run per target, stored in DB_VACUUM", handle: jsonHandler(m.Vacuum, nil)},
+		)
+	}
 	return append(eps, w.extra...)
 }
 

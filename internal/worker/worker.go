@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -70,6 +71,9 @@ type Deps struct {
 	Postgres *pgexec.Client
 	Executor *pgexec.Executor
 	State    *state.Service
+	// Maintenance serves db.stats and db.vacuum and runs jobs. Optional: without
+	// it those endpoints are not served.
+	Maintenance *maintenance.Service
 }
 
 // Worker serves the endpoints.
@@ -129,6 +133,12 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	w.pool = pool.New().WithMaxGoroutines(w.cfg.MaxConcurrent)
 
+	if w.deps.Maintenance != nil {
+		if err := w.deps.Maintenance.Start(ctx); err != nil {
+			w.cancel()
+			return fmt.Errorf("start maintenance: %w", err)
+		}
+	}
 	svc, err := micro.AddService(w.deps.NATS, micro.Config{
 		Name:        w.cfg.ServiceName,
 		Version:     microVersion(Version),
@@ -215,6 +225,13 @@ func (w *Worker) stop(ctx context.Context) error {
 		w.log.Warn().Int64("in_flight", w.inFlight.Load()).Msg("drain timed out; cancelling requests in flight")
 		w.cancel()
 		<-done
+	}
+	if w.deps.Maintenance != nil {
+		// Jobs running now finish (and are acked) or, past the deadline, are
+		// cancelled and left for redelivery.
+		if merr := w.deps.Maintenance.Stop(ctx); merr != nil {
+			w.log.Warn().Err(merr).Msg("maintenance runs cut off by the drain timeout")
+		}
 	}
 	w.cancel()
 	if ferr := w.deps.NATS.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {

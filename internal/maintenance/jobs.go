@@ -1,0 +1,199 @@
+package maintenance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// consume takes jobs one at a time until ctx ends or the service stops.
+// Fetching one job only when free to run it keeps jobs in the stream, not in
+// a worker's buffer where their AckWait would run out.
+func (s *Service) consume(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil && !s.stopping() {
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("fetch maintenance job")
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			s.handleJob(ctx, msg)
+		}
+		cancel()
+	}
+}
+
+// handleJob runs one job and settles it: acked once its result is stored,
+// terminated when its body is invalid (with a failed result), delayed when a
+// previous delivery's lock has not expired yet, left unacked (so redelivered)
+// when its result could not be stored.
+func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return
+	}
+	log := s.log.With().Uint64("job_seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
+	switch {
+	case strings.HasSuffix(msg.Subject(), subjects.DBVacuumJobs):
+		var req messages.VacuumRequest
+		if err := decodeJob(msg.Data(), &req); err != nil {
+			s.terminate(ctx, msg, meta, err)
+			return
+		}
+		if req.JobID == "" {
+			req.JobID = jobID(msg, meta)
+		}
+		res, err := s.vacuum(ctx, &req, msg)
+		var el *errLocked
+		switch {
+		case errors.As(err, &el) && meta.NumDelivered > 1:
+			// Perhaps our own earlier delivery, on a worker that died: wait
+			// for its lock to expire rather than skip the job.
+			log.Info().Str("holder", el.holder).Msg("vacuum job redelivered while its target is locked; retrying after the lock's TTL")
+			_ = msg.NakWithDelay(el.expiresIn + 100*time.Millisecond)
+		case errors.As(err, &el):
+			s.settle(ctx, msg, s.skipped(ctx, &req, el))
+		case err != nil && res == nil:
+			var me *messages.Error
+			if errors.As(err, &me) && me.Status < 500 {
+				s.terminate(ctx, msg, meta, err) // bad table, FULL refused: retrying cannot help
+				return
+			}
+			log.Warn().Err(err).Msg("vacuum job failed before it ran; will be redelivered")
+			_ = msg.NakWithDelay(time.Second)
+		case retryable(ctx, res):
+			// Recorded failed, and done again: the database went away, the
+			// run timed out, or this worker is shutting down.
+			if err != nil {
+				log.Error().Err(err).Msg("vacuum result not stored")
+			}
+			log.Warn().Str("run_id", res.RunID).Msg("vacuum run failed for a passing reason; the job will be redelivered")
+			_ = msg.NakWithDelay(time.Second)
+		default:
+			s.settle(ctx, msg, err)
+		}
+	case strings.HasSuffix(msg.Subject(), subjects.DBStatsJobs):
+		var req messages.StatsRequest
+		if err := decodeJob(msg.Data(), &req); err != nil {
+			s.terminate(ctx, msg, meta, err)
+			return
+		}
+		if req.JobID == "" {
+			req.JobID = jobID(msg, meta)
+		}
+		_, err := s.Stats(ctx, &req)
+		var me *messages.Error
+		if errors.As(err, &me) && me.Status < 500 {
+			s.terminate(ctx, msg, meta, err)
+			return
+		}
+		s.settle(ctx, msg, err)
+	default:
+		s.terminate(ctx, msg, meta, messages.BadRequest("subject", "unknown job subject %s", msg.Subject()))
+	}
+}
+
+// retryable reports a failed run worth doing again.
+func retryable(ctx context.Context, res *messages.VacuumResult) bool {
+	if res == nil || res.Status != messages.StatusFailed {
+		return false
+	}
+	return ctx.Err() != nil || res.Error == nil || res.Error.Status >= 500 || res.Error.Code == messages.CodeTimeout
+}
+
+func jobID(msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		return id
+	}
+	return "seq-" + uintString(meta.Sequence.Stream)
+}
+
+func uintString(v uint64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// decodeJob reads a job body as strictly as a request.
+func decodeJob(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return messages.BadRequest("", "invalid job body: %v", err)
+	}
+	return nil
+}
+
+// settle acks a job whose result is stored (err nil) and leaves it for
+// redelivery otherwise.
+func (s *Service) settle(ctx context.Context, msg jetstream.Msg, err error) {
+	if err != nil {
+		s.log.Error().Err(err).Msg("job result not stored; the job will be redelivered")
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		s.log.Warn().Err(err).Msg("ack job")
+	}
+}
+
+// skipped records a job whose target was locked by another run.
+func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *errLocked) error {
+	t, _ := s.resolve(ctx, req.Schema, req.Table)
+	now := time.Now().UTC()
+	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table,
+		Status: messages.StatusSkipped, StartedAt: now, FinishedAt: now, Holder: el.holder}
+	s.log.Info().Str("job_id", req.JobID).Str("target", t.lockKey()).Str("holder", el.holder).Msg("vacuum job skipped: target locked")
+	return s.storeVacuum(ctx, res)
+}
+
+// terminate records a failed result for a job that can never succeed and
+// stops its redelivery.
+func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+	me := messages.Errorf(messages.CodeBadRequest, "%v", cause)
+	_ = errors.As(cause, &me)
+	now := time.Now().UTC()
+	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: jobID(msg, meta), WorkerID: s.cfg.WorkerID, Status: messages.StatusFailed,
+		StartedAt: now, FinishedAt: now, Error: me}
+	var err error
+	if strings.HasSuffix(msg.Subject(), subjects.DBStatsJobs) {
+		err = s.storeInvalidStats(ctx, res)
+	} else {
+		err = s.storeVacuum(ctx, res)
+	}
+	if err != nil {
+		s.log.Error().Err(err).Msg("could not record a failed job; it will be redelivered")
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	s.log.Warn().Str("job_id", res.JobID).Str("error", me.Message).Msg("job terminated")
+	_ = msg.TermWithReason(me.Message)
+}
+
+// storeInvalidStats records a failed stats job in DB_STATS, database-wide.
+func (s *Service) storeInvalidStats(ctx context.Context, res *messages.VacuumResult) error {
+	body, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = s.js.Publish(ctx, s.cfg.Subjects.StatsResults("", ""), body, jetstream.WithMsgID(res.RunID))
+	return err
+}

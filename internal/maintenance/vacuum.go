@@ -1,0 +1,330 @@
+package maintenance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// errLocked reports a target whose maintenance lock another run holds.
+type errLocked struct {
+	holder    string
+	expiresIn time.Duration
+}
+
+func (e *errLocked) Error() string { return "maintenance target is locked by " + e.holder }
+
+// Vacuum serves a db.vacuum request: async queues a job; otherwise the run
+// happens now and its stored result is the answer. A target being vacuumed
+// by another run answers LOCKED.
+func (s *Service) Vacuum(ctx context.Context, req *messages.VacuumRequest) (any, error) {
+	if req.Async {
+		return s.Enqueue(ctx, subjects.DBVacuumJobs, req)
+	}
+	res, err := s.vacuum(ctx, req, nil)
+	var el *errLocked
+	if errors.As(err, &el) {
+		e := messages.Errorf(messages.CodeLocked, "a VACUUM of this target is running (lock held by %s)", el.holder)
+		e.Detail = "holder: " + el.holder
+		return nil, e
+	}
+	return res, err
+}
+
+// Enqueue publishes a job to DB_JOBS and returns where it is.
+func (s *Service) Enqueue(ctx context.Context, subject string, body any) (*messages.JobAccepted, error) {
+	id := nuid.Next()
+	var data []byte
+	var err error
+	switch b := body.(type) {
+	case *messages.VacuumRequest:
+		cp := *b
+		cp.Async, cp.JobID = false, id
+		data, err = json.Marshal(cp)
+	case *messages.StatsRequest:
+		cp := *b
+		cp.JobID = id
+		data, err = json.Marshal(cp)
+	default:
+		return nil, fmt.Errorf("enqueue %T", body)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ack, err := s.js.Publish(ctx, s.cfg.Subjects.Of(subject), data, jetstream.WithMsgID(id))
+	if err != nil {
+		return nil, fmt.Errorf("enqueue job: %w", err)
+	}
+	return &messages.JobAccepted{JobID: id, Stream: ack.Stream, Sequence: ack.Sequence}, nil
+}
+
+// vacuum runs one VACUUM under the target's lock and stores its result.
+// It returns *errLocked, without a result, when another run holds the lock;
+// a request error (bad table, FULL refused) before anything ran; or the stored
+// result, whose status says whether VACUUM succeeded. An error storing the
+// result is returned with the result: the caller must not ack.
+func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job jetstream.Msg) (*messages.VacuumResult, error) {
+	if req.Full && !s.cfg.AllowFull {
+		return nil, messages.Errorf(messages.CodeForbidden, "VACUUM FULL is disabled by configuration (MAINT_ALLOW_FULL)")
+	}
+	timeout := s.cfg.VacuumTimeout
+	if req.TimeoutMS != nil {
+		if *req.TimeoutMS <= 0 {
+			return nil, messages.BadRequest("timeout_ms", "timeout_ms must be positive")
+		}
+		if *req.TimeoutMS < timeout.Milliseconds() {
+			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
+		}
+	}
+	t, err := s.resolve(ctx, req.Schema, req.Table)
+	if err != nil {
+		return nil, err
+	}
+	runID := nuid.Next()
+	owner := s.cfg.WorkerID + "/" + runID
+	got, err := s.state.AcquireLock(ctx, t.lockKey(), owner, s.cfg.LockTTL)
+	if err != nil {
+		return nil, state.AsError(fmt.Errorf("take maintenance lock: %w", err)) // fail closed: no lock, no run
+	}
+	if !got.Acquired {
+		return nil, &errLocked{holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := s.state.ReleaseLock(rctx, t.lockKey(), owner); err != nil {
+			s.log.Warn().Err(err).Str("lock", t.lockKey()).Msg("release maintenance lock")
+		}
+	}()
+
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancelRun(nil) // runs before bg.Wait: stops the helpers
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		s.keepLock(runCtx, cancelRun, t.lockKey(), owner)
+	}()
+	if job != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			s.keepJob(runCtx, job)
+		}()
+	}
+
+	res := &messages.VacuumResult{RunID: runID, JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table, StartedAt: time.Now().UTC()}
+	out, before, after, runErr := s.runVacuum(runCtx, t, req, timeout, res.RunID, &bg)
+	if cause := context.Cause(runCtx); runErr != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		runErr = cause
+	}
+	res.FinishedAt = time.Now().UTC()
+	res.DurationMS = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+	res.Output, res.Before, res.After = out, before, after
+	res.Status = messages.StatusOK
+	if runErr != nil {
+		res.Status = messages.StatusFailed
+		res.Error = pgexec.AsError(runErr)
+	}
+	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Str("target", t.lockKey()).Str("status", res.Status).
+		Int64("duration_ms", res.DurationMS).Msg("vacuum")
+	return res, s.storeVacuum(context.WithoutCancel(ctx), res)
+}
+
+// keepLock refreshes the maintenance lock every third of its TTL; a lost lock
+// cancels the run (fail closed).
+func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key, owner string) {
+	t := time.NewTicker(s.cfg.LockTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := s.state.RefreshLock(ctx, key, owner, s.cfg.LockTTL)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || !res.Refreshed {
+				s.log.Error().Err(err).Str("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
+				cancel(messages.Errorf(messages.CodeUnavailable, "maintenance lock lost during the run"))
+				return
+			}
+		}
+	}
+}
+
+// keepJob tells JetStream the job is still being worked on, every third of
+// AckWait, so a long VACUUM is not redelivered.
+func (s *Service) keepJob(ctx context.Context, job jetstream.Msg) {
+	t := time.NewTicker(s.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := job.InProgress(); err != nil {
+				s.log.Warn().Err(err).Msg("in-progress ack")
+			}
+		}
+	}
+}
+
+// runVacuum opens a dedicated connection and runs VACUUM on it, outside any
+// transaction, capturing server notices (VERBOSE) and sending progress events.
+func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumRequest, timeout time.Duration, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
+	var mu sync.Mutex
+	cc := s.pg.Pool().Config().ConnConfig.Copy()
+	cc.RuntimeParams["application_name"] = "dbworker/" + s.cfg.WorkerID + "/vacuum"
+	cc.RuntimeParams["lock_timeout"] = fmt.Sprint(s.cfg.LockTimeout.Milliseconds())
+	cc.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
+	cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		line := n.Message
+		if n.Detail != "" {
+			line += "\n" + n.Detail
+		}
+		mu.Lock()
+		output = append(output, line)
+		mu.Unlock()
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("connect for vacuum: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), "."); len(major) >= 2 && major >= "14" {
+		// A worker that dies mid-run must not leave its VACUUM running.
+		_, _ = conn.Exec(ctx, "SET client_connection_check_interval = 1000")
+	}
+	before, err = s.snapshot(ctx, t)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	progCtx, stopProgress := context.WithCancel(ctx)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		s.reportProgress(progCtx, conn.PgConn().PID(), runID)
+	}()
+	if s.cfg.BeforeVacuumSQL != "" {
+		if _, err := conn.Exec(ctx, s.cfg.BeforeVacuumSQL); err != nil {
+			stopProgress()
+			return nil, before, nil, err
+		}
+	}
+	_, err = conn.Exec(ctx, vacuumSQL(t, req))
+	stopProgress()
+	s.publishProgress(messages.VacuumProgress{RunID: runID, Phase: "done", Done: true})
+	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		return output, before, nil, err
+	}
+	after, err = s.snapshot(ctx, t)
+	mu.Lock()
+	defer mu.Unlock()
+	return output, before, after, err
+}
+
+// vacuumSQL builds the VACUUM statement: options from the request, the table
+// as found in the catalog, quoted.
+func vacuumSQL(t target, req *messages.VacuumRequest) string {
+	analyze := req.Analyze == nil || *req.Analyze
+	skipLocked := req.SkipLocked == nil || *req.SkipLocked
+	opts := []string{
+		fmt.Sprintf("ANALYZE %t", analyze),
+		fmt.Sprintf("FULL %t", req.Full),
+		fmt.Sprintf("VERBOSE %t", req.Verbose),
+		fmt.Sprintf("SKIP_LOCKED %t", skipLocked),
+	}
+	q := "VACUUM (" + strings.Join(opts, ", ") + ")"
+	if !t.database() {
+		q += " " + pgx.Identifier{t.schema, t.table}.Sanitize()
+	}
+	return q
+}
+
+func (s *Service) snapshot(ctx context.Context, t target) (*messages.VacuumSnapshot, error) {
+	var snap messages.VacuumSnapshot
+	conn, err := s.pg.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, clearStatsSnapshot); err != nil {
+		return nil, err
+	}
+	if t.database() {
+		err = conn.QueryRow(ctx, databaseSnapshotQuery).Scan(&snap.DeadRows, &snap.TableBytes)
+	} else {
+		err = conn.QueryRow(ctx, snapshotQuery, t.oid).Scan(&snap.DeadRows, &snap.TableBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read table figures: %w", err)
+	}
+	return &snap, nil
+}
+
+// reportProgress publishes pg_stat_progress_vacuum for the VACUUM's backend
+// every ProgressInterval until ctx ends.
+func (s *Service) reportProgress(ctx context.Context, pid uint32, runID string) {
+	t := time.NewTicker(s.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := messages.VacuumProgress{RunID: runID}
+		err := s.pg.Pool().QueryRow(ctx, progressQuery, int32(pid)).Scan(&p.Phase, &p.HeapBlksTotal, &p.HeapBlksScanned, &p.HeapBlksVacuumed, &p.IndexVacuumCount)
+		if errors.Is(err, pgx.ErrNoRows) {
+			p.Phase = "waiting"
+		} else if err != nil {
+			continue
+		}
+		s.publishProgress(p)
+	}
+}
+
+// publishProgress sends a progress event, best effort.
+func (s *Service) publishProgress(p messages.VacuumProgress) {
+	body, err := json.Marshal(p)
+	if err == nil {
+		_ = s.nc.Publish(s.cfg.Subjects.VacuumProgress(p.RunID), body)
+	}
+}
+
+// storeVacuum writes a run's result to DB_VACUUM (deduplicated by run id) and
+// records where it went.
+func (s *Service) storeVacuum(ctx context.Context, res *messages.VacuumResult) error {
+	body, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ack, err := s.js.Publish(ctx, s.cfg.Subjects.VacuumResults(res.Schema, res.Table), body, jetstream.WithMsgID(res.RunID))
+	if err != nil {
+		return fmt.Errorf("store vacuum result %s: %w", res.RunID, err)
+	}
+	res.Stream, res.Sequence = ack.Stream, ack.Sequence
+	return nil
+}
