@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 var workerBin string
@@ -114,4 +117,77 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatalf("worker did not exit after draining; logs:\n%s", &logs)
 	}
 	require.Contains(t, logs.String(), "drained")
+}
+
+// TestKilledWorkerJobIsRedone: a worker killed during a VACUUM leaves its job
+// unacked and its lock to expire; another worker then runs the job once.
+func TestKilledWorkerJobIsRedone(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	prefix := testenv.NewRedisPrefix(t)
+	ctx := context.Background()
+	pg.Exec(t, "CREATE TABLE k (x int); INSERT INTO k SELECT generate_series(1, 1000)")
+
+	// Hold a lock VACUUM must wait for, so the run lasts until we let go.
+	blocker, err := pgx.Connect(ctx, pg.URL)
+	require.NoError(t, err)
+	defer blocker.Close(ctx)
+	tx, err := blocker.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE k IN SHARE UPDATE EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	start := func(id string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(workerBin)
+		cmd.Env = append(os.Environ(), "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
+			"DEPLOYMENT_MODE=distributed", "REDIS_URL="+testenv.RedisURL(), "STATE_KEY_PREFIX="+prefix,
+			"MAINT_LOCK_TTL=2s", "MAINT_ACK_WAIT=2s", "MAINT_LOCK_TIMEOUT=60s", "MAINT_SCHEMAS="+pg.Schema, "LOG_LEVEL=debug")
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd, &logs
+	}
+	a, aLogs := start("a-" + pg.Schema)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := js.Stream(ctx, "DB_JOBS")
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "worker a did not set up the streams: %s", aLogs)
+	_, err = js.Publish(ctx, "db.vacuum.jobs", []byte(`{"table":"k","skip_locked":false}`), jetstream.WithMsgID("job-k-1"))
+	require.NoError(t, err)
+
+	watch, err := pgx.Connect(ctx, pg.URL)
+	require.NoError(t, err)
+	defer watch.Close(ctx)
+	vacuuming := func(app string) bool {
+		var n int
+		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'VACUUM%'", app).Scan(&n)
+		return err == nil && n > 0
+	}
+	require.Eventually(t, func() bool { return vacuuming("dbworker/a-" + pg.Schema + "/vacuum") }, 20*time.Second, 20*time.Millisecond, "logs: %s", aLogs)
+	require.NoError(t, a.Process.Kill())
+	_ = a.Wait()
+	require.NoError(t, tx.Commit(ctx))
+
+	_, bLogs := start("b-" + pg.Schema)
+	stream, err := js.Stream(ctx, "DB_VACUUM")
+	require.NoError(t, err)
+	var res messages.VacuumResult
+	require.Eventually(t, func() bool {
+		msg, err := stream.GetLastMsgForSubject(ctx, "db.vacuum.results."+pg.Schema+".k")
+		return err == nil && json.Unmarshal(msg.Data, &res) == nil
+	}, 30*time.Second, 100*time.Millisecond, "no result; worker b logs:\n%s", bLogs)
+	require.Equal(t, messages.StatusOK, res.Status, "%+v", res)
+	require.Equal(t, "job-k-1", res.JobID)
+	require.Equal(t, "b-"+pg.Schema, res.WorkerID)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.State.Msgs, "exactly one result: the killed run stored none")
+	require.Eventually(t, func() bool {
+		jobs, err := js.Stream(ctx, "DB_JOBS")
+		return err == nil && jobs.CachedInfo().State.Msgs == 0
+	}, 10*time.Second, 50*time.Millisecond, "the job is acked")
 }
