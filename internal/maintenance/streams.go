@@ -9,9 +9,10 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
-// StreamConfigs returns the three streams as this configuration wants them.
-func (s *Service) StreamConfigs() []jetstream.StreamConfig {
-	p := s.cfg.Subjects.Prefix()
+// StreamConfigs returns the three streams as cfg wants them.
+func StreamConfigs(cfg Config) []jetstream.StreamConfig {
+	cfg.withDefaults()
+	p := cfg.Subjects.Prefix()
 	results := func(name, subject, desc string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name:              name,
@@ -19,10 +20,10 @@ func (s *Service) StreamConfigs() []jetstream.StreamConfig {
 			Subjects:          []string{p + subject},
 			Retention:         jetstream.LimitsPolicy,
 			Storage:           jetstream.FileStorage,
-			MaxAge:            s.cfg.ResultsMaxAge,
-			MaxMsgsPerSubject: s.cfg.ResultsMaxPerSubject,
-			Replicas:          s.cfg.Replicas,
-			Duplicates:        s.cfg.DuplicateWindow,
+			MaxAge:            cfg.ResultsMaxAge,
+			MaxMsgsPerSubject: cfg.ResultsMaxPerSubject,
+			Replicas:          cfg.Replicas,
+			Duplicates:        cfg.DuplicateWindow,
 			Discard:           jetstream.DiscardOld,
 		}
 	}
@@ -32,22 +33,31 @@ func (s *Service) StreamConfigs() []jetstream.StreamConfig {
 		{
 			Name:        StreamJobs,
 			Description: "maintenance jobs, each taken by one worker",
-			Subjects:    []string{s.cfg.Subjects.Of(subjects.DBVacuumJobs), s.cfg.Subjects.Of(subjects.DBStatsJobs)},
+			Subjects:    []string{cfg.Subjects.Of(subjects.DBVacuumJobs), cfg.Subjects.Of(subjects.DBStatsJobs)},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
-			Replicas:    s.cfg.Replicas,
-			Duplicates:  s.cfg.DuplicateWindow,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.DuplicateWindow,
 		},
 	}
+}
+
+// EnsureStreams creates or updates the three streams, idempotently. Workers
+// and publishers both call it, so either may start first.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	for _, sc := range StreamConfigs(cfg) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
 }
 
 // setupStreams creates or updates the streams and the durable jobs consumer,
 // idempotently, and returns the consumer.
 func (s *Service) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
-	for _, sc := range s.StreamConfigs() {
-		if _, err := s.js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("create or update stream %s: %w", sc.Name, err)
-		}
+	if err := EnsureStreams(ctx, s.js, s.cfg); err != nil {
+		return nil, err
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable:       ConsumerJobs,

@@ -190,6 +190,7 @@ func (s *Service) keepJob(ctx context.Context, job jetstream.Msg) {
 // runVacuum opens a dedicated connection and runs VACUUM on it, outside any
 // transaction, capturing server notices (VERBOSE) and sending progress events.
 func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumRequest, timeout time.Duration, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
+	jobID := req.JobID
 	var mu sync.Mutex
 	cc := s.pg.Pool().Config().ConnConfig.Copy()
 	cc.RuntimeParams["application_name"] = "dbworker/" + s.cfg.WorkerID + "/vacuum"
@@ -221,7 +222,7 @@ func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumR
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		s.reportProgress(progCtx, conn.PgConn().PID(), runID)
+		s.reportProgress(progCtx, conn.PgConn().PID(), runID, jobID)
 	}()
 	if s.cfg.BeforeVacuumSQL != "" {
 		if _, err := conn.Exec(ctx, s.cfg.BeforeVacuumSQL); err != nil {
@@ -231,7 +232,7 @@ func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumR
 	}
 	_, err = conn.Exec(ctx, vacuumSQL(t, req))
 	stopProgress()
-	s.publishProgress(messages.VacuumProgress{RunID: runID, Phase: "done", Done: true})
+	s.publishProgress(messages.VacuumProgress{RunID: runID, JobID: jobID, Phase: "done", Done: true})
 	if err != nil {
 		mu.Lock()
 		defer mu.Unlock()
@@ -284,7 +285,7 @@ func (s *Service) snapshot(ctx context.Context, t target) (*messages.VacuumSnaps
 
 // reportProgress publishes pg_stat_progress_vacuum for the VACUUM's backend
 // every ProgressInterval until ctx ends.
-func (s *Service) reportProgress(ctx context.Context, pid uint32, runID string) {
+func (s *Service) reportProgress(ctx context.Context, pid uint32, runID, jobID string) {
 	t := time.NewTicker(s.cfg.ProgressInterval)
 	defer t.Stop()
 	for {
@@ -293,7 +294,7 @@ func (s *Service) reportProgress(ctx context.Context, pid uint32, runID string) 
 			return
 		case <-t.C:
 		}
-		p := messages.VacuumProgress{RunID: runID}
+		p := messages.VacuumProgress{RunID: runID, JobID: jobID}
 		err := s.pg.Pool().QueryRow(ctx, progressQuery, int32(pid)).Scan(&p.Phase, &p.HeapBlksTotal, &p.HeapBlksScanned, &p.HeapBlksVacuumed, &p.IndexVacuumCount)
 		if errors.Is(err, pgx.ErrNoRows) {
 			p.Phase = "waiting"

@@ -125,6 +125,7 @@ type JobAccepted struct {
 // VacuumProgress is an event on db.vacuum.progress.<run_id>.
 type VacuumProgress struct {
 	RunID            string `json:"run_id"`
+	JobID            string `json:"job_id,omitempty"`
 	Phase            string `json:"phase"`
 	HeapBlksTotal    int64  `json:"heap_blks_total"`
 	HeapBlksScanned  int64  `json:"heap_blks_scanned"`
