@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,7 +18,6 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
-	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
 
@@ -46,18 +44,7 @@ func stateBackends() *state.Registry {
 
 // NewMain returns a program for cfg, logging as cfg says.
 func NewMain(cfg *config.Config) *Main {
-	return &Main{Config: cfg, Log: newLogger(cfg)}
-}
-
-func newLogger(cfg *config.Config) zerolog.Logger {
-	level, _ := zerolog.ParseLevel(strings.ToLower(cfg.LogLevel))
-	var l zerolog.Logger
-	if cfg.LogFormat == "console" {
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
-	} else {
-		l = zerolog.New(os.Stderr)
-	}
-	return l.Level(level).With().Timestamp().Logger()
+	return &Main{Config: cfg, Log: cfg.Logger()}
 }
 
 // Run connects to NATS (starting an embedded server when configured) and
@@ -65,10 +52,8 @@ func newLogger(cfg *config.Config) zerolog.Logger {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	m.Log.Info().Object("config", cfg).Str("version", worker.Version).Msg("starting")
-	subs, err := subjects.New(cfg.SubjectPrefix)
-	if err != nil {
-		return err
-	}
+	subs := cfg.Subjects()
+	var err error
 	if cfg.NATSEmbedded {
 		opts, err := natsserver.OptionsFromURL(cfg.NATSURL)
 		if err != nil {
@@ -161,40 +146,11 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 func (m *Main) connectNATS() (*nats.Conn, error) {
-	cfg := m.Config
-	url := cfg.NATSURL
+	url := ""
 	if m.embedded != nil {
 		url = m.embedded.ClientURL()
 	}
-	opts := []nats.Option{
-		nats.Name("dbworker/" + cfg.WorkerID),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			m.Log.Warn().Err(err).Msg("nats disconnected")
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			m.Log.Info().Str("server", nc.ConnectedServerId()).Msg("nats reconnected")
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			ev := m.Log.Error().Err(err)
-			if sub != nil {
-				ev = ev.Str("subject", sub.Subject)
-			}
-			ev.Msg("nats async error")
-		}),
-	}
-	if cfg.NATSUser != "" {
-		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
-	}
-	if cfg.NATSCredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", config.RedactURL(url), err)
-	}
-	return nc, nil
+	return m.Config.ConnectNATS("dbworker/"+m.Config.WorkerID, url, m.Log)
 }
 
 // Close drains the worker, then closes NATS, the pool and the embedded server.

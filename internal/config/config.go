@@ -21,7 +21,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
-	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
 // Execute modes of db.execute.
@@ -41,6 +40,9 @@ const (
 // Config is the worker's configuration. Every field is read from the variable
 // named in its envconfig tag.
 type Config struct {
+	Client
+	Streams
+
 	// PostgresURL is a full connection URL. When empty the URL is built from the
 	// POSTGRES_HOST/PORT/DATABASE/USER/PASSWORD parts.
 	PostgresURL      string `envconfig:"POSTGRES_URL" desc:"PostgreSQL connection URL; overrides the POSTGRES_HOST.. parts"`
@@ -58,13 +60,8 @@ type Config struct {
 	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" default:"true" desc:"create the pgvector extension at start when allowed"`
 	SchemaDir       string `envconfig:"POSTGRES_SCHEMA_DIR" desc:"folder of .sql files applied once each at start, tracked in dbworker_schema_migrations"`
 
-	NATSURL         string  `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma separated"`
-	NATSUser        string  `envconfig:"NATS_USER" desc:"NATS user"`
-	NATSPassword    string  `envconfig:"NATS_PASSWORD" desc:"NATS password (never logged)"`
-	NATSCredsFile   string  `envconfig:"NATS_CREDS" desc:"NATS credentials file"`
 	NATSEmbedded    bool    `envconfig:"NATS_EMBEDDED" default:"false" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
 	NATSEmbeddedDir string  `envconfig:"NATS_EMBEDDED_STORE_DIR" desc:"JetStream store of the embedded server (default: a folder under the OS temp dir)"`
-	SubjectPrefix   string  `envconfig:"SUBJECT_PREFIX" desc:"prefix of every subject, e.g. prod."`
 	ServiceName     string  `envconfig:"SERVICE_NAME" default:"dbworker" desc:"micro service name (nats micro ls)"`
 	QueueGroup      string  `envconfig:"QUEUE_GROUP" default:"dbworker" desc:"queue group shared by the pool of workers"`
 	WorkerID        string  `envconfig:"WORKER_ID" desc:"this worker's id (default: hostname-pid)"`
@@ -80,22 +77,15 @@ type Config struct {
 	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" default:"30s" desc:"cap on an acquire's wait_ms"`
 	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" default:"24h" desc:"embedding TTL when a set names none; 0 keeps them"`
 
-	MaintSchemas         []string  `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
-	MaintConcurrency     int       `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
-	MaintLockTTL         Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
-	MaintAckWait         Seconds   `envconfig:"MAINT_ACK_WAIT" default:"60s" desc:"a job without progress for this long is redelivered"`
-	MaintMaxDeliver      int       `envconfig:"MAINT_MAX_DELIVER" default:"10" desc:"deliveries of a job at most"`
-	MaintBackOff         []Seconds `envconfig:"MAINT_BACKOFF" desc:"redelivery delays, e.g. 30s,1m,5m (fewer than MAINT_MAX_DELIVER)"`
-	MaintAllowFull       bool      `envconfig:"MAINT_ALLOW_FULL" default:"false" desc:"allow VACUUM FULL"`
-	MaintLockTimeout     Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" default:"5s" desc:"VACUUM's lock_timeout"`
-	MaintVacuumTimeout   Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
-	JSReplicas           int       `envconfig:"JS_REPLICAS" default:"1" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM (3 in a cluster)"`
-	ResultsMaxAge        Seconds   `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long DB_STATS and DB_VACUUM keep results"`
-	ResultsMaxPerSubject int64     `envconfig:"RESULTS_MAX_PER_SUBJECT" default:"1000" desc:"results kept per table in DB_STATS and DB_VACUUM"`
-	JobsDuplicateWindow  Seconds   `envconfig:"JOBS_DUPLICATE_WINDOW" default:"10m" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
-
-	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
-	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+	MaintSchemas       []string  `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
+	MaintConcurrency   int       `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
+	MaintLockTTL       Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
+	MaintAckWait       Seconds   `envconfig:"MAINT_ACK_WAIT" default:"60s" desc:"a job without progress for this long is redelivered"`
+	MaintMaxDeliver    int       `envconfig:"MAINT_MAX_DELIVER" default:"10" desc:"deliveries of a job at most"`
+	MaintBackOff       []Seconds `envconfig:"MAINT_BACKOFF" desc:"redelivery delays, e.g. 30s,1m,5m (fewer than MAINT_MAX_DELIVER)"`
+	MaintAllowFull     bool      `envconfig:"MAINT_ALLOW_FULL" default:"false" desc:"allow VACUUM FULL"`
+	MaintLockTimeout   Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" default:"5s" desc:"VACUUM's lock_timeout"`
+	MaintVacuumTimeout Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
 
 	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
 	MaxRows             int     `envconfig:"DB_MAX_ROWS" default:"10000" desc:"cap on max_rows; also the default when a request names none"`
@@ -128,11 +118,7 @@ func (s Seconds) D() time.Duration { return time.Duration(s) }
 // validates it.
 func Load() (*Config, error) {
 	var c Config
-	if err := envconfig.Process("", &c); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s=%q: %v", pe.KeyName, pe.Value, pe.Err)
-		}
+	if err := process(&c); err != nil {
 		return nil, err
 	}
 	c.withDefaults()
@@ -140,6 +126,18 @@ func Load() (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// process reads the environment into v, reporting a bad value as one line.
+func process(v any) error {
+	if err := envconfig.Process("", v); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s=%q: %v", pe.KeyName, pe.Value, pe.Err)
+		}
+		return err
+	}
+	return nil
 }
 
 func (c *Config) withDefaults() {
@@ -182,12 +180,8 @@ func (c *Config) Validate() error {
 	if c.PoolRecycle.D() <= 0 {
 		bad("POSTGRES_POOL_RECYCLE", "must be positive, got %s", c.PoolRecycle.D())
 	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "must not be empty")
-	}
-	if _, err := subjects.New(c.SubjectPrefix); err != nil {
-		bad("SUBJECT_PREFIX", "%v", err)
-	}
+	c.Client.validate(bad)
+	c.Streams.validate(bad)
 	if c.MaxConcurrent < 1 {
 		bad("WORKER_MAX_CONCURRENT", "must be at least 1, got %d", c.MaxConcurrent)
 	}
@@ -196,12 +190,6 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		bad("SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout.D())
-	}
-	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
-		bad("LOG_LEVEL", "must be trace, debug, info, warn or error, got %q", c.LogLevel)
-	}
-	if c.LogFormat != "json" && c.LogFormat != "console" {
-		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
 	}
 	switch c.ExecuteMode {
 	case ExecuteReadWrite, ExecuteReadOnly, ExecuteDisabled:
@@ -233,17 +221,13 @@ func (c *Config) Validate() error {
 		bad("MAINT_CONCURRENCY", "must not be negative, got %d", c.MaintConcurrency)
 	}
 	for name, d := range map[string]Seconds{"MAINT_LOCK_TTL": c.MaintLockTTL, "MAINT_ACK_WAIT": c.MaintAckWait,
-		"MAINT_LOCK_TIMEOUT": c.MaintLockTimeout, "MAINT_VACUUM_TIMEOUT": c.MaintVacuumTimeout,
-		"RESULTS_MAX_AGE": c.ResultsMaxAge, "JOBS_DUPLICATE_WINDOW": c.JobsDuplicateWindow} {
+		"MAINT_LOCK_TIMEOUT": c.MaintLockTimeout, "MAINT_VACUUM_TIMEOUT": c.MaintVacuumTimeout} {
 		if d.D() <= 0 {
 			bad(name, "must be positive, got %s", d.D())
 		}
 	}
 	if c.MaintMaxDeliver < 1 || len(c.MaintBackOff) >= c.MaintMaxDeliver && len(c.MaintBackOff) > 0 {
 		bad("MAINT_MAX_DELIVER", "must be at least 1 and above the number of MAINT_BACKOFF steps, got %d", c.MaintMaxDeliver)
-	}
-	if c.JSReplicas < 1 || c.JSReplicas > 5 {
-		bad("JS_REPLICAS", "must be 1 to 5, got %d", c.JSReplicas)
 	}
 	if c.MaxRows < 1 {
 		bad("DB_MAX_ROWS", "must be at least 1, got %d", c.MaxRows)
@@ -343,12 +327,17 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Dur("max_statement_timeout", c.MaxStatementTimeout.D())
 }
 
-// Usage writes every variable with its default and description.
-func Usage(w io.Writer) error {
-	var c Config
+// Usage writes every variable of the worker's configuration with its
+// default and description.
+func Usage(w io.Writer) error { return usage(w, &Config{}) }
+
+// PublisherUsage does the same for the publisher.
+func PublisherUsage(w io.Writer) error { return usage(w, &Publisher{}) }
+
+func usage(w io.Writer, c any) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tDESCRIPTION")
-	if err := envconfig.Usagef("", &c, tw, "{{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"); err != nil {
+	if err := envconfig.Usagef("", c, tw, "{{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"); err != nil {
 		return err
 	}
 	return tw.Flush()

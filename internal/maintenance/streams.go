@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,6 +49,24 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 	for _, sc := range StreamConfigs(cfg) {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// CreateMissingStreams creates the streams that do not exist yet and leaves
+// existing ones as the workers configured them.
+func CreateMissingStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	for _, sc := range StreamConfigs(cfg) {
+		_, err := js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = js.CreateStream(ctx, sc)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				err = nil // created meanwhile by someone else
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil

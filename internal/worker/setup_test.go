@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
@@ -35,6 +36,7 @@ type options struct {
 	maxConcurrent int
 	extra         []endpoint
 	state         func(t *testing.T) state.Backend // default: memory
+	maintenance   bool
 }
 
 type bundle struct {
@@ -89,8 +91,12 @@ func (b *bundle) startWorker(t *testing.T, id string, o options) (*pgexec.Client
 			b.state = mem
 		}
 	}
-	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second},
-		Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})})
+	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})}
+	if o.maintenance {
+		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger}, wnc, cl, b.state)
+		require.NoError(t, err)
+	}
+	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra
 	require.NoError(t, w.Start(ctx))

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+)
+
+// Client holds what every dbworker program needs to reach NATS and to log:
+// the worker and the publisher embed it.
+type Client struct {
+	NATSURL       string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma separated"`
+	NATSUser      string `envconfig:"NATS_USER" desc:"NATS user"`
+	NATSPassword  string `envconfig:"NATS_PASSWORD" desc:"NATS password (never logged)"`
+	NATSCredsFile string `envconfig:"NATS_CREDS" desc:"NATS credentials file"`
+	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" desc:"prefix of every subject, e.g. prod."`
+	LogLevel      string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
+	LogFormat     string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+}
+
+func (c *Client) validate(bad func(name, format string, args ...any)) {
+	if c.NATSURL == "" {
+		bad("NATS_URL", "must not be empty")
+	}
+	if _, err := subjects.New(c.SubjectPrefix); err != nil {
+		bad("SUBJECT_PREFIX", "%v", err)
+	}
+	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
+		bad("LOG_LEVEL", "must be trace, debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
+	}
+}
+
+// Subjects returns the subject names under SUBJECT_PREFIX (validated).
+func (c *Client) Subjects() subjects.Subjects {
+	s, _ := subjects.New(c.SubjectPrefix)
+	return s
+}
+
+// Logger returns a logger on stderr as LOG_LEVEL and LOG_FORMAT say.
+func (c *Client) Logger() zerolog.Logger {
+	level, _ := zerolog.ParseLevel(strings.ToLower(c.LogLevel))
+	var l zerolog.Logger
+	if c.LogFormat == "console" {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(level).With().Timestamp().Logger()
+}
+
+// ConnectNATS connects to url (NATS_URL unless another is given) as name,
+// reconnecting forever and logging disconnections.
+func (c *Client) ConnectNATS(name, url string, log zerolog.Logger) (*nats.Conn, error) {
+	if url == "" {
+		url = c.NATSURL
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", nc.ConnectedServerId()).Msg("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Error().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("nats async error")
+		}),
+	}
+	if c.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword))
+	}
+	if c.NATSCredsFile != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(url), err)
+	}
+	return nc, nil
+}
+
+// Streams holds the JetStream settings workers and publishers must agree on.
+type Streams struct {
+	JSReplicas           int     `envconfig:"JS_REPLICAS" default:"1" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM (3 in a cluster)"`
+	ResultsMaxAge        Seconds `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long DB_STATS and DB_VACUUM keep results"`
+	ResultsMaxPerSubject int64   `envconfig:"RESULTS_MAX_PER_SUBJECT" default:"1000" desc:"results kept per table in DB_STATS and DB_VACUUM"`
+	JobsDuplicateWindow  Seconds `envconfig:"JOBS_DUPLICATE_WINDOW" default:"10m" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
+}
+
+func (s *Streams) validate(bad func(name, format string, args ...any)) {
+	if s.JSReplicas < 1 || s.JSReplicas > 5 {
+		bad("JS_REPLICAS", "must be 1 to 5, got %d", s.JSReplicas)
+	}
+	if s.ResultsMaxAge.D() <= 0 {
+		bad("RESULTS_MAX_AGE", "must be positive, got %s", s.ResultsMaxAge.D())
+	}
+	if s.ResultsMaxPerSubject < 1 {
+		bad("RESULTS_MAX_PER_SUBJECT", "must be at least 1, got %d", s.ResultsMaxPerSubject)
+	}
+	if s.JobsDuplicateWindow.D() <= 0 {
+		bad("JOBS_DUPLICATE_WINDOW", "must be positive, got %s", s.JobsDuplicateWindow.D())
+	}
+}
+
+// Publisher is the publisher's configuration.
+type Publisher struct {
+	Client
+	Streams
+	SchedulesFile string `envconfig:"SCHEDULES_FILE" default:"schedules.yaml" desc:"the schedules the daemon publishes"`
+}
+
+// LoadPublisher reads the publisher's configuration from the environment.
+func LoadPublisher() (*Publisher, error) {
+	var p Publisher
+	if err := process(&p); err != nil {
+		return nil, err
+	}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	p.Client.validate(bad)
+	p.Streams.validate(bad)
+	if err := joinLine(errs); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
