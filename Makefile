@@ -27,6 +27,10 @@ build: ## build bin/worker and bin/publisher
 run: services build ## run a worker against the local services
 	./$(BIN)/worker
 
+.PHONY: run-publisher
+run-publisher: build ## run the maintenance scheduler (schedules.yaml) against NATS_URL
+	./$(BIN)/publisher run
+
 .PHONY: run-embedded
 run-embedded: build ## run a worker with an embedded nats-server on NATS_URL's address
 	@SKIP_NATS=1 bash scripts/ensure-services.sh
