@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 )
@@ -33,24 +32,6 @@ func TestStartServesJetStream(t *testing.T) {
 	require.NoError(t, err)
 	_, err = js.AccountInfo()
 	require.NoError(t, err)
-}
-
-// TestShippedConfig loads the repository's nats-server.conf with the server's
-// own parser and runs a server from it.
-func TestShippedConfig(t *testing.T) {
-	opts, err := server.ProcessConfigFile("../../nats-server.conf")
-	require.NoError(t, err)
-	require.True(t, opts.JetStream)
-	require.EqualValues(t, 8<<20, opts.MaxPayload)
-	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, -1
-	opts.StoreDir = t.TempDir()
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	require.NoError(t, err)
-	go s.Start()
-	defer s.Shutdown()
-	require.True(t, s.ReadyForConnections(10*time.Second))
-	require.True(t, s.JetStreamEnabled())
 }
 
 func TestStartFailsFastOnATakenPort(t *testing.T) {
