@@ -1,0 +1,136 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/pkg/client"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+func TestEveryOperation(t *testing.T) {
+	ctx := context.Background()
+	c := client.New(nc)
+
+	h, err := c.Health(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "healthy", h.Status)
+
+	row, err := c.Insert(ctx, "users", map[string]any{"email": "op@x"})
+	require.NoError(t, err)
+	require.NotNil(t, row["id"])
+	n, err := c.Update(ctx, "users", map[string]any{"active": false}, "email = :e", map[string]any{"e": "op@x"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	res, err := c.Query(ctx, "SELECT email, active FROM users WHERE email = ?", []any{"op@x"})
+	require.NoError(t, err)
+	var rows []struct {
+		Email  string
+		Active bool
+	}
+	require.NoError(t, res.Scan(&rows))
+	require.Equal(t, "op@x", rows[0].Email)
+	require.False(t, rows[0].Active)
+
+	_, err = c.Tx(ctx, client.Statement{SQL: "INSERT INTO users (email) VALUES ('tx@x')"}, client.Statement{SQL: "SELECT 1/0"})
+	var e *client.Error
+	require.True(t, errors.As(err, &e))
+	require.Equal(t, "22012", e.SQLState)
+	require.EqualValues(t, 1, *e.FailedIndex)
+
+	lock, err := c.AcquireLock(ctx, "op:lock", "me", time.Minute, 0)
+	require.NoError(t, err)
+	require.True(t, lock.Acquired)
+	st, err := c.LockStatus(ctx, "op:lock")
+	require.NoError(t, err)
+	require.Equal(t, "me", st.Owner)
+	ref, err := c.RefreshLock(ctx, "op:lock", "me", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ref.Refreshed)
+	rel, err := c.ReleaseLock(ctx, "op:lock", "me")
+	require.NoError(t, err)
+	require.True(t, rel.Released)
+
+	require.NoError(t, c.SetEmbedding(ctx, "h1", []float32{1, 2}, 0))
+	vs, err := c.MGetEmbeddings(ctx, []string{"h1", "h2"})
+	require.NoError(t, err)
+	require.Equal(t, [][]float32{{1, 2}, nil}, vs)
+	v, hit, err := c.GetEmbedding(ctx, "h1")
+	require.NoError(t, err)
+	require.True(t, hit)
+	require.Equal(t, []float32{1, 2}, v)
+
+	require.NoError(t, c.KVSet(ctx, "cfg", map[string]int{"a": 1}, time.Minute))
+	var cfg map[string]int
+	found, err := c.KVGet(ctx, "cfg", &cfg)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, 1, cfg["a"])
+	cnt, err := c.KVIncr(ctx, "cnt", 5)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, cnt)
+	deleted, err := c.KVDelete(ctx, "cfg")
+	require.NoError(t, err)
+	require.True(t, deleted)
+
+	stats, err := c.Stats(ctx, messages.StatsRequest{Table: "users"})
+	require.NoError(t, err)
+	require.Equal(t, "users", stats.Tables[0].Table)
+	vac, err := c.Vacuum(ctx, messages.VacuumRequest{Table: "users"})
+	require.NoError(t, err)
+	require.Equal(t, "ok", vac.Status)
+	job, err := c.VacuumAsync(ctx, messages.VacuumRequest{Table: "users"})
+	require.NoError(t, err)
+	require.Equal(t, "DB_JOBS", job.Stream)
+}
+
+func TestDeadlineIsTheTimeout(t *testing.T) {
+	c := client.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Query(ctx, "SELECT pg_sleep(3)", nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 2*time.Second)
+}
+
+func TestNoWorker(t *testing.T) {
+	c := client.New(nc, client.WithPrefix("nobody"))
+	_, err := c.Health(context.Background())
+	require.ErrorIs(t, err, client.ErrNoWorker)
+}
+
+func TestLockerRefreshesAndReportsLoss(t *testing.T) {
+	ctx := context.Background()
+	c := client.New(nc)
+	l, err := c.Lock(ctx, "op:locker", "", 600*time.Millisecond, 0)
+	require.NoError(t, err)
+	require.NotEmpty(t, l.Owner())
+	require.Positive(t, l.Token())
+	// Held well past its TTL (time passing is the point of this wait): the
+	// background refresh keeps it.
+	<-time.After(1500 * time.Millisecond)
+	st, err := c.LockStatus(ctx, "op:locker")
+	require.NoError(t, err)
+	require.Equal(t, l.Owner(), st.Owner)
+	select {
+	case <-l.Lost():
+		t.Fatal(l.Err())
+	default:
+	}
+	// Someone force-releases it (here: its own owner, behind its back): the
+	// next refresh is refused and Lost closes.
+	_, err = c.ReleaseLock(ctx, "op:locker", l.Owner())
+	require.NoError(t, err)
+	select {
+	case <-l.Lost():
+		require.ErrorContains(t, l.Err(), "not_held")
+	case <-time.After(3 * time.Second):
+		t.Fatal("loss not reported")
+	}
+	require.Error(t, l.Unlock(ctx), "releasing a lost lock says so")
+}
