@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
@@ -32,6 +35,7 @@ type Main struct {
 	pg       *pgexec.Client
 	state    state.Backend
 	w        *worker.Worker
+	http     *http.Server
 }
 
 // stateBackends are the state backends a worker can be configured with.
@@ -103,6 +107,8 @@ func (m *Main) Run(ctx context.Context) error {
 		DefaultTimeout: cfg.StatementTimeout.D(),
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),
 	})
+	reg := metrics.New()
+	reg.WatchPool(m.pg.Pool())
 	concurrency := cfg.MaintConcurrency
 	backoff := make([]time.Duration, len(cfg.MaintBackOff))
 	for i, d := range cfg.MaintBackOff {
@@ -125,6 +131,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ResultsMaxPerSubject: cfg.ResultsMaxPerSubject,
 		DuplicateWindow:      cfg.JobsDuplicateWindow.D(),
 		Logger:               m.Log,
+		Metrics:              reg,
 	}, m.nc, m.pg, m.state)
 	if err != nil {
 		return err
@@ -138,11 +145,28 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DrainTimeout:    cfg.ShutdownTimeout.D(),
 		Logger:          m.Log,
+		Metrics:         reg,
 	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint})
 	if err != nil {
 		return err
 	}
-	return m.w.Start(ctx)
+	if err := m.w.Start(ctx); err != nil {
+		return err
+	}
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
+		m.http = &http.Server{Handler: m.w.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.Log.Error().Err(err).Msg("http listener")
+			}
+		}()
+		m.Log.Info().Str("addr", ln.Addr().String()).Msg("serving /healthz, /readyz and /metrics")
+	}
+	return nil
 }
 
 func (m *Main) connectNATS() (*nats.Conn, error) {
@@ -161,6 +185,11 @@ func (m *Main) Close() error {
 		if err := m.w.Stop(context.Background()); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = m.http.Shutdown(ctx)
+		cancel()
 	}
 	if m.nc != nil {
 		m.nc.Close()

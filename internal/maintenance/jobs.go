@@ -161,6 +161,7 @@ func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *
 	now := time.Now().UTC()
 	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table,
 		Status: messages.StatusSkipped, StartedAt: now, FinishedAt: now, Holder: el.holder}
+	s.cfg.Metrics.MaintenanceRun("vacuum", messages.StatusSkipped)
 	s.log.Info().Str("job_id", req.JobID).Str("target", t.lockKey()).Str("holder", el.holder).Msg("vacuum job skipped: target locked")
 	return s.storeVacuum(ctx, res)
 }
@@ -184,6 +185,7 @@ func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
+	s.cfg.Metrics.MaintenanceRun("job", messages.StatusFailed)
 	s.log.Warn().Str("job_id", res.JobID).Str("error", me.Message).Msg("job terminated")
 	_ = msg.TermWithReason(me.Message)
 }

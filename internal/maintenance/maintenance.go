@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -101,6 +102,8 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives a line per run.
 	Logger zerolog.Logger
+	// Metrics, when set, counts runs by kind and status.
+	Metrics *metrics.Metrics
 
 	// BeforeVacuumSQL, when set, runs on the VACUUM connection just before
 	// VACUUM. Tests use it (SELECT pg_sleep(1)) to make runs last; leave it

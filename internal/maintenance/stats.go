@@ -96,9 +96,11 @@ func (s *Service) Stats(ctx context.Context, req *messages.StatsRequest) (*messa
 	}
 	if req.Publish == nil || *req.Publish {
 		if err := s.storeStats(ctx, res); err != nil {
+			s.cfg.Metrics.MaintenanceRun("stats", messages.StatusFailed)
 			return nil, err
 		}
 	}
+	s.cfg.Metrics.MaintenanceRun("stats", messages.StatusOK)
 	return res, nil
 }
 

@@ -142,6 +142,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		res.Status = messages.StatusFailed
 		res.Error = pgexec.AsError(runErr)
 	}
+	s.cfg.Metrics.MaintenanceRun("vacuum", res.Status)
 	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Str("target", t.lockKey()).Str("status", res.Status).
 		Int64("duration_ms", res.DurationMS).Msg("vacuum")
 	return res, s.storeVacuum(context.WithoutCancel(ctx), res)

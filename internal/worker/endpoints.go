@@ -16,10 +16,19 @@ func (w *Worker) endpoints() []endpoint {
 		{name: "execute", subject: subjects.DBExecute, description: "run SQL: query, one, many, script, tx, insert, update", handle: w.handleExecute},
 		{name: "health", subject: subjects.DBHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
 		{name: "ratelimit", subject: subjects.StateRateLimit, description: "exact sliding-window rate limits", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
-			return w.deps.State.RateLimit(ctx, req)
+			res, err := w.deps.State.RateLimit(ctx, req)
+			if err == nil {
+				w.cfg.Metrics.RateLimit(res.Allowed)
+			}
+			return res, err
 		}, nil)},
-		{name: "lock", subject: subjects.StateLock, description: "locks with owners, TTLs and fencing tokens", handle: jsonHandler(w.deps.State.Lock,
-			func(r *messages.LockRequest) string { return r.Op })},
+		{name: "lock", subject: subjects.StateLock, description: "locks with owners, TTLs and fencing tokens", handle: jsonHandler(func(ctx context.Context, req *messages.LockRequest) (any, error) {
+			res, err := w.deps.State.Lock(ctx, req)
+			if err == nil {
+				w.cfg.Metrics.Lock(req.Op, lockOutcome(res))
+			}
+			return res, err
+		}, func(r *messages.LockRequest) string { return r.Op })},
 		{name: "kv", subject: subjects.StateKV, description: "JSON values with TTLs and counters", handle: jsonHandler(w.deps.State.KV,
 			func(r *messages.KVRequest) string { return r.Op })},
 		{name: "embedding", subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: jsonHandler(w.deps.State.Embedding,
@@ -33,6 +42,33 @@ func (w *Worker) endpoints() []endpoint {
 		)
 	}
 	return append(eps, w.extra...)
+}
+
+// lockOutcome names a lock answer for the metrics.
+func lockOutcome(res any) string {
+	switch r := res.(type) {
+	case messages.LockAcquireResult:
+		if r.Acquired {
+			return "acquired"
+		}
+		return "held_by_other"
+	case messages.LockReleaseResult:
+		if r.Released {
+			return "released"
+		}
+		return r.Reason
+	case messages.LockRefreshResult:
+		if r.Refreshed {
+			return "refreshed"
+		}
+		return r.Reason
+	case messages.LockStatusResult:
+		if r.Held {
+			return "held"
+		}
+		return "free"
+	}
+	return "unknown"
 }
 
 // jsonHandler decodes a request strictly into Req, runs call and encodes its

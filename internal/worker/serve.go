@@ -82,7 +82,9 @@ func badJSON(err error) error {
 func (w *Worker) dispatch(ep endpoint) micro.HandlerFunc {
 	return func(req micro.Request) {
 		w.inFlight.Add(1)
+		w.cfg.Metrics.InFlight(1)
 		w.pool.Go(func() {
+			defer w.cfg.Metrics.InFlight(-1)
 			defer w.inFlight.Add(-1)
 			w.serve(ep, req)
 		})
@@ -139,7 +141,13 @@ func (w *Worker) serve(ep endpoint, req micro.Request) {
 	if reply.Subject != "" {
 		err = w.deps.NATS.PublishMsg(reply)
 	}
-	w.stats.record(ep.name, me, time.Since(start))
+	took := time.Since(start)
+	w.stats.record(ep.name, me, took)
+	code := "OK"
+	if me != nil {
+		code = string(me.Code)
+	}
+	w.cfg.Metrics.Request(ep.name, code, took.Seconds())
 	w.logRequest(ep, req, r, me, err, time.Since(start))
 }
 

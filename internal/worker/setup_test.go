@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
@@ -96,7 +97,9 @@ func (b *bundle) startWorker(t *testing.T, id string, o options) (*pgexec.Client
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger}, wnc, cl, b.state)
 		require.NoError(t, err)
 	}
-	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second}, deps)
+	reg := metrics.New()
+	reg.WatchPool(cl.Pool())
+	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second, Metrics: reg}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra
 	require.NoError(t, w.Start(ctx))

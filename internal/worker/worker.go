@@ -27,6 +27,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -63,6 +64,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Logger receives one line per request at debug and one per error.
 	Logger zerolog.Logger
+	// Metrics, when set, receives every request's outcome.
+	Metrics *metrics.Metrics
 }
 
 // Deps are the connections a worker serves with. The worker does not close them.

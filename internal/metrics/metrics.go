@@ -1,0 +1,105 @@
+// Package metrics defines dbworker's Prometheus metrics on a registry of the
+// worker's own (no globals), with the Go runtime and process collectors.
+package metrics
+
+import (
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the worker's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	inFlight    prometheus.Gauge
+	maintenance *prometheus.CounterVec
+	locks       *prometheus.CounterVec
+	rateLimits  *prometheus.CounterVec
+}
+
+// New registers every metric on a new registry.
+func New() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dbworker_requests_total", Help: "Requests answered, by endpoint and code (OK on success).",
+	}, []string{"endpoint", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "dbworker_request_duration_seconds", Help: "Time from receipt to answer, by endpoint and code.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"endpoint", "code"})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "dbworker_requests_in_flight", Help: "Requests being handled or waiting for the worker's pool.",
+	})
+	m.maintenance = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dbworker_maintenance_runs_total", Help: "Maintenance runs by kind (vacuum, stats) and status (ok, failed, skipped).",
+	}, []string{"kind", "status"})
+	m.locks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dbworker_lock_operations_total", Help: "state.lock operations by op and outcome.",
+	}, []string{"op", "outcome"})
+	m.rateLimits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dbworker_ratelimit_checks_total", Help: "state.ratelimit checks by outcome (allowed, denied).",
+	}, []string{"outcome"})
+	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.maintenance, m.locks, m.rateLimits,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Request records one answered request.
+func (m *Metrics) Request(endpoint, code string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(endpoint, code).Inc()
+	m.duration.WithLabelValues(endpoint, code).Observe(seconds)
+}
+
+// InFlight moves the in-flight gauge.
+func (m *Metrics) InFlight(delta float64) {
+	if m != nil {
+		m.inFlight.Add(delta)
+	}
+}
+
+// MaintenanceRun records a run's outcome.
+func (m *Metrics) MaintenanceRun(kind, status string) {
+	if m != nil {
+		m.maintenance.WithLabelValues(kind, status).Inc()
+	}
+}
+
+// Lock records a lock operation's outcome.
+func (m *Metrics) Lock(op, outcome string) {
+	if m != nil {
+		m.locks.WithLabelValues(op, outcome).Inc()
+	}
+}
+
+// RateLimit records a check's outcome.
+func (m *Metrics) RateLimit(allowed bool) {
+	if m == nil {
+		return
+	}
+	outcome := "denied"
+	if allowed {
+		outcome = "allowed"
+	}
+	m.rateLimits.WithLabelValues(outcome).Inc()
+}
+
+// WatchPool exports the pool's connection counts.
+func (m *Metrics) WatchPool(pool *pgxpool.Pool) {
+	gauge := func(name, help string, f func(*pgxpool.Stat) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(pool.Stat()) })
+	}
+	m.Registry.MustRegister(
+		gauge("dbworker_pg_pool_total_connections", "Open connections of the PostgreSQL pool.", func(s *pgxpool.Stat) float64 { return float64(s.TotalConns()) }),
+		gauge("dbworker_pg_pool_idle_connections", "Idle connections of the pool.", func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) }),
+		gauge("dbworker_pg_pool_acquired_connections", "Connections in use.", func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }),
+		gauge("dbworker_pg_pool_max_connections", "The pool's maximum.", func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dbworker_pg_pool_empty_acquire_total", Help: "Acquires that had to wait for a connection."},
+			func() float64 { return float64(pool.Stat().EmptyAcquireCount()) }),
+	)
+}
