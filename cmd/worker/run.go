@@ -101,11 +101,20 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")
 	embeddingTTL := cfg.EmbeddingTTL.D()
 	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), EmbeddingTTL: &embeddingTTL})
+	var named map[string]pgexec.NamedQuery
+	if cfg.NamedQueriesFile != "" {
+		if named, err = pgexec.LoadNamedQueries(cfg.NamedQueriesFile); err != nil {
+			return err
+		}
+		m.Log.Info().Int("queries", len(named)).Bool("adhoc_sql", cfg.AllowAdHocSQL).Msg("named queries loaded")
+	}
 	exec := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
 		Mode:           cfg.ExecuteMode,
 		MaxRows:        cfg.MaxRows,
 		DefaultTimeout: cfg.StatementTimeout.D(),
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),
+		NamedQueries:   named,
+		NamedOnly:      !cfg.AllowAdHocSQL,
 	})
 	reg := metrics.New()
 	reg.WatchPool(m.pg.Pool())

@@ -89,6 +89,8 @@ type Config struct {
 	MaintVacuumTimeout Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
 
 	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
+	NamedQueriesFile    string  `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
+	AllowAdHocSQL       bool    `envconfig:"DB_ALLOW_ADHOC" default:"true" desc:"false allows only named queries on db.execute (an allowlist)"`
 	MaxRows             int     `envconfig:"DB_MAX_ROWS" default:"10000" desc:"cap on max_rows; also the default when a request names none"`
 	StatementTimeout    Seconds `envconfig:"DB_STATEMENT_TIMEOUT" default:"30s" desc:"statement timeout when a request names none"`
 	MaxStatementTimeout Seconds `envconfig:"DB_MAX_STATEMENT_TIMEOUT" default:"300s" desc:"cap on a request's timeout_ms"`
@@ -229,6 +231,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaintMaxDeliver < 1 || len(c.MaintBackOff) >= c.MaintMaxDeliver && len(c.MaintBackOff) > 0 {
 		bad("MAINT_MAX_DELIVER", "must be at least 1 and above the number of MAINT_BACKOFF steps, got %d", c.MaintMaxDeliver)
+	}
+	if !c.AllowAdHocSQL && c.NamedQueriesFile == "" {
+		bad("DB_ALLOW_ADHOC", "false needs DB_NAMED_QUERIES: with neither, db.execute could run nothing")
 	}
 	if c.MaxRows < 1 {
 		bad("DB_MAX_ROWS", "must be at least 1, got %d", c.MaxRows)

@@ -74,6 +74,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"MAINT_ACK_WAIT":           {"-1s", "MAINT_ACK_WAIT"},
 		"MAINT_BACKOFF":            {"1s,2s,3s,4s,5s,6s,7s,8s,9s,10s", "MAINT_MAX_DELIVER"},
 		"JS_REPLICAS":              {"7", "JS_REPLICAS"},
+		"DB_ALLOW_ADHOC":           {"false", "DB_NAMED_QUERIES"},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {

@@ -39,6 +39,10 @@ type ExecutorConfig struct {
 	DefaultTimeout time.Duration
 	// MaxTimeout caps timeout_ms. Defaults to 5m.
 	MaxTimeout time.Duration
+	// NamedQueries are run by name ({"query":"<name>"}).
+	NamedQueries map[string]NamedQuery
+	// NamedOnly refuses everything but named queries (an allowlist).
+	NamedOnly bool
 }
 
 // Executor carries out db.execute requests: it binds JSON parameters by the
@@ -79,6 +83,10 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 	if e.cfg.Mode == ModeDisabled {
 		return nil, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
 	}
+	req, namedReadOnly, err := e.resolveNamed(req)
+	if err != nil {
+		return nil, err
+	}
 	op := req.Op
 	if op == "" {
 		op = messages.OpQuery
@@ -107,7 +115,7 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
 		}
 	}
-	readOnly := e.cfg.Mode == ModeReadOnly || req.ReadOnly
+	readOnly := e.cfg.Mode == ModeReadOnly || req.ReadOnly || namedReadOnly
 	if err := e.validate(op, req, readOnly); err != nil {
 		return nil, err
 	}

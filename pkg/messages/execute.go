@@ -23,6 +23,8 @@ const (
 type ExecuteRequest struct {
 	Op  string `json:"op,omitempty"`
 	SQL string `json:"sql,omitempty"`
+	// Query names a configured named query to run instead of SQL.
+	Query string `json:"query,omitempty"`
 	// Params is a JSON object (binds :name) or array (binds $n or ?).
 	Params json.RawMessage `json:"params,omitempty"`
 	// ParamsList holds one Params per item of a "many" request.
