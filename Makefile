@@ -37,9 +37,14 @@ run-embedded: build ## run a worker with an embedded nats-server on NATS_URL's a
 	./$(BIN)/worker -embedded
 
 .PHONY: test
-test: services ## vet, then every test with the race detector against real services
+test: services ## vet, every test with the race detector, then the nats CLI walkthrough
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	bash scripts/cli-walkthrough.sh
+
+.PHONY: cli-walkthrough
+cli-walkthrough: ## run docs/nats-cli.md with the real nats CLI against a fresh worker
+	bash scripts/cli-walkthrough.sh
 
 .PHONY: lint
 lint: ## gofmt and go vet

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs the walkthrough of docs/nats-cli.md with the real nats CLI against a
+# real worker (with an embedded nats-server on a free port, over a schema of
+# its own), and fails on any unexpected answer. `make cli-walkthrough` and CI
+# run it; it needs PostgreSQL (make services) and Go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NATS_CLI_VERSION=v0.5.0
+export PATH="$PATH:$(go env GOPATH)/bin"
+if ! nats --version 2>/dev/null | grep -q "${NATS_CLI_VERSION#v}"; then
+  echo "cli-walkthrough: installing the nats CLI $NATS_CLI_VERSION" >&2
+  go install "github.com/nats-io/natscli/nats@$NATS_CLI_VERSION"
+fi
+go build -o bin/ ./cmd/worker ./cmd/publisher
+
+pg=${POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
+schema="walk_$$"
+port=""
+for p in $(seq 14222 14322); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || { echo "cli-walkthrough: no free port" >&2; exit 1; }
+export NATS_URL="nats://127.0.0.1:$port"
+tmp=$(mktemp -d)
+worker_pid=""
+cleanup() {
+  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
+  psql -q "$pg" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+psql -q "$pg" -c "CREATE SCHEMA $schema" >/dev/null
+sep='?'; case "$pg" in *\?*) sep='&';; esac
+POSTGRES_URL="$pg${sep}search_path=$schema,public" NATS_EMBEDDED=true NATS_EMBEDDED_STORE_DIR="$tmp/js" \
+  MAINT_SCHEMAS="$schema" LOG_LEVEL=warn ./bin/worker >"$tmp/worker.log" 2>&1 &
+worker_pid=$!
+for _ in $(seq 1 100); do
+  nats req db.health '' >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+failures=0
+# expect DESCRIPTION PATTERN COMMAND...: runs COMMAND, checks its output holds PATTERN.
+expect() {
+  local what=$1 pattern=$2; shift 2
+  local out
+  out=$("$@" 2>&1) || true
+  if grep -qF -- "$pattern" <<<"$out"; then
+    printf 'ok    %s\n' "$what"
+  else
+    printf 'FAIL  %s\n      wanted: %s\n      got:    %s\n' "$what" "$pattern" "$(head -c 600 <<<"$out")"
+    failures=$((failures + 1))
+  fi
+}
+# tty runs a command that insists on a terminal (nats stream view).
+tty() { script -qec "$*" /dev/null </dev/null; }
+
+expect "micro ls lists the service"        'dbworker'                    nats micro ls
+expect "micro info shows db.execute"       'db.execute'                  nats micro info dbworker
+expect "db.execute select 1"               '"rows":[{"x":1}]'            nats req db.execute '{"sql":"select 1 as x"}'
+expect "db.execute script"                 '"commands":["CREATE TABLE","INSERT 0 3"]' \
+  nats req db.execute '{"op":"script","sql":"CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE); INSERT INTO users (email) VALUES ($$a@x$$), ($$b@x$$), ($$c@x$$)"}'
+expect "db.execute named params"           '"rows":[{"email":"b@x"}]'    nats req db.execute '{"sql":"SELECT email FROM users WHERE id = :id","params":{"id":2}}'
+expect "db.execute insert"                 '"row":{"id":4,"email":"d@x"}' nats req db.execute '{"op":"insert","table":"users","data":{"email":"d@x"}}'
+expect "db.execute unique violation"       '"sqlstate":"23505"'          nats req db.execute '{"op":"insert","table":"users","data":{"email":"d@x"}}'
+expect "db.health"                         '"status":"healthy"'          nats req db.health ''
+expect "ratelimit 1: allowed"              '"allowed":true,"remaining":1' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
+expect "ratelimit 2: allowed"              '"allowed":true,"remaining":0' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
+expect "ratelimit 3: denied"               '"allowed":false'             nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
+expect "lock acquire"                      '"acquired":true'             nats req state.lock '{"op":"acquire","key":"job:1","owner":"me","ttl_ms":30000}'
+expect "lock held by another"              '"acquired":false,"owner":"me"' nats req state.lock '{"op":"acquire","key":"job:1","owner":"you"}'
+expect "lock release by a non-owner"       '"reason":"not_owner"'        nats req state.lock '{"op":"release","key":"job:1","owner":"you"}'
+expect "lock release by its owner"         '"released":true'             nats req state.lock '{"op":"release","key":"job:1","owner":"me"}'
+expect "kv set"                            '"stored":true'               nats req state.kv '{"op":"set","key":"greeting","value":{"hello":"world"}}'
+expect "kv get"                            '"value":{"hello":"world"}'   nats req state.kv '{"op":"get","key":"greeting"}'
+expect "kv incr"                           '"value":3'                   nats req state.kv '{"op":"incr","key":"n","amount":3}'
+expect "embedding set"                     '"stored":1'                  nats req cache.embedding '{"op":"set","text":"hi","model":"m","vector":[0.5,1]}'
+expect "embedding get"                     '"hit":true'                  nats req cache.embedding '{"op":"get","text":"hi","model":"m"}'
+expect "db.stats"                          '"row_count"'                 nats req db.stats '{"table":"users"}'
+expect "db.vacuum"                         '"status":"ok"'               nats req db.vacuum '{"table":"users","verbose":true}'
+expect "db.vacuum unknown table"           '"code":"NOT_FOUND"'          nats req db.vacuum '{"table":"nope"}'
+expect "micro stats counts requests"       'execute'                     nats micro stats dbworker
+expect "stream ls shows the streams"       'DB_VACUUM'                   nats stream ls
+expect "stream view DB_VACUUM"             '"status":"ok"'               tty nats stream view DB_VACUUM
+expect "consumer info DB_JOBS maintenance" 'maintenance'                 nats consumer info DB_JOBS maintenance
+expect "publisher vacuum --wait"           '"status": "ok"'              ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s
+
+if [ "$failures" -gt 0 ]; then
+  echo "cli-walkthrough: $failures step(s) failed; worker log:" >&2
+  tail -n 30 "$tmp/worker.log" >&2
+  exit 1
+fi
+echo "cli-walkthrough: every step answered as documented"
