@@ -7,18 +7,48 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
 
+// checkReady asks a running worker's /readyz, for container health checks in
+// images without curl.
+func checkReady(addr string) int {
+	if addr == "" {
+		fmt.Fprintln(os.Stderr, "worker: -ready needs HTTP_ADDR")
+		return 2
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + addr + "/readyz")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker: not ready: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "worker: not ready: %s", body)
+		return 1
+	}
+	return 0
+}
+
 func main() {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	embedded := fs.Bool("embedded", false, "start an in-process nats-server with JetStream on NATS_URL's address (same as NATS_EMBEDDED=true)")
 	version := fs.Bool("version", false, "print the version and exit")
+	ready := fs.Bool("ready", false, "check /readyz on HTTP_ADDR and exit 0 when ready (a container health check)")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: worker [-embedded] [-version]\n\nServes db.execute, db.health and the other dbworker endpoints on NATS.\n\nFlags:\n")
@@ -40,6 +70,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "worker: invalid configuration: %v\n", err)
 		os.Exit(2)
+	}
+	if *ready {
+		os.Exit(checkReady(cfg.HTTPAddr))
 	}
 	if *embedded {
 		cfg.NATSEmbedded = true

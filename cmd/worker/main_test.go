@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,10 +71,19 @@ func TestSIGTERMDrains(t *testing.T) {
 	ns := testenv.NewNATS(t)
 	nc := testenv.Connect(t, ns)
 	id := "drain-" + pg.Schema
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	httpAddr := l.Addr().String()
+	l.Close()
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(),
-		"NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
+		"NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id, "HTTP_ADDR="+httpAddr,
 		"WORKER_MAX_CONCURRENT=4", "POSTGRES_POOL_SIZE=4", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug")
+	ready := func() error {
+		c := exec.Command(workerBin, "-ready")
+		c.Env = append(os.Environ(), "HTTP_ADDR="+httpAddr)
+		return c.Run()
+	}
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	require.NoError(t, cmd.Start())
@@ -82,6 +92,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		_, err := nc.Request("$SRV.PING.dbworker", nil, 200*time.Millisecond)
 		return err == nil
 	}, 20*time.Second, 50*time.Millisecond, "worker did not come up: %s", &logs)
+	require.Eventually(t, func() bool { return ready() == nil }, 10*time.Second, 50*time.Millisecond, "worker -ready: %s", &logs)
 
 	const n = 10
 	inbox := nc.NewRespInbox()
@@ -117,6 +128,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatalf("worker did not exit after draining; logs:\n%s", &logs)
 	}
 	require.Contains(t, logs.String(), "drained")
+	require.Error(t, ready(), "a stopped worker is not ready")
 }
 
 // TestKilledWorkerJobIsRedone: a worker killed during a VACUUM leaves its job
