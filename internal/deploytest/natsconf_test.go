@@ -20,6 +20,8 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
+	"github.com/jeeves-avionics/dbworker/pkg/client"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 var passwords = map[string]string{"worker": "w-secret", "client": "c-secret", "publisher": "p-secret", "ops": "o-secret"}
@@ -132,15 +134,16 @@ func TestRolePermissions(t *testing.T) {
 
 	// client: may request its endpoints, nothing else.
 	c := connectAs(t, s, "client")
-	msg, err := c.nc.Request("db.execute", []byte(`{"sql":"select 1 as x"}`), 5*time.Second)
+	cc := client.New(c.nc)
+	res, err := cc.Query(ctx, "select 1 as x", nil)
 	require.NoError(t, err)
-	require.Contains(t, string(msg.Data), `"rows":[{"x":1}]`)
-	msg, err = c.nc.Request("state.ratelimit", []byte(`{"key":"k","limit":1,"window_ms":1000}`), 5*time.Second)
+	require.JSONEq(t, `[{"x":1}]`, string(res.Rows))
+	rl, err := cc.RateLimit(ctx, "k", 1, time.Second)
 	require.NoError(t, err)
-	require.Contains(t, string(msg.Data), `"allowed":true`)
-	msg, err = c.nc.Request("db.vacuum", []byte(`{"table":"t"}`), 10*time.Second)
+	require.True(t, rl.Allowed)
+	vac, err := cc.Vacuum(ctx, messages.VacuumRequest{Table: "t"})
 	require.NoError(t, err)
-	require.Contains(t, string(msg.Data), `"status":"ok"`, "the worker may store the result")
+	require.Equal(t, "ok", vac.Status, "the worker may store the result")
 	c.refused(t, "client subscribing to db.>", "db.>", func() { _, _ = c.nc.SubscribeSync("db.>") })
 	c.refused(t, "client reading requests on db.execute", "db.execute", func() { _, _ = c.nc.SubscribeSync("db.execute") })
 	c.refused(t, "client publishing a job", "db.vacuum.jobs", func() { _ = c.nc.Publish("db.vacuum.jobs", []byte(`{}`)) })
@@ -168,7 +171,7 @@ func TestRolePermissions(t *testing.T) {
 
 	// ops: discovery and reading; nothing that changes anything.
 	o := connectAs(t, s, "ops")
-	msg, err = o.nc.Request("$SRV.INFO.dbworker", nil, 5*time.Second)
+	msg, err := o.nc.Request("$SRV.INFO.dbworker", nil, 5*time.Second)
 	require.NoError(t, err)
 	var info struct{ Name string }
 	require.NoError(t, json.Unmarshal(msg.Data, &info))
