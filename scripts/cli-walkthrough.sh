@@ -43,10 +43,18 @@ done
 
 failures=0
 # expect DESCRIPTION PATTERN COMMAND...: runs COMMAND, checks its output holds PATTERN.
+# Discovery commands (nats micro, nats stream ls) collect answers for a short
+# window; on a loaded machine a first try can come back empty, so those get
+# three tries. Every other command runs once: a retry could hide a wrong answer.
 expect() {
   local what=$1 pattern=$2; shift 2
-  local out
-  out=$("$@" 2>&1) || true
+  local out tries=1
+  case "$1 $2" in "nats micro"|"nats stream") tries=3;; esac
+  for _ in $(seq 1 "$tries"); do
+    out=$("$@" 2>&1) || true
+    grep -qF -- "$pattern" <<<"$out" && break
+    sleep 1
+  done
   if grep -qF -- "$pattern" <<<"$out"; then
     printf 'ok    %s\n' "$what"
   else
