@@ -42,6 +42,7 @@ for _ in $(seq 1 100); do
 done
 
 failures=0
+passes=0
 # expect DESCRIPTION PATTERN COMMAND...: runs COMMAND, checks its output holds PATTERN.
 # Discovery commands (nats micro, nats stream ls) collect answers for a short
 # window; on a loaded machine a first try can come back empty, so those get
@@ -57,6 +58,7 @@ expect() {
   done
   if grep -qF -- "$pattern" <<<"$out"; then
     printf 'ok    %s\n' "$what"
+    passes=$((passes + 1))
   else
     printf 'FAIL  %s\n      wanted: %s\n      got:    %s\n' "$what" "$pattern" "$(head -c 600 <<<"$out")"
     failures=$((failures + 1))
@@ -98,6 +100,6 @@ expect "publisher vacuum --wait"           '"status": "ok"'              ./bin/p
 if [ "$failures" -gt 0 ]; then
   echo "cli-walkthrough: $failures step(s) failed; worker log:" >&2
   tail -n 30 "$tmp/worker.log" >&2
-  exit 1
 fi
-echo "cli-walkthrough: every step answered as documented"
+echo "walkthrough: $passes passed, $failures failed"
+[ "$failures" -eq 0 ]
