@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/stretchr/testify/require"
 
@@ -120,4 +121,22 @@ func TestHealth(t *testing.T) {
 	require.EqualValues(t, 1, h.Worker.InFlight)
 	e := b.request(subjects.DBHealth, []byte(`{"x":1}`)).errorOf(t)
 	require.Equal(t, "BAD_REQUEST", e["code"])
+}
+
+// TestRequestID: a caller's Request-Id (or Nats-Msg-Id) names the request in
+// the worker's logs and comes back on the answer; without one the worker
+// makes one.
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for header, id := range map[string]string{"Request-Id": "req-123", "Nats-Msg-Id": "msg-456"} {
+		msg := nats.NewMsg(b.sub.Of(subjects.DBHealth))
+		msg.Header.Set(header, id)
+		reply, err := b.nc.RequestMsg(msg, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, id, reply.Header.Get("Request-Id"), header)
+	}
+	reply, err := b.nc.Request(b.sub.Of(subjects.DBHealth), nil, 5*time.Second)
+	require.NoError(t, err)
+	require.NotEmpty(t, reply.Header.Get("Request-Id"))
 }
