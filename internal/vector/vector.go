@@ -1,0 +1,491 @@
+// Package vector serves db.vector: collections of embeddings in pgvector
+// tables, with upsert, similarity search across collections, delete, stats
+// and index rebuilds.
+//
+// A collection is a table <schema>.<name> (id text primary key, content,
+// metadata jsonb, embedding vector(N)), listed with its dimension, metric and
+// index kind in <schema>.dbworker_collections. Names are checked against a
+// strict pattern and the catalog, and quoted; values are always bound.
+package vector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// Defaults and limits.
+const (
+	DimensionDefault = 384
+	MaxDimension     = 16000
+	MaxHNSWDimension = 2000
+	KDefault         = 10
+	MaxK             = 1000
+	MaxBatch         = 10000
+	catalogTable     = "dbworker_collections"
+)
+
+// Metrics and their pgvector operators and operator classes.
+var metrics = map[string]struct{ op, opclass string }{
+	"cosine": {"<=>", "vector_cosine_ops"},
+	"l2":     {"<->", "vector_l2_ops"},
+	"ip":     {"<#>", "vector_ip_ops"},
+}
+
+var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,47}$`)
+
+// Config configures a Service.
+type Config struct {
+	// Schema holds the collections. Defaults to public.
+	Schema string
+	// Dimension is a new collection's dimension when none is given.
+	// Defaults to 384 (PGVECTOR_DIMENSION).
+	Dimension int
+}
+
+// Service carries out db.vector requests.
+type Service struct {
+	pg  *pgexec.Client
+	cfg Config
+}
+
+// New returns a Service; Init creates its catalog table.
+func New(pg *pgexec.Client, cfg Config) *Service {
+	if cfg.Schema == "" {
+		cfg.Schema = "public"
+	}
+	if cfg.Dimension <= 0 {
+		cfg.Dimension = DimensionDefault
+	}
+	return &Service{pg: pg, cfg: cfg}
+}
+
+func (s *Service) ident(parts ...string) string {
+	return pgx.Identifier(append([]string{s.cfg.Schema}, parts...)).Sanitize()
+}
+
+// Init creates the collections catalog when missing. It fails when pgvector
+// is not installed.
+func (s *Service) Init(ctx context.Context) error {
+	if s.pg.PGVectorVersion() == "" {
+		return errors.New("pgvector is not installed in this database")
+	}
+	_, err := s.pg.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.cfg.Schema}.Sanitize()+`;
+		CREATE TABLE IF NOT EXISTS `+s.ident(catalogTable)+` (
+			name       text PRIMARY KEY,
+			dimension  int NOT NULL,
+			metric     text NOT NULL,
+			index_kind text NOT NULL,
+			created_at timestamptz NOT NULL DEFAULT now())`)
+	if err != nil {
+		return fmt.Errorf("create vector catalog: %w", err)
+	}
+	return nil
+}
+
+// Handle carries out one request.
+func (s *Service) Handle(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	if s.pg.PGVectorVersion() == "" {
+		return nil, messages.Errorf(messages.CodeUnavailable, "pgvector is not installed in this database")
+	}
+	switch req.Op {
+	case messages.OpCreateCollection:
+		return s.create(ctx, req)
+	case messages.OpUpsert:
+		return s.upsert(ctx, req)
+	case messages.OpSearch:
+		return s.search(ctx, req)
+	case messages.OpDelete:
+		return s.delete(ctx, req)
+	case messages.OpStats:
+		return s.stats(ctx, req)
+	case messages.OpRebuildIndex:
+		return s.rebuild(ctx, req)
+	case "":
+		return nil, messages.BadRequest("op", "op is required: create_collection, upsert, search, delete, stats or rebuild_index")
+	}
+	return nil, messages.BadRequest("op", "unknown op %q: use create_collection, upsert, search, delete, stats or rebuild_index", req.Op)
+}
+
+func checkName(field, name string) error {
+	if !nameRE.MatchString(name) {
+		return messages.BadRequest(field, "collection names are 1 to 48 of [a-z0-9_], starting with a letter or _; got %q", name)
+	}
+	return nil
+}
+
+// collection reads a collection's definition from the catalog.
+func (s *Service) collection(ctx context.Context, name string) (messages.Collection, error) {
+	if err := checkName("collection", name); err != nil {
+		return messages.Collection{}, err
+	}
+	c := messages.Collection{Name: name}
+	err := s.pg.Pool().QueryRow(ctx, `SELECT dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = $1`, name).
+		Scan(&c.Dimension, &c.Metric, &c.Index)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, messages.Errorf(messages.CodeNotFound, "collection %q does not exist", name)
+	}
+	return c, err
+}
+
+func (s *Service) create(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	if err := checkName("collection", req.Collection); err != nil {
+		return nil, err
+	}
+	c := messages.Collection{Name: req.Collection, Dimension: req.Dimension, Metric: req.Metric, Index: req.Index}
+	if c.Dimension == 0 {
+		c.Dimension = s.cfg.Dimension
+	}
+	if c.Metric == "" {
+		c.Metric = "cosine"
+	}
+	if c.Index == "" {
+		c.Index = "hnsw"
+	}
+	if _, ok := metrics[c.Metric]; !ok {
+		return nil, messages.BadRequest("metric", "metric must be cosine, l2 or ip, got %q", c.Metric)
+	}
+	switch {
+	case c.Dimension < 1 || c.Dimension > MaxDimension:
+		return nil, messages.BadRequest("dimension", "dimension must be 1 to %d, got %d", MaxDimension, c.Dimension)
+	case c.Index == "ivfflat":
+		return nil, messages.BadRequest("index", "an IVFFlat index needs data to train on: create the collection with hnsw or none, load it, then rebuild_index with index ivfflat")
+	case c.Index != "hnsw" && c.Index != "none":
+		return nil, messages.BadRequest("index", "index must be hnsw or none, got %q", c.Index)
+	case c.Index == "hnsw" && c.Dimension > MaxHNSWDimension:
+		return nil, messages.BadRequest("dimension", "an HNSW index takes at most %d dimensions; use index none", MaxHNSWDimension)
+	}
+	err := pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+		// Serialise creators of the same name.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "dbworker.vector."+c.Name); err != nil {
+			return err
+		}
+		var existing messages.Collection
+		err := tx.QueryRow(ctx, `SELECT dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = $1`, c.Name).
+			Scan(&existing.Dimension, &existing.Metric, &existing.Index)
+		if err == nil {
+			if existing.Dimension != c.Dimension || existing.Metric != c.Metric {
+				return messages.Errorf(messages.CodeConflict, "collection %q exists with dimension %d and metric %s", c.Name, existing.Dimension, existing.Metric)
+			}
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (
+			id         text PRIMARY KEY,
+			content    text,
+			metadata   jsonb NOT NULL DEFAULT '{}',
+			embedding  vector(%d),
+			created_at timestamptz NOT NULL DEFAULT now(),
+			updated_at timestamptz NOT NULL DEFAULT now())`, s.ident(c.Name), c.Dimension)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE INDEX ON `+s.ident(c.Name)+` USING gin (metadata jsonb_path_ops)`); err != nil {
+			return err
+		}
+		if c.Index == "hnsw" {
+			if _, err := tx.Exec(ctx, s.indexSQL(c, "hnsw", 0)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+s.ident(catalogTable)+` (name, dimension, metric, index_kind) VALUES ($1, $2, $3, $4)`,
+			c.Name, c.Dimension, c.Metric, c.Index)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.collection(ctx, c.Name)
+}
+
+// indexSQL builds the embedding index of a collection.
+func (s *Service) indexSQL(c messages.Collection, kind string, lists int) string {
+	idx := pgx.Identifier{c.Name + "_embedding_idx"}.Sanitize()
+	if kind == "ivfflat" {
+		return fmt.Sprintf(`CREATE INDEX %s ON %s USING ivfflat (embedding %s) WITH (lists = %d)`, idx, s.ident(c.Name), metrics[c.Metric].opclass, lists)
+	}
+	return fmt.Sprintf(`CREATE INDEX %s ON %s USING hnsw (embedding %s)`, idx, s.ident(c.Name), metrics[c.Metric].opclass)
+}
+
+// toVector checks a vector against the collection's dimension.
+func toVector(field string, v []float64, dim int) (*pgvector.Vector, error) {
+	if len(v) == 0 {
+		return nil, nil
+	}
+	if len(v) != dim {
+		return nil, messages.BadRequest(field, "the vector has %d dimensions; the collection has %d", len(v), dim)
+	}
+	f := make([]float32, len(v))
+	for i, x := range v {
+		f[i] = float32(x)
+		if math.IsNaN(x) || math.IsInf(float64(f[i]), 0) {
+			return nil, messages.BadRequest(field, "%s[%d] is not a finite float32", field, i)
+		}
+	}
+	vec := pgvector.NewVector(f)
+	return &vec, nil
+}
+
+// metadataObject checks that metadata, when given, is a JSON object.
+func metadataObject(field string, raw json.RawMessage) (string, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || s == "null" {
+		return "{}", nil
+	}
+	if s[0] != '{' {
+		return "", messages.BadRequest(field, "%s must be a JSON object", field)
+	}
+	return s, nil
+}
+
+func (s *Service) upsert(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	c, err := s.collection(ctx, req.Collection)
+	if err != nil {
+		return nil, err
+	}
+	items := req.Items
+	if len(items) == 0 {
+		if req.ID == "" {
+			return nil, messages.BadRequest("id", "upsert needs id (or items)")
+		}
+		items = []messages.VectorItem{{ID: req.ID, Vector: req.Vector, Content: req.Content, Metadata: req.Metadata}}
+	}
+	if len(items) > MaxBatch {
+		return nil, messages.BadRequest("items", "at most %d items at once, got %d", MaxBatch, len(items))
+	}
+	batch := &pgx.Batch{}
+	q := `INSERT INTO ` + s.ident(c.Name) + ` (id, content, metadata, embedding) VALUES ($1, $2, $3::jsonb, $4)
+		ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata,
+			embedding = EXCLUDED.embedding, updated_at = now()`
+	for i, it := range items {
+		field := fmt.Sprintf("items[%d]", i)
+		if it.ID == "" || len(it.ID) > 1024 {
+			return nil, messages.BadRequest(field+".id", "id must be 1 to 1024 bytes")
+		}
+		vec, err := toVector(field+".vector", it.Vector, c.Dimension)
+		if err != nil {
+			return nil, err
+		}
+		meta, err := metadataObject(field+".metadata", it.Metadata)
+		if err != nil {
+			return nil, err
+		}
+		batch.Queue(q, it.ID, it.Content, meta, vec)
+	}
+	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return messages.VectorUpsertResult{Upserted: len(items)}, nil
+}
+
+// score turns a distance into a similarity: 1 - distance for cosine, the
+// inner product for ip, 1 / (1 + distance) for l2.
+func score(metric string, d float64) float64 {
+	switch metric {
+	case "cosine":
+		return 1 - d
+	case "ip":
+		return -d
+	}
+	return 1 / (1 + d)
+}
+
+func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	names := req.Collections
+	if req.Collection != "" {
+		names = append([]string{req.Collection}, names...)
+	}
+	if len(names) == 0 {
+		return nil, messages.BadRequest("collection", "search needs collection or collections")
+	}
+	k := req.K
+	if k == 0 {
+		k = KDefault
+	}
+	if k < 1 || k > MaxK {
+		return nil, messages.BadRequest("k", "k must be 1 to %d, got %d", MaxK, k)
+	}
+	if req.EFSearch != 0 && (req.EFSearch < 1 || req.EFSearch > 1000) {
+		return nil, messages.BadRequest("ef_search", "ef_search must be 1 to 1000, got %d", req.EFSearch)
+	}
+	if req.Metric != "" {
+		if _, ok := metrics[req.Metric]; !ok {
+			return nil, messages.BadRequest("metric", "metric must be cosine, l2 or ip, got %q", req.Metric)
+		}
+	}
+	filter, err := metadataObject("filter", req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	matches := []messages.VectorMatch{}
+	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+		if req.EFSearch > 0 {
+			if _, err := tx.Exec(ctx, "SELECT set_config('hnsw.ef_search', $1, true)", fmt.Sprint(req.EFSearch)); err != nil {
+				return err
+			}
+		}
+		for _, name := range names {
+			c, err := s.collection(ctx, name)
+			if err != nil {
+				return err
+			}
+			vec, err := toVector("vector", req.Vector, c.Dimension)
+			if err != nil {
+				return err
+			}
+			if vec == nil {
+				return messages.BadRequest("vector", "search needs a vector")
+			}
+			metric := c.Metric
+			if req.Metric != "" {
+				metric = req.Metric
+			}
+			op := metrics[metric].op
+			// The filter is added only when given: an always-true condition
+			// still skews the planner's estimate away from the index.
+			q := `SELECT id, content, metadata, embedding ` + op + ` $1 AS distance FROM ` + s.ident(c.Name) + ` WHERE embedding IS NOT NULL`
+			args := []any{vec, k}
+			if filter != "{}" {
+				q += ` AND metadata @> $3::jsonb`
+				args = append(args, filter)
+			}
+			q += ` ORDER BY embedding ` + op + ` $1 LIMIT $2`
+			rows, err := tx.Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				m := messages.VectorMatch{Collection: c.Name}
+				var meta []byte
+				if err := rows.Scan(&m.ID, &m.Content, &meta, &m.Distance); err != nil {
+					rows.Close()
+					return err
+				}
+				m.Metadata = meta
+				m.Score = score(metric, m.Distance)
+				if req.MinSimilarity == nil || m.Score >= *req.MinSimilarity {
+					matches = append(matches, m)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(matches, func(i, j int) bool { return matches[i].Score > matches[j].Score })
+	if len(matches) > k {
+		matches = matches[:k]
+	}
+	return messages.VectorSearchResult{Matches: matches}, nil
+}
+
+func (s *Service) delete(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	c, err := s.collection(ctx, req.Collection)
+	if err != nil {
+		return nil, err
+	}
+	ids := req.IDs
+	if req.ID != "" {
+		ids = append(ids, req.ID)
+	}
+	if len(ids) == 0 {
+		return nil, messages.BadRequest("id", "delete needs id or ids")
+	}
+	tag, err := s.pg.Exec(ctx, `DELETE FROM `+s.ident(c.Name)+` WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	return messages.DeletedResult{Deleted: tag.RowsAffected()}, nil
+}
+
+func (s *Service) stats(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	c, err := s.collection(ctx, req.Collection)
+	if err != nil {
+		return nil, err
+	}
+	st := messages.VectorStats{Collection: c}
+	err = s.pg.Pool().QueryRow(ctx, `SELECT count(*), count(embedding) FROM `+s.ident(c.Name)).Scan(&st.Total, &st.Embedded)
+	if err != nil {
+		return nil, err
+	}
+	st.MissingEmbeddings = st.Total - st.Embedded
+	err = s.pg.Pool().QueryRow(ctx, `SELECT COALESCE(pg_relation_size(to_regclass($1)), 0), pg_size_pretty(COALESCE(pg_relation_size(to_regclass($1)), 0))`,
+		s.ident(c.Name+"_embedding_idx")).Scan(&st.IndexBytes, &st.IndexSize)
+	return st, err
+}
+
+func (s *Service) rebuild(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	c, err := s.collection(ctx, req.Collection)
+	if err != nil {
+		return nil, err
+	}
+	kind := req.Index
+	if kind == "" {
+		kind = c.Index
+	}
+	if kind == "none" {
+		kind = "hnsw"
+	}
+	if kind != "hnsw" && kind != "ivfflat" {
+		return nil, messages.BadRequest("index", "index must be hnsw or ivfflat, got %q", kind)
+	}
+	lists := 0
+	if kind == "ivfflat" {
+		var rows int64
+		if err := s.pg.Pool().QueryRow(ctx, `SELECT count(embedding) FROM `+s.ident(c.Name)).Scan(&rows); err != nil {
+			return nil, err
+		}
+		if rows == 0 {
+			return nil, messages.BadRequest("index", "an IVFFlat index needs data to train on; load the collection first")
+		}
+		lists = int(max(1, min(rows/1000, 10000)))
+	}
+	// Build the new index under another name, then swap, so searches keep an
+	// index until the new one is ready.
+	tmp := pgx.Identifier{c.Name + "_embedding_idx_new"}.Sanitize()
+	build := strings.Replace(s.indexSQL(c, kind, lists), pgx.Identifier{c.Name + "_embedding_idx"}.Sanitize(), tmp, 1)
+	build = strings.Replace(build, "CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
+	if _, err := s.pg.Exec(ctx, `DROP INDEX IF EXISTS `+pgx.Identifier{s.cfg.Schema, c.Name + "_embedding_idx_new"}.Sanitize()); err != nil {
+		return nil, err
+	}
+	if _, err := s.pg.Exec(ctx, build); err != nil {
+		return nil, err
+	}
+	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS `+s.ident(c.Name+"_embedding_idx")); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ALTER INDEX `+s.ident(c.Name+"_embedding_idx_new")+` RENAME TO `+pgx.Identifier{c.Name + "_embedding_idx"}.Sanitize()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+s.ident(catalogTable)+` SET index_kind = $2 WHERE name = $1`, c.Name, kind)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Fresh statistics, so the planner knows the table it now indexes.
+	if _, err := s.pg.Exec(ctx, `ANALYZE `+s.ident(c.Name)); err != nil {
+		return nil, err
+	}
+	return s.stats(ctx, &messages.VectorRequest{Collection: c.Name})
+}

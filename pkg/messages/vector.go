@@ -1,0 +1,79 @@
+package messages
+
+import "encoding/json"
+
+// Ops of db.vector.
+const (
+	OpCreateCollection = "create_collection"
+	OpUpsert           = "upsert"
+	OpSearch           = "search"
+	OpStats            = "stats"
+	OpRebuildIndex     = "rebuild_index"
+	// OpDelete is shared with the other endpoints.
+)
+
+// VectorRequest is the body of db.vector.
+type VectorRequest struct {
+	Op            string          `json:"op"`
+	Collection    string          `json:"collection,omitempty"`
+	Collections   []string        `json:"collections,omitempty"`
+	Dimension     int             `json:"dimension,omitempty"`
+	Metric        string          `json:"metric,omitempty"`
+	Index         string          `json:"index,omitempty"`
+	ID            string          `json:"id,omitempty"`
+	IDs           []string        `json:"ids,omitempty"`
+	Vector        []float64       `json:"vector,omitempty"`
+	Content       *string         `json:"content,omitempty"`
+	Metadata      json.RawMessage `json:"metadata,omitempty"`
+	Items         []VectorItem    `json:"items,omitempty"`
+	K             int             `json:"k,omitempty"`
+	MinSimilarity *float64        `json:"min_similarity,omitempty"`
+	Filter        json.RawMessage `json:"filter,omitempty"`
+	EFSearch      int             `json:"ef_search,omitempty"`
+}
+
+// VectorItem is one row of a bulk upsert.
+type VectorItem struct {
+	ID       string          `json:"id"`
+	Vector   []float64       `json:"vector"`
+	Content  *string         `json:"content,omitempty"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// Collection describes a vector collection.
+type Collection struct {
+	Name      string `json:"name"`
+	Dimension int    `json:"dimension"`
+	Metric    string `json:"metric"`
+	Index     string `json:"index"`
+}
+
+// VectorMatch is one search hit.
+type VectorMatch struct {
+	ID         string          `json:"id"`
+	Collection string          `json:"collection"`
+	Content    *string         `json:"content"`
+	Score      float64         `json:"score"`
+	Distance   float64         `json:"distance"`
+	Metadata   json.RawMessage `json:"metadata"`
+}
+
+// VectorSearchResult is the answer of search.
+type VectorSearchResult struct {
+	Matches []VectorMatch `json:"matches"`
+}
+
+// VectorUpsertResult is the answer of upsert.
+type VectorUpsertResult struct {
+	Upserted int `json:"upserted"`
+}
+
+// VectorStats is the answer of stats.
+type VectorStats struct {
+	Collection
+	Total             int64  `json:"total"`
+	Embedded          int64  `json:"embedded"`
+	MissingEmbeddings int64  `json:"missing_embeddings"`
+	IndexBytes        int64  `json:"index_bytes"`
+	IndexSize         string `json:"index_size"`
+}
