@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
+	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
@@ -21,6 +22,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
+	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
 
@@ -145,6 +147,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	graphs := graph.New(m.pg)
+	if err := graphs.Init(ctx); err != nil {
+		return fmt.Errorf("graph tables: %w", err)
+	}
+	var vectors *vector.Service
+	if m.pg.PGVectorVersion() != "" {
+		vectors = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension})
+		if err := vectors.Init(ctx); err != nil {
+			return err
+		}
+	} else {
+		m.Log.Warn().Msg("pgvector is not installed: db.vector is not served")
+	}
 	m.w, err = worker.New(worker.Config{
 		ID:              cfg.WorkerID,
 		ServiceName:     cfg.ServiceName,
@@ -155,7 +170,8 @@ func (m *Main) Run(ctx context.Context) error {
 		DrainTimeout:    cfg.ShutdownTimeout.D(),
 		Logger:          m.Log,
 		Metrics:         reg,
-	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint})
+	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
+		Vector: vectors, Graph: graphs})
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,9 @@ type Config struct {
 	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" default:"30s" desc:"cap on an acquire's wait_ms"`
 	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" default:"24h" desc:"embedding TTL when a set names none; 0 keeps them"`
 
+	VectorDimension int    `envconfig:"PGVECTOR_DIMENSION" default:"384" desc:"dimension of a new db.vector collection when none is given"`
+	VectorSchema    string `envconfig:"VECTOR_SCHEMA" default:"public" desc:"schema of the db.vector collections"`
+
 	MaintSchemas       []string  `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
 	MaintConcurrency   int       `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
 	MaintLockTTL       Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
@@ -219,6 +222,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EmbeddingTTL.D() < 0 {
 		bad("CACHE_EMBEDDING_TTL", "must not be negative, got %s", c.EmbeddingTTL.D())
+	}
+	if c.VectorDimension < 1 || c.VectorDimension > 16000 {
+		bad("PGVECTOR_DIMENSION", "must be 1 to 16000, got %d", c.VectorDimension)
 	}
 	if c.MaintConcurrency < 0 {
 		bad("MAINT_CONCURRENCY", "must not be negative, got %d", c.MaintConcurrency)

@@ -41,6 +41,14 @@ func (w *Worker) endpoints() []endpoint {
 			endpoint{name: "vacuum", subject: subjects.DBVacuum, description: "VACUUM one table or the database, one run per target, stored in DB_VACUUM", handle: jsonHandler(m.Vacuum, nil)},
 		)
 	}
+	if v := w.deps.Vector; v != nil {
+		eps = append(eps, endpoint{name: "vector", subject: subjects.DBVector, description: "pgvector collections: upsert, similarity search, stats",
+			handle: jsonHandler(v.Handle, func(r *messages.VectorRequest) string { return r.Op })})
+	}
+	if g := w.deps.Graph; g != nil {
+		eps = append(eps, endpoint{name: "graph", subject: subjects.DBGraph, description: "property graph: nodes, edges, neighbors, paths, subgraphs",
+			handle: jsonHandler(g.Handle, func(r *messages.GraphRequest) string { return r.Op })})
+	}
 	return append(eps, w.extra...)
 }
 

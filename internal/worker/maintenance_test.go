@@ -69,3 +69,33 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	require.Equal(t, "LOCKED", le["code"])
 	require.Contains(t, le["message"], "other-worker/run")
 }
+
+// TestVectorAndGraphEndpoints: db.vector and db.graph over NATS.
+func TestVectorAndGraphEndpoints(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.ok(`{"op":"create_collection","collection":"docs"}`, subjects.DBVector)
+	b.ok(`{"op":"upsert","collection":"docs","items":[{"id":"a","vector":[1,0,0],"content":"apples","metadata":{"lang":"en"}},{"id":"b","vector":[0,1,0]}]}`, subjects.DBVector)
+	res := b.ok(`{"op":"search","collection":"docs","vector":[1,0.1,0],"k":1,"filter":{"lang":"en"}}`, subjects.DBVector)
+	m := res["matches"].([]any)[0].(map[string]any)
+	require.Equal(t, "a", m["id"])
+	require.Equal(t, "apples", m["content"])
+	for body, code := range map[string]string{
+		`{"op":"search","collection":"docs","vector":[1,0]}`:             "BAD_REQUEST",
+		`{"op":"search","collection":"nope","vector":[1,0,0]}`:           "NOT_FOUND",
+		`{"op":"create_collection","collection":"x","metric":"jaccard"}`: "BAD_REQUEST",
+	} {
+		e := b.request(subjects.DBVector, []byte(body)).errorOf(t)
+		require.Equal(t, code, e["code"], body)
+	}
+
+	b.ok(`{"op":"add_node","node_id":"a","properties":{"x":1}}`, subjects.DBGraph)
+	b.ok(`{"op":"add_node","node_id":"b"}`, subjects.DBGraph)
+	b.ok(`{"op":"add_edge","from":"a","to":"b","edge_type":"knows"}`, subjects.DBGraph)
+	nb := b.ok(`{"op":"get_neighbors","node_id":"a"}`, subjects.DBGraph)
+	require.Len(t, nb["neighbors"], 1)
+	p := b.ok(`{"op":"find_path","from":"a","to":"b"}`, subjects.DBGraph)
+	require.Equal(t, true, p["found"])
+	e := b.request(subjects.DBGraph, []byte(`{"op":"add_edge","from":"a","to":"ghost"}`)).errorOf(t)
+	require.Equal(t, "NOT_FOUND", e["code"])
+}

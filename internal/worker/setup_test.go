@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
@@ -21,6 +22,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
+	"github.com/jeeves-avionics/dbworker/internal/vector"
 )
 
 func TestMain(m *testing.M) {
@@ -97,6 +99,10 @@ func (b *bundle) startWorker(t *testing.T, id string, o options) (*pgexec.Client
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger}, wnc, cl, b.state)
 		require.NoError(t, err)
 	}
+	deps.Graph = graph.New(cl)
+	require.NoError(t, deps.Graph.Init(ctx))
+	deps.Vector = vector.New(cl, vector.Config{Schema: b.pg.Schema, Dimension: 3})
+	require.NoError(t, deps.Vector.Init(ctx))
 	reg := metrics.New()
 	reg.WatchPool(cl.Pool())
 	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second, Metrics: reg}, deps)

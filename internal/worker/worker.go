@@ -26,11 +26,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/vector"
 )
 
 // Defaults of Config.
@@ -77,6 +79,9 @@ type Deps struct {
 	// Maintenance serves db.stats and db.vacuum and runs jobs. Optional: without
 	// it those endpoints are not served.
 	Maintenance *maintenance.Service
+	// Vector serves db.vector; Graph serves db.graph. Optional.
+	Vector *vector.Service
+	Graph  *graph.Service
 }
 
 // Worker serves the endpoints.

@@ -134,3 +134,31 @@ func TestLockerRefreshesAndReportsLoss(t *testing.T) {
 	}
 	require.Error(t, l.Unlock(ctx), "releasing a lost lock says so")
 }
+
+func TestVectorAndGraph(t *testing.T) {
+	ctx := context.Background()
+	c := client.New(nc)
+	col, err := c.CreateCollection(ctx, "client_docs", 3, "cosine")
+	require.NoError(t, err)
+	require.Equal(t, 3, col.Dimension)
+	n, err := c.UpsertVectors(ctx, "client_docs", messages.VectorItem{ID: "a", Vector: []float64{1, 0, 0}}, messages.VectorItem{ID: "b", Vector: []float64{0, 1, 0}})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	matches, err := c.SearchVectors(ctx, messages.VectorRequest{Collection: "client_docs", Vector: []float64{0, 1, 0}, K: 1})
+	require.NoError(t, err)
+	require.Equal(t, "b", matches[0].ID)
+	_, err = c.SearchVectors(ctx, messages.VectorRequest{Collection: "client_docs", Vector: []float64{0, 1}})
+	var e *client.Error
+	require.True(t, errors.As(err, &e))
+	require.Equal(t, messages.CodeBadRequest, e.Code)
+
+	var node messages.GraphNode
+	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpAddNode, NodeID: "x"}, &node))
+	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpAddNode, NodeID: "y"}, &node))
+	var edge messages.GraphEdge
+	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpAddEdge, From: "x", To: "y"}, &edge))
+	var path messages.GraphPathResult
+	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpFindPath, From: "x", To: "y"}, &path))
+	require.True(t, path.Found)
+	require.Len(t, path.Edges, 1)
+}

@@ -13,12 +13,14 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
+	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
+	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
 
@@ -96,8 +98,17 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
+	vec := vector.New(pg, vector.Config{Schema: schema, Dimension: 3})
+	if err := vec.Init(ctx); err != nil {
+		return fail(err)
+	}
+	gr := graph.New(pg)
+	if err := gr.Init(ctx); err != nil {
+		return fail(err)
+	}
 	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop()}, worker.Deps{NATS: wnc, Postgres: pg,
-		Executor: pgexec.NewExecutor(pg, pgexec.ExecutorConfig{}), State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
+		Executor: pgexec.NewExecutor(pg, pgexec.ExecutorConfig{}), State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint,
+		Vector: vec, Graph: gr})
 	if err != nil {
 		return fail(err)
 	}
