@@ -91,6 +91,13 @@ expect "embedding get"                     '"hit":true'                  nats re
 expect "db.stats"                          '"row_count"'                 nats req db.stats '{"table":"users"}'
 expect "db.vacuum"                         '"status":"ok"'               nats req db.vacuum '{"table":"users","verbose":true}'
 expect "db.vacuum unknown table"           '"code":"NOT_FOUND"'          nats req db.vacuum '{"table":"nope"}'
+expect "vector collection"                 '"dimension":3'               nats req db.vector '{"op":"create_collection","collection":"docs","dimension":3}'
+expect "vector upsert"                     '"upserted":2'                nats req db.vector '{"op":"upsert","collection":"docs","items":[{"id":"a","vector":[1,0,0],"content":"apples"},{"id":"b","vector":[0,1,0],"content":"cars"}]}'
+expect "vector search"                     '"id":"a"'                    nats req db.vector '{"op":"search","collection":"docs","vector":[0.9,0.1,0],"k":1}'
+expect "graph add_node"                    '"node_id":"ada"'             nats req db.graph '{"op":"add_node","node_id":"ada","properties":{"born":1815}}'
+expect "graph add_node"                    '"node_id":"charles"'         nats req db.graph '{"op":"add_node","node_id":"charles"}'
+expect "graph add_edge"                    '"edge_type":"knows"'         nats req db.graph '{"op":"add_edge","from":"ada","to":"charles","edge_type":"knows"}'
+expect "graph find_path"                   '"found":true'                nats req db.graph '{"op":"find_path","from":"ada","to":"charles"}'
 expect "micro stats counts requests"       'execute'                     nats micro stats dbworker
 expect "stream ls shows the streams"       'DB_VACUUM'                   nats stream ls
 expect "stream view DB_VACUUM"             '"status":"ok"'               tty nats stream view DB_VACUUM
