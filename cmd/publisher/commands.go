@@ -149,7 +149,7 @@ func (c *cli) vacuum(ctx context.Context, args []string) int {
 			return c.fail(exitFailed, "subscribe to progress: %v", err)
 		}
 		defer progress.Unsubscribe()
-		cons, err := js.OrderedConsumer(ctx, maintenance.StreamVacuum, jetstream.OrderedConsumerConfig{
+		cons, err := js.OrderedConsumer(ctx, maintenance.StreamName(subs, maintenance.StreamVacuum), jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{subs.Of("db.vacuum.results.>")}, DeliverPolicy: jetstream.DeliverNewPolicy})
 		if err != nil {
 			return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
@@ -334,9 +334,9 @@ func (c *cli) history(ctx context.Context, args []string) int {
 		return c.fail(exitFailed, "%v", err)
 	}
 	defer nc.Close()
-	stream := maintenance.StreamVacuum
+	stream := maintenance.StreamName(c.cfg.Subjects(), maintenance.StreamVacuum)
 	if kind == "stats" {
-		stream = maintenance.StreamStats
+		stream = maintenance.StreamName(c.cfg.Subjects(), maintenance.StreamStats)
 	}
 	filter := c.cfg.Subjects().Of("db." + kind + ".results.>")
 	if *table != "" {

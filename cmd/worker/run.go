@@ -170,6 +170,7 @@ func (m *Main) Run(ctx context.Context) error {
 		DrainTimeout:    cfg.ShutdownTimeout.D(),
 		Logger:          m.Log,
 		Metrics:         reg,
+		Pprof:           cfg.Pprof,
 	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {

@@ -67,6 +67,7 @@ type Config struct {
 	WorkerID        string  `envconfig:"WORKER_ID" desc:"this worker's id (default: hostname-pid)"`
 	MaxConcurrent   int     `envconfig:"WORKER_MAX_CONCURRENT" default:"64" desc:"requests handled at once; more wait in NATS's pending buffer"`
 	MaxRequestBytes int     `envconfig:"MAX_REQUEST_BYTES" default:"1048576" desc:"largest request body accepted (TOO_LARGE above)"`
+	Pprof           bool    `envconfig:"PPROF" default:"false" desc:"serve /debug/pprof on HTTP_ADDR (profiling; keep it off in production)"`
 	HTTPAddr        string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
 	ShutdownTimeout Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
 

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,9 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
-// Stream and consumer names.
+// Stream and consumer names. With a subject prefix the streams are named
+// after it too (StreamName), so environments sharing a NATS account keep
+// apart: prefix "prod." gives PROD_DB_JOBS.
 const (
 	StreamStats    = "DB_STATS"
 	StreamVacuum   = "DB_VACUUM"
@@ -110,6 +113,26 @@ type Config struct {
 	// empty otherwise.
 	BeforeVacuumSQL string
 }
+
+// StreamName is the name of stream (StreamJobs, StreamStats, StreamVacuum)
+// under the subject prefix: the prefix upper-cased, dots made underscores.
+func StreamName(prefix subjects.Subjects, stream string) string {
+	p := prefix.Prefix()
+	if p == "" {
+		return stream
+	}
+	var b strings.Builder
+	for _, r := range strings.ToUpper(p) {
+		if r == '.' || r == '*' || r == '>' || r == ' ' {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	return b.String() + stream
+}
+
+// stream names a stream under this service's prefix.
+func (s *Service) stream(name string) string { return StreamName(s.cfg.Subjects, name) }
 
 func (c *Config) withDefaults() {
 	if len(c.Schemas) == 0 {

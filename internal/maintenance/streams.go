@@ -16,7 +16,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 	p := cfg.Subjects.Prefix()
 	results := func(name, subject, desc string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
-			Name:              name,
+			Name:              StreamName(cfg.Subjects, name),
 			Description:       desc,
 			Subjects:          []string{p + subject},
 			Retention:         jetstream.LimitsPolicy,
@@ -32,7 +32,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 		results(StreamStats, "db.stats.results.>", "db.stats results, one message per table and run"),
 		results(StreamVacuum, "db.vacuum.results.>", "db.vacuum results, one message per run"),
 		{
-			Name:        StreamJobs,
+			Name:        StreamName(cfg.Subjects, StreamJobs),
 			Description: "maintenance jobs, each taken by one worker",
 			Subjects:    []string{cfg.Subjects.Of(subjects.DBVacuumJobs), cfg.Subjects.Of(subjects.DBStatsJobs)},
 			Retention:   jetstream.WorkQueuePolicy,
@@ -87,9 +87,9 @@ func (s *Service) setupStreams(ctx context.Context) (jetstream.Consumer, error) 
 		BackOff:       s.cfg.BackOff,
 		MaxAckPending: 1000,
 	}
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, StreamJobs, cc)
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.stream(StreamJobs), cc)
 	if err != nil {
-		return nil, fmt.Errorf("create or update consumer %s on %s: %w", ConsumerJobs, StreamJobs, err)
+		return nil, fmt.Errorf("create or update consumer %s on %s: %w", ConsumerJobs, s.stream(StreamJobs), err)
 	}
 	return cons, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"github.com/rs/zerolog"
@@ -53,8 +54,9 @@ type Client struct {
 	acquireTimeout time.Duration
 	log            zerolog.Logger
 
-	serverVersion string
-	pgvector      string // extension version, "" when not installed
+	serverVersion  string
+	pgvector       string // extension version, "" when not installed
+	pgvectorSchema string // where the extension's types live
 
 	types *catalog
 
@@ -117,7 +119,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.pgvector != "" {
 		pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-			return pgxvec.RegisterTypes(ctx, conn)
+			return registerVectorTypes(ctx, conn, c.pgvectorSchema)
 		}
 	}
 	pcfg.BeforeClose = func(conn *pgx.Conn) {
@@ -146,13 +148,42 @@ func (c *Client) prepareServer(ctx context.Context, cc *pgx.ConnConfig, createEx
 			c.log.Warn().Err(err).Msg("could not create the pgvector extension; vector columns come back as text")
 		}
 	}
-	err = conn.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'vector'").Scan(&c.pgvector)
+	err = conn.QueryRow(ctx, `SELECT e.extversion, n.nspname FROM pg_extension e
+		JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'`).Scan(&c.pgvector, &c.pgvectorSchema)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		c.pgvector = ""
 		c.log.Warn().Msg("pgvector is not installed in this database; vector columns come back as text")
 	case err != nil:
 		return fmt.Errorf("check for pgvector: %w", err)
+	}
+	return nil
+}
+
+// registerVectorTypes registers pgvector's types on a connection, found by
+// their schema-qualified names: pgvector-go's RegisterTypes looks them up
+// through the search_path and fails a connection whose search_path does not
+// hold the extension's schema.
+func registerVectorTypes(ctx context.Context, conn *pgx.Conn, schema string) error {
+	q := pgx.Identifier{schema}.Sanitize() + "."
+	var oids [6]*uint32
+	err := conn.QueryRow(ctx, "SELECT to_regtype($1)::oid, to_regtype($2)::oid, to_regtype($3)::oid, to_regtype($4)::oid, to_regtype($5)::oid, to_regtype($6)::oid",
+		q+"vector", q+"_vector", q+"halfvec", q+"_halfvec", q+"sparsevec", q+"_sparsevec").
+		Scan(&oids[0], &oids[1], &oids[2], &oids[3], &oids[4], &oids[5])
+	if err != nil {
+		return fmt.Errorf("look up pgvector types: %w", err)
+	}
+	tm := conn.TypeMap()
+	for i, codec := range []pgtype.Codec{&pgxvec.VectorCodec{}, &pgxvec.HalfVectorCodec{}, &pgxvec.SparseVectorCodec{}} {
+		oid, arrayOID := oids[2*i], oids[2*i+1]
+		if oid == nil {
+			continue
+		}
+		t := &pgtype.Type{Name: []string{"vector", "halfvec", "sparsevec"}[i], OID: *oid, Codec: codec}
+		tm.RegisterType(t)
+		if arrayOID != nil {
+			tm.RegisterType(&pgtype.Type{Name: "_" + t.Name, OID: *arrayOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
+		}
 	}
 	return nil
 }

@@ -230,3 +230,22 @@ func TestWithoutPGVector(t *testing.T) {
 	h := c.Health(ctx)
 	require.Nil(t, h.PGVector)
 }
+
+// TestSearchPathWithoutTheExtensionSchema: pgvector's types are registered by
+// their qualified names, so a search_path without the extension's schema
+// still connects and still reads vectors.
+func TestSearchPathWithoutTheExtensionSchema(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	u, err := url.Parse(pg.URL)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", pg.Schema) // no public
+	u.RawQuery = q.Encode()
+	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: u.String(), MaxConns: 2})
+	require.NoError(t, err)
+	defer c.Close()
+	row, err := c.FetchOne(context.Background(), "SELECT '[1,2,3]'::public.vector AS v")
+	require.NoError(t, err)
+	require.Equal(t, pgvector.NewVector([]float32{1, 2, 3}), row["v"])
+}

@@ -26,10 +26,10 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	require.Equal(t, "ok", res["status"])
 	require.Equal(t, "10", fmt.Sprint(res["before"].(map[string]any)["dead_rows"]))
 	require.NotEmpty(t, res["output"], "VERBOSE notices are captured")
-	require.Equal(t, "DB_VACUUM", res["stream"])
+	require.Equal(t, "M1_DB_VACUUM", res["stream"], "streams are named after the prefix")
 
 	acc := b.ok(`{"table":"users","async":true}`, subjects.DBVacuum)
-	require.Equal(t, "DB_JOBS", acc["stream"])
+	require.Equal(t, "M1_DB_JOBS", acc["stream"])
 
 	for body, code := range map[string]string{
 		`{"table":"nope"}`:              "NOT_FOUND",
@@ -46,7 +46,7 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	// The async job runs (the stream's subjects carry the prefix) and leaves
 	// the queue.
 	require.Eventually(t, func() bool {
-		msg, err := b.nc.Request("$JS.API.STREAM.INFO.DB_JOBS", nil, time.Second)
+		msg, err := b.nc.Request("$JS.API.STREAM.INFO.M1_DB_JOBS", nil, time.Second)
 		if err == nil && len(msg.Data) == 0 {
 			return false
 		}

@@ -68,6 +68,8 @@ type Config struct {
 	Logger zerolog.Logger
 	// Metrics, when set, receives every request's outcome.
 	Metrics *metrics.Metrics
+	// Pprof serves /debug/pprof on the HTTP handler, for profiling.
+	Pprof bool
 }
 
 // Deps are the connections a worker serves with. The worker does not close them.

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jeeves-avionics/dbworker/internal/natsserver"
+	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/state/redis"
+)
+
+// path is one thing measured.
+type path struct {
+	name, group string
+	baseline    bool
+	worker      bool // goes through a worker: sample its RSS
+	fn          func(context.Context) error
+}
+
+func run(ctx context.Context, o options) error {
+	schema := fmt.Sprintf("bench_%d", os.Getpid())
+	admin, err := pgx.Connect(ctx, o.pgURL)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA %[1]s;
+		CREATE TABLE %[1]s.t (id int8 PRIMARY KEY, name text, active bool, score float8, created_at timestamptz, uid uuid);
+		INSERT INTO %[1]s.t SELECT g, 'name-' || g, g %% 2 = 0, g * 1.5, timestamptz '2026-01-01' + g * interval '1 minute', gen_random_uuid()
+		  FROM generate_series(1, 10000) g;
+		ANALYZE %[1]s.t`, schema)); err != nil {
+		return err
+	}
+	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	u, _ := url.Parse(o.pgURL)
+	q := u.Query()
+	q.Set("search_path", schema+",public")
+	u.RawQuery = q.Encode()
+	pgURL := u.String()
+
+	tmp, err := os.MkdirTemp("", "dbworker-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: tmp, MaxPayload: 8 << 20})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+
+	redisPrefix := fmt.Sprintf("bench:%d:", os.Getpid())
+	start := func(prefix string, env ...string) (*exec.Cmd, error) {
+		cmd := exec.Command(o.workerBin)
+		cmd.Env = append(os.Environ(), append([]string{"NATS_URL=" + ns.ClientURL(), "POSTGRES_URL=" + pgURL, "SUBJECT_PREFIX=" + prefix,
+			"LOG_LEVEL=warn", "MAINT_CONCURRENCY=0", "WORKER_ID=bench-" + strings.TrimSuffix(prefix, ".")}, env...)...)
+		cmd.Stderr = os.Stderr
+		return cmd, cmd.Start()
+	}
+	memWorker, err := start("mem.")
+	if err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer stopProcess(memWorker)
+	redisWorker, err := start("redis.", "DEPLOYMENT_MODE=distributed", "REDIS_URL="+o.redisURL, "STATE_KEY_PREFIX="+redisPrefix)
+	if err != nil {
+		return err
+	}
+	defer stopProcess(redisWorker)
+
+	// Callers share a few connections, as a client service would.
+	var conns []*nats.Conn
+	for i := 0; i < 4; i++ {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		conns = append(conns, nc)
+	}
+	var rr uint64
+	conn := func() *nats.Conn { rr++; return conns[rr%uint64(len(conns))] }
+	for _, subj := range []string{"mem.db.health", "redis.db.health"} {
+		if err := waitFor(ctx, conns[0], subj); err != nil {
+			return err
+		}
+	}
+
+	// The NATS ceiling: a micro endpoint that answers at once, with a body the
+	// size of db.execute's SELECT 1 answer.
+	sel1, err := conns[0].Request("mem.db.execute", []byte(`{"sql":"SELECT 1"}`), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	noopBody := make([]byte, len(sel1.Data))
+	for i := range noopBody {
+		noopBody[i] = 'x'
+	}
+	noopNC, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer noopNC.Close()
+	noop, err := micro.AddService(noopNC, micro.Config{Name: "noop", Version: "1.0.0", QueueGroup: "noop",
+		Endpoint: &micro.EndpointConfig{Subject: "bench.noop", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(noopBody) })}})
+	if err != nil {
+		return err
+	}
+	defer noop.Stop()
+	_ = noopNC.Flush()
+
+	pool, err := pgxpool.New(ctx, pgURL+"&pool_max_conns=64")
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	direct, err := redis.Factory(ctx, state.Options{RedisURL: o.redisURL, KeyPrefix: redisPrefix + "direct:"})
+	if err != nil {
+		return err
+	}
+	defer direct.Close()
+	rc := direct.(*redis.Backend).Client()
+	defer cleanRedis(rc, redisPrefix)
+
+	req := func(subject, body string) func(context.Context) error {
+		b := []byte(body)
+		return func(ctx context.Context) error {
+			m, err := conn().RequestWithContext(ctx, subject, b)
+			if err != nil {
+				return err
+			}
+			if m.Header.Get("Nats-Service-Error-Code") != "" {
+				return fmt.Errorf("%s: %s", subject, m.Data)
+			}
+			return nil
+		}
+	}
+	pgQuery := func(sql string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			rows, err := pool.Query(ctx, sql)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				if _, err := rows.Values(); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			return rows.Err()
+		}
+	}
+	pgJSON := func(sql string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			var out []byte
+			return pool.QueryRow(ctx, "SELECT json_agg(t) FROM ("+sql+") t").Scan(&out)
+		}
+	}
+	vec := make([]string, 384)
+	for i := range vec {
+		vec[i] = strconv.FormatFloat(float64(i)/384, 'f', 4, 64)
+	}
+	vector := "[" + strings.Join(vec, ",") + "]"
+	var hashes []string
+	for i := 0; i < 32; i++ {
+		hashes = append(hashes, fmt.Sprintf(`"h%d"`, i))
+		for _, p := range []string{"mem.", "redis."} {
+			if _, err := conns[0].Request(p+"cache.embedding", []byte(fmt.Sprintf(`{"op":"set","hash":"h%d","vector":%s}`, i, vector)), 5*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	blob := make([]byte, 4*384)
+	var keys []string
+	for i := 0; i < 32; i++ {
+		k := fmt.Sprintf("%sdirect:emb:h%d", redisPrefix, i)
+		keys = append(keys, k)
+		if err := rc.Set(ctx, k, blob, time.Hour).Err(); err != nil {
+			return err
+		}
+	}
+	const rows100 = "SELECT * FROM t WHERE id <= 100"
+	const rows10k = "SELECT * FROM t"
+	lockPair := func(prefix string) func(context.Context) error {
+		acq, rel := req(prefix+"state.lock", `{"op":"acquire","key":"bench","owner":"o","ttl_ms":30000}`), req(prefix+"state.lock", `{"op":"release","key":"bench","owner":"o"}`)
+		return func(ctx context.Context) error {
+			if err := acq(ctx); err != nil {
+				return err
+			}
+			return rel(ctx)
+		}
+	}
+	n := 0
+	key := func() string { n++; return "k" + strconv.Itoa(n%1000) }
+	paths := []path{
+		{name: "db.execute SELECT 1", group: "select1", worker: true, fn: req("mem.db.execute", `{"sql":"SELECT 1"}`)},
+		{name: "no-op micro endpoint (NATS ceiling)", group: "select1", baseline: true, fn: req("bench.noop", `{"sql":"SELECT 1"}`)},
+		{name: "direct pgx SELECT 1", group: "select1", baseline: true, fn: pgQuery("SELECT 1")},
+
+		{name: "db.execute 100 rows (objects)", group: "rows100", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows100+`"}`)},
+		{name: "db.execute 100 rows (arrays)", group: "rows100", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows100+`","row_format":"array"}`)},
+		{name: "direct pgx 100 rows", group: "rows100", baseline: true, fn: pgQuery(rows100)},
+		{name: "direct pgx json_agg 100 rows", group: "rows100", baseline: true, fn: pgJSON(rows100)},
+
+		{name: "db.execute 10k rows (objects)", group: "rows10k", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows10k+`"}`)},
+		{name: "db.execute 10k rows (arrays)", group: "rows10k", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows10k+`","row_format":"array"}`)},
+		{name: "direct pgx 10k rows", group: "rows10k", baseline: true, fn: pgQuery(rows10k)},
+		{name: "direct pgx json_agg 10k rows", group: "rows10k", baseline: true, fn: pgJSON(rows10k)},
+
+		{name: "state.ratelimit (memory)", group: "ratelimit", worker: true, fn: req("mem.state.ratelimit", `{"key":"bench","limit":1000000000,"window_ms":1000}`)},
+		{name: "state.ratelimit (redis)", group: "ratelimit", worker: true, fn: req("redis.state.ratelimit", `{"key":"bench","limit":1000000000,"window_ms":1000}`)},
+		{name: "no-op micro endpoint (NATS ceiling) ", group: "ratelimit", baseline: true, fn: req("bench.noop", `{}`)},
+		{name: "direct Lua rate limit (go-redis)", group: "ratelimit", baseline: true, fn: func(ctx context.Context) error {
+			_, err := direct.RateLimit(ctx, "bench", 1e9, 1, time.Second)
+			return err
+		}},
+
+		{name: "state.lock acquire+release (memory)", group: "lock", worker: true, fn: lockPair("mem.")},
+		{name: "state.lock acquire+release (redis)", group: "lock", worker: true, fn: lockPair("redis.")},
+		{name: "direct Lua acquire+release (go-redis)", group: "lock", baseline: true, fn: func(ctx context.Context) error {
+			k := key()
+			if _, err := direct.AcquireLock(ctx, k, "o", 30*time.Second); err != nil {
+				return err
+			}
+			_, err := direct.ReleaseLock(ctx, k, "o")
+			return err
+		}},
+
+		{name: "cache.embedding get 384 dims (redis)", group: "cache", worker: true, fn: req("redis.cache.embedding", `{"op":"get","hash":"h1"}`)},
+		{name: "cache.embedding mget 32x384 (redis)", group: "cache", worker: true, fn: req("redis.cache.embedding", `{"op":"mget","hashes":[`+strings.Join(hashes, ",")+`]}`)},
+		{name: "direct GET", group: "cache", baseline: true, fn: func(ctx context.Context) error { return rc.Get(ctx, keys[1]).Err() }},
+		{name: "direct MGET 32", group: "cache", baseline: true, fn: func(ctx context.Context) error { return rc.MGet(ctx, keys...).Err() }},
+	}
+
+	var results []result
+	maxRSS := 0.0
+	for _, p := range paths {
+		for _, c := range []int{1, 16, 64} {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r := measure(ctx, c, o.duration, p.fn)
+			r.Path, r.Group, r.Baseline = strings.TrimSpace(p.name), p.group, p.baseline
+			if p.worker {
+				r.RSSMB = max(rssMB(memWorker.Process.Pid), rssMB(redisWorker.Process.Pid))
+				maxRSS = max(maxRSS, r.RSSMB)
+			}
+			fmt.Fprintf(os.Stderr, "%-42s c=%-3d %9.0f ops/s  p50 %8.0fµs  p99 %8.0fµs  errors %d\n", r.Path, c, r.OpsPerSec, r.P50us, r.P99us, r.Errors)
+			results = append(results, r)
+		}
+	}
+	env := describe(ctx, admin, rc, conns[0])
+	rep := report{Env: env, Results: results, MaxRSSMB: maxRSS, Duration: o.duration.String()}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.out, "benchmarks.json"), js, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "benchmarks.svg"), []byte(chart(results)), 0o644); err != nil {
+		return err
+	}
+	md := markdown(rep)
+	fmt.Println(md)
+	return writeMarkdown(filepath.Join(o.out, "benchmarks.md"), md)
+}
+
+func waitFor(ctx context.Context, nc *nats.Conn, subject string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := nc.Request(subject, nil, 500*time.Millisecond); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no worker answers %s", subject)
+}
+
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+func cleanRedis(c goredis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if len(keys) > 0 {
+		c.Del(ctx, keys...)
+	}
+}
+
+// rssMB reads a process's resident set size.
+func rssMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+type environment struct {
+	Date     string `json:"date"`
+	CPU      string `json:"cpu"`
+	Cores    int    `json:"cores"`
+	Go       string `json:"go"`
+	Postgres string `json:"postgres"`
+	Redis    string `json:"redis"`
+	NATS     string `json:"nats"`
+}
+
+func describe(ctx context.Context, pg *pgx.Conn, rc goredis.UniversalClient, nc *nats.Conn) environment {
+	e := environment{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Cores: runtime.NumCPU(), Go: runtime.Version(), NATS: nc.ConnectedServerVersion()}
+	_ = pg.QueryRow(ctx, "SHOW server_version").Scan(&e.Postgres)
+	if info, err := rc.Info(ctx, "server").Result(); err == nil {
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+				e.Redis = v
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				e.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return e
+}
