@@ -52,8 +52,9 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 .PHONY: bench
-bench: ## micro-benchmarks of the hot pure functions
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/pgexec/...
+bench: services build ## every path through a worker against its baseline (docs/benchmarks.md), then micro-benchmarks
+	./$(BIN)/bench -duration $${BENCH_DURATION:-2s} -out docs
+	$(GO) test -run '^$$' -bench 'Bind|AppendRow|Decode|Select1|Serve' -benchmem ./internal/pgexec/ ./internal/worker/
 
 .PHONY: tools
 tools: ## install the nats CLI (nats req, nats micro ls, nats stream view)

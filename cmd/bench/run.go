@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
@@ -107,22 +106,19 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	noopBody := make([]byte, len(sel1.Data))
-	for i := range noopBody {
-		noopBody[i] = 'x'
-	}
-	noopNC, err := nats.Connect(ns.ClientURL())
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	defer noopNC.Close()
-	noop, err := micro.AddService(noopNC, micro.Config{Name: "noop", Version: "1.0.0", QueueGroup: "noop",
-		Endpoint: &micro.EndpointConfig{Subject: "bench.noop", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(noopBody) })}})
-	if err != nil {
+	noop := exec.Command(self, "-noop", ns.ClientURL(), "-noop-size", strconv.Itoa(len(sel1.Data)))
+	noop.Stderr = os.Stderr
+	if err := noop.Start(); err != nil {
 		return err
 	}
-	defer noop.Stop()
-	_ = noopNC.Flush()
+	defer stopProcess(noop)
+	if err := waitFor(ctx, conns[0], "bench.noop"); err != nil {
+		return err
+	}
 
 	pool, err := pgxpool.New(ctx, pgURL+"&pool_max_conns=64")
 	if err != nil {

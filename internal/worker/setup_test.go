@@ -38,12 +38,12 @@ type options struct {
 	maxPayload    int32
 	maxConcurrent int
 	extra         []endpoint
-	state         func(t *testing.T) state.Backend // default: memory
+	state         func(t testing.TB) state.Backend // default: memory
 	maintenance   bool
 }
 
 type bundle struct {
-	t   *testing.T
+	t   testing.TB
 	pg  *testenv.Postgres
 	ns  *server.Server
 	nc  *nats.Conn // the client side
@@ -56,7 +56,7 @@ type bundle struct {
 
 // setup starts an embedded nats-server and a worker over a schema of the
 // test's own.
-func setup(t *testing.T, opts ...func(*options)) *bundle {
+func setup(t testing.TB, opts ...func(*options)) *bundle {
 	t.Helper()
 	o := options{prefix: "", maxConns: 8, acquire: 5 * time.Second, mode: pgexec.ModeReadWrite, maxRows: 10000, maxPayload: 8 << 20, maxConcurrent: 16}
 	for _, f := range opts {
@@ -69,7 +69,7 @@ func setup(t *testing.T, opts ...func(*options)) *bundle {
 	return b
 }
 
-func (b *bundle) startWorker(t *testing.T, id string, o options) (*pgexec.Client, *Worker) {
+func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client, *Worker) {
 	t.Helper()
 	ctx := context.Background()
 	logger := zerolog.Nop()
@@ -119,7 +119,7 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(a.body))
@@ -129,7 +129,7 @@ func (a answer) json(t *testing.T) map[string]any {
 }
 
 // errorOf returns the error object of a failed answer.
-func (a answer) errorOf(t *testing.T) map[string]any {
+func (a answer) errorOf(t testing.TB) map[string]any {
 	t.Helper()
 	require.NotEmpty(t, a.status, "expected an error, got %s", a.body)
 	e, ok := a.json(t)["error"].(map[string]any)

@@ -18,7 +18,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
 
-func redisState(t *testing.T) state.Backend {
+func redisState(t testing.TB) state.Backend {
 	prefix := testenv.NewRedisPrefix(t)
 	b, err := redis.Factory(context.Background(), state.Options{RedisURL: testenv.RedisURL(), KeyPrefix: prefix})
 	require.NoError(t, err)
@@ -169,7 +169,7 @@ func TestRedisRestart(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0?dial_timeout=300ms&read_timeout=500ms&write_timeout=500ms", port)
 	b := setup(t, func(o *options) {
-		o.state = func(t *testing.T) state.Backend {
+		o.state = func(t testing.TB) state.Backend {
 			be, err := redis.Factory(context.Background(), state.Options{RedisURL: url})
 			require.NoError(t, err)
 			t.Cleanup(func() { be.Close() })
