@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -132,6 +133,9 @@ func uintString(v uint64) string {
 
 // decodeJob reads a job body as strictly as a request.
 func decodeJob(data []byte, v any) error {
+	if !utf8.Valid(data) {
+		return messages.BadRequest("", "invalid job body: not valid UTF-8")
+	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

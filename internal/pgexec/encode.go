@@ -3,6 +3,7 @@ package pgexec
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
@@ -75,12 +76,12 @@ func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
 	case kText:
 		return appendJSONString(b, v), nil
 	case kJSON:
-		return append(b, v...), nil
+		return appendEmbeddedJSON(b, v), nil
 	case kJSONB:
 		if len(v) < 1 || v[0] != 1 {
 			return b, errShortValue
 		}
-		return append(b, v[1:]...), nil
+		return appendEmbeddedJSON(b, v[1:]), nil
 	case kBytea:
 		b = append(b, '"')
 		n := len(b)
@@ -136,6 +137,16 @@ func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
 		return appendBinaryArray(b, t.elem, v)
 	}
 	return appendJSONString(b, v), nil
+}
+
+// appendEmbeddedJSON embeds a json or jsonb value as is. PostgreSQL only
+// stores valid JSON, but an answer must never be broken: anything else is
+// sent as a string.
+func appendEmbeddedJSON(b, v []byte) []byte {
+	if json.Valid(v) {
+		return append(b, v...)
+	}
+	return appendJSONString(b, v)
 }
 
 func appendUUID(b []byte, u []byte) []byte {

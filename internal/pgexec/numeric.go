@@ -2,7 +2,6 @@ package pgexec
 
 import (
 	"encoding/binary"
-	"strconv"
 )
 
 const (
@@ -50,24 +49,34 @@ func appendNumeric(b []byte, v []byte) ([]byte, error) {
 	if sign == numericNeg {
 		b = append(b, '-')
 	}
-	// Integer part: digits 0..weight.
+	// Integer part: digits 0..weight, without leading zeros (PostgreSQL
+	// never sends a zero first digit, but malformed input must still make a
+	// valid JSON number).
+	intStart := len(b)
 	if weight < 0 {
 		b = append(b, '0')
 	} else {
 		for i := 0; i <= weight; i++ {
 			d := digit(i)
-			if i == 0 {
-				b = strconv.AppendInt(b, int64(d), 10)
-				continue
+			if d > 9999 {
+				return b, errShortValue
 			}
 			b = append(b, byte('0'+d/1000), byte('0'+d/100%10), byte('0'+d/10%10), byte('0'+d%10))
 		}
+		lead := intStart
+		for lead < len(b)-1 && b[lead] == '0' {
+			lead++
+		}
+		b = append(b[:intStart], b[lead:]...)
 	}
 	// Fraction: dscale decimal digits from digit weight+1 on.
 	if dscale > 0 {
 		b = append(b, '.')
 		for i, written := weight+1, 0; written < dscale; i++ {
 			d := digit(i)
+			if d > 9999 {
+				return b, errShortValue
+			}
 			for _, c := range [4]byte{byte('0' + d/1000), byte('0' + d/100%10), byte('0' + d/10%10), byte('0' + d%10)} {
 				if written == dscale {
 					break

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -47,6 +48,11 @@ func (r *request) decode(v any) error {
 	data := bytes.TrimSpace(r.data)
 	if len(data) == 0 {
 		data = []byte("{}")
+	}
+	// encoding/json would quietly turn invalid bytes into U+FFFD and run
+	// something other than what was sent.
+	if !utf8.Valid(data) {
+		return messages.BadRequest("", "the request is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
