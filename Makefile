@@ -42,6 +42,17 @@ test: services ## vet, every test with the race detector, then the nats CLI walk
 	$(GO) test -race -count=1 -timeout 20m ./...
 	bash scripts/cli-walkthrough.sh
 
+FUZZTIME ?= 10s
+FUZZ_TARGETS := pgexec:FuzzBind pgexec:FuzzTextArray pgexec:FuzzAppendValue worker:FuzzDecodeRequests subjects:FuzzToken
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (10s) each, from the committed corpora
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./internal/$$pkg/ || exit 1; \
+	done
+
 .PHONY: cli-walkthrough
 cli-walkthrough: ## run docs/nats-cli.md with the real nats CLI against a fresh worker
 	bash scripts/cli-walkthrough.sh
