@@ -101,8 +101,10 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	}
 	deps.Graph = graph.New(cl)
 	require.NoError(t, deps.Graph.Init(ctx))
-	deps.Vector = vector.New(cl, vector.Config{Schema: b.pg.Schema, Dimension: 3})
-	require.NoError(t, deps.Vector.Init(ctx))
+	if cl.PGVectorVersion() != "" {
+		deps.Vector = vector.New(cl, vector.Config{Schema: b.pg.Schema, Dimension: 3})
+		require.NoError(t, deps.Vector.Init(ctx))
+	}
 	reg := metrics.New()
 	reg.WatchPool(cl.Pool())
 	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second, Metrics: reg}, deps)

@@ -1,0 +1,124 @@
+package worker
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+// privatePostgres is a PostgreSQL cluster of the test's own, made with initdb
+// on a free port, which the test may stop and start at will.
+type privatePostgres struct {
+	t        testing.TB
+	bin, dir string
+	port     int
+	asUser   string // run the tools as this user (initdb refuses root)
+}
+
+func newPrivatePostgres(t *testing.T) *privatePostgres {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		testenv.Unavailable(t, "initdb", fmt.Errorf("no /usr/lib/postgresql/*/bin/initdb"))
+	}
+	p := &privatePostgres{t: t, bin: filepath.Dir(bins[len(bins)-1])}
+	if u, err := user.Current(); err == nil && u.Uid == "0" {
+		p.asUser = "postgres"
+	}
+	dir, err := os.MkdirTemp("", "dbworker-pg")
+	require.NoError(t, err)
+	p.dir = dir
+	t.Cleanup(func() {
+		_ = p.run("pg_ctl", "-D", p.dir, "-m", "immediate", "stop")
+		os.RemoveAll(dir)
+	})
+	if p.asUser != "" {
+		require.NoError(t, exec.Command("chown", p.asUser, dir).Run())
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	require.NoError(t, p.run("initdb", "-D", dir, "-A", "trust", "-U", "postgres", "--no-sync"))
+	p.start()
+	return p
+}
+
+func (p *privatePostgres) run(tool string, args ...string) error {
+	cmdline := filepath.Join(p.bin, tool) + " " + shellJoin(args)
+	var cmd *exec.Cmd
+	if p.asUser != "" {
+		cmd = exec.Command("su", p.asUser, "-s", "/bin/sh", "-c", cmdline)
+	} else {
+		cmd = exec.Command("/bin/sh", "-c", cmdline)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", tool, err, out)
+	}
+	return nil
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+func (p *privatePostgres) start() {
+	require.NoError(p.t, p.run("pg_ctl", "-D", p.dir, "-w", "-l", filepath.Join(p.dir, "log"),
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", p.port, p.dir), "start"))
+}
+
+func (p *privatePostgres) stop() {
+	require.NoError(p.t, p.run("pg_ctl", "-D", p.dir, "-m", "fast", "-w", "stop"))
+}
+
+func (p *privatePostgres) url() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+}
+
+// TestPostgresRestart: while PostgreSQL is down db.* answers UNAVAILABLE and
+// state.* keeps working; when it is back the pool heals, with no worker
+// restart.
+func TestPostgresRestart(t *testing.T) {
+	t.Parallel()
+	pp := newPrivatePostgres(t)
+	b := &bundle{t: t, pg: &testenv.Postgres{URL: pp.url(), Schema: "public"}, ns: testenv.NewNATS(t)}
+	b.nc = testenv.Connect(t, b.ns)
+	b.sub, _ = subjects.New("")
+	b.startWorker(t, "w1", options{maxConns: 4, acquire: 2 * time.Second, mode: "read_write", maxRows: 100, maxConcurrent: 8})
+	b.ok(`{"sql":"CREATE TABLE t (x int)"}`)
+	b.ok(`{"sql":"INSERT INTO t VALUES (1)"}`)
+
+	pp.stop()
+	down := time.Now()
+	for _, body := range []string{`{"sql":"SELECT * FROM t"}`, `{"op":"insert","table":"t","data":{"x":2}}`} {
+		a := b.exec(body)
+		require.Equal(t, "503", a.status, "%s: %s", body, a.body)
+		require.Equal(t, "UNAVAILABLE", a.errorOf(t)["code"])
+	}
+	h := b.request(subjects.DBHealth, nil).json(t)
+	require.Equal(t, "unhealthy", h["status"])
+	b.ok(`{"key":"k","limit":5,"window_ms":1000}`, subjects.StateRateLimit) // state.* unaffected
+
+	pp.start()
+	require.Eventually(t, func() bool { return b.exec(`{"sql":"SELECT * FROM t"}`).status == "" }, 20*time.Second, 50*time.Millisecond,
+		"the pool heals without a worker restart")
+	t.Logf("db.execute answered again %s after PostgreSQL stopped", time.Since(down).Round(10*time.Millisecond))
+	a := b.ok(`{"op":"one","sql":"SELECT count(*) AS n FROM t"}`)
+	require.JSONEq(t, `{"n":1}`, mustJSON(t, a["row"]), "nothing half-written while it was down")
+}
