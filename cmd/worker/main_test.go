@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -202,4 +203,111 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 		jobs, err := js.Stream(ctx, "DB_JOBS")
 		return err == nil && jobs.CachedInfo().State.Msgs == 0
 	}, 10*time.Second, 50*time.Millisecond, "the job is acked")
+}
+
+// startWorker runs the binary with env and waits until it serves.
+func startWorker(t *testing.T, nc *nats.Conn, env ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(os.Environ(), env...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	require.Eventually(t, func() bool {
+		_, err := nc.Request("db.health", nil, 300*time.Millisecond)
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "worker did not come up: %s", &logs)
+	return cmd, &logs
+}
+
+// TestSIGKILLWithRequestsInFlight: callers of a killed worker get no answer
+// (they time out), never a wrong one.
+func TestSIGKILLWithRequestsInFlight(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	id := "kill-" + pg.Schema
+	cmd, _ := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id)
+	inbox := nc.NewRespInbox()
+	replies, err := nc.SubscribeSync(inbox + ".*")
+	require.NoError(t, err)
+	const n = 5
+	for i := 0; i < n; i++ {
+		require.NoError(t, nc.PublishRequest("db.execute", fmt.Sprintf("%s.%d", inbox, i), []byte(`{"sql":"SELECT pg_sleep(2), 42 AS answer"}`)))
+	}
+	conn, err := pgx.Connect(context.Background(), pg.URL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	require.Eventually(t, func() bool {
+		var running int
+		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%'", "dbworker/"+id).Scan(&running)
+		return err == nil && running == n
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, cmd.Process.Kill())
+	_, err = replies.NextMsg(3 * time.Second)
+	require.ErrorIs(t, err, nats.ErrTimeout, "a killed worker answers nothing")
+	// Its statements do not outlive it for long.
+	require.Eventually(t, func() bool {
+		var running int
+		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", "dbworker/"+id).Scan(&running)
+		return err == nil && running == 0
+	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// TestSIGTERMWithAJobRunning: a job cut off by the drain timeout is recorded
+// failed and left unacked, so another worker does it; nothing is acked that
+// was not done.
+func TestSIGTERMWithAJobRunning(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	ctx := context.Background()
+	pg.Exec(t, "CREATE TABLE k (x int)")
+	blocker, err := pgx.Connect(ctx, pg.URL)
+	require.NoError(t, err)
+	defer blocker.Close(ctx)
+	tx, err := blocker.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE k IN SHARE UPDATE EXCLUSIVE MODE")
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+
+	id := "term-" + pg.Schema
+	cmd, logs := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
+		"SHUTDOWN_TIMEOUT=1s", "MAINT_LOCK_TIMEOUT=60s", "MAINT_SCHEMAS="+pg.Schema)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, "db.vacuum.jobs", []byte(`{"table":"k","skip_locked":false}`), jetstream.WithMsgID("term-job"))
+	require.NoError(t, err)
+	watch, err := pgx.Connect(ctx, pg.URL)
+	require.NoError(t, err)
+	defer watch.Close(ctx)
+	require.Eventually(t, func() bool {
+		var n int
+		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'VACUUM%'", "dbworker/"+id+"/vacuum").Scan(&n)
+		return err == nil && n == 1
+	}, 20*time.Second, 20*time.Millisecond, "logs: %s", logs)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("worker did not stop; logs:\n%s", logs)
+	}
+	jobs, err := js.Stream(ctx, "DB_JOBS")
+	require.NoError(t, err)
+	info, err := jobs.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.State.Msgs, "the cut-off job was not acked; logs:\n%s", logs)
+	results, err := js.Stream(ctx, "DB_VACUUM")
+	require.NoError(t, err)
+	msg, err := results.GetLastMsgForSubject(ctx, "db.vacuum.results."+pg.Schema+".k")
+	require.NoError(t, err)
+	var res messages.VacuumResult
+	require.NoError(t, json.Unmarshal(msg.Data, &res))
+	require.Equal(t, messages.StatusFailed, res.Status, "the cut-off run is recorded")
+	require.Equal(t, "term-job", res.JobID)
 }

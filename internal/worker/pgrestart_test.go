@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -11,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // privatePostgres is a PostgreSQL cluster of the test's own, made with initdb
@@ -100,9 +105,20 @@ func TestPostgresRestart(t *testing.T) {
 	b := &bundle{t: t, pg: &testenv.Postgres{URL: pp.url(), Schema: "public"}, ns: testenv.NewNATS(t)}
 	b.nc = testenv.Connect(t, b.ns)
 	b.sub, _ = subjects.New("")
-	b.startWorker(t, "w1", options{maxConns: 4, acquire: 2 * time.Second, mode: "read_write", maxRows: 100, maxConcurrent: 8})
+	b.startWorker(t, "w1", options{maxConns: 4, acquire: 2 * time.Second, mode: "read_write", maxRows: 100, maxConcurrent: 8,
+		maintenance: true, beforeVacuum: "SELECT pg_sleep(3)"})
 	b.ok(`{"sql":"CREATE TABLE t (x int)"}`)
 	b.ok(`{"sql":"INSERT INTO t VALUES (1)"}`)
+
+	// A VACUUM job is running (held in its pre-run sleep) when PostgreSQL stops.
+	progress, err := b.nc.SubscribeSync("db.vacuum.progress.*")
+	require.NoError(t, err)
+	js, err := jetstream.New(b.nc)
+	require.NoError(t, err)
+	_, err = js.Publish(context.Background(), "db.vacuum.jobs", []byte(`{"table":"t"}`), jetstream.WithMsgID("cut-off"))
+	require.NoError(t, err)
+	_, err = progress.NextMsg(10 * time.Second)
+	require.NoError(t, err, "the job's run started")
 
 	pp.stop()
 	down := time.Now()
@@ -115,10 +131,41 @@ func TestPostgresRestart(t *testing.T) {
 	require.Equal(t, "unhealthy", h["status"])
 	b.ok(`{"key":"k","limit":5,"window_ms":1000}`, subjects.StateRateLimit) // state.* unaffected
 
+	t.Logf("PostgreSQL was down for %s", time.Since(down).Round(10*time.Millisecond))
 	pp.start()
+	up := time.Now()
 	require.Eventually(t, func() bool { return b.exec(`{"sql":"SELECT * FROM t"}`).status == "" }, 20*time.Second, 50*time.Millisecond,
 		"the pool heals without a worker restart")
-	t.Logf("db.execute answered again %s after PostgreSQL stopped", time.Since(down).Round(10*time.Millisecond))
+	t.Logf("db.execute answered again %s after PostgreSQL was back", time.Since(up).Round(time.Millisecond))
 	a := b.ok(`{"op":"one","sql":"SELECT count(*) AS n FROM t"}`)
 	require.JSONEq(t, `{"n":1}`, mustJSON(t, a["row"]), "nothing half-written while it was down")
+
+	// The cut-off run is recorded failed, and the job is done again, once.
+	stream, err := js.Stream(context.Background(), maintenance.StreamVacuum)
+	require.NoError(t, err)
+	var statuses []string
+	require.Eventually(t, func() bool {
+		statuses = nil
+		cons, err := stream.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return false
+		}
+		batch, err := cons.FetchNoWait(100)
+		if err != nil {
+			return false
+		}
+		ok := 0
+		for m := range batch.Messages() {
+			var r messages.VacuumResult
+			if json.Unmarshal(m.Data(), &r) == nil && r.JobID == "cut-off" {
+				statuses = append(statuses, r.Status)
+				if r.Status == messages.StatusOK {
+					ok++
+				}
+			}
+		}
+		return ok == 1
+	}, 30*time.Second, 200*time.Millisecond)
+	require.Contains(t, statuses, messages.StatusFailed, "the cut-off run was recorded: %v", statuses)
+	t.Logf("job results in order: %v", statuses)
 }

@@ -40,6 +40,7 @@ type options struct {
 	extra         []endpoint
 	state         func(t testing.TB) state.Backend // default: memory
 	maintenance   bool
+	beforeVacuum  string
 }
 
 type bundle struct {
@@ -96,7 +97,8 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	}
 	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})}
 	if o.maintenance {
-		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger}, wnc, cl, b.state)
+		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger,
+			BeforeVacuumSQL: o.beforeVacuum}, wnc, cl, b.state)
 		require.NoError(t, err)
 	}
 	deps.Graph = graph.New(cl)

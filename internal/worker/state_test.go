@@ -169,6 +169,7 @@ func TestRedisRestart(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0?dial_timeout=300ms&read_timeout=500ms&write_timeout=500ms", port)
 	b := setup(t, func(o *options) {
+		o.maintenance = true
 		o.state = func(t testing.TB) state.Backend {
 			be, err := redis.Factory(context.Background(), state.Options{RedisURL: url})
 			require.NoError(t, err)
@@ -195,6 +196,11 @@ func TestRedisRestart(t *testing.T) {
 	b.ok(`{"sql":"SELECT 1"}`)
 	h := b.request(subjects.DBHealth, nil).json(t)
 	require.Equal(t, "degraded", h["status"])
+	// No lock, no run: maintenance fails closed.
+	b.pg.Exec(t, "CREATE TABLE v (x int)")
+	a := b.request(subjects.DBVacuum, []byte(`{"table":"v"}`))
+	require.Equal(t, "503", a.status, "%s", a.body)
+	require.Equal(t, "UNAVAILABLE", a.errorOf(t)["code"])
 
 	srv = start()
 	require.Eventually(t, func() bool {
