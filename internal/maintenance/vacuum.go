@@ -323,7 +323,14 @@ func (s *Service) storeVacuum(ctx context.Context, res *messages.VacuumResult) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ack, err := s.js.Publish(ctx, s.cfg.Subjects.VacuumResults(res.Schema, res.Table), body, jetstream.WithMsgID(res.RunID))
+	// A job's outcome (ok or skipped) is stored once however often the job
+	// runs: a second run after an ack lost in a failover is deduplicated by
+	// the stream. Failed attempts are each recorded.
+	id := res.RunID
+	if res.JobID != "" && res.Status != messages.StatusFailed {
+		id = "job:" + res.JobID + ":done"
+	}
+	ack, err := s.js.Publish(ctx, s.cfg.Subjects.VacuumResults(res.Schema, res.Table), body, jetstream.WithMsgID(id))
 	if err != nil {
 		return fmt.Errorf("store vacuum result %s: %w", res.RunID, err)
 	}

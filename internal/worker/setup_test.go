@@ -41,6 +41,8 @@ type options struct {
 	state         func(t testing.TB) state.Backend // default: memory
 	maintenance   bool
 	beforeVacuum  string
+	natsURL       string // default: the bundle's server
+	replicas      int    // of the maintenance streams
 }
 
 type bundle struct {
@@ -82,7 +84,11 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 		testenv.Unavailable(t, "PostgreSQL", err)
 	}
 	t.Cleanup(cl.Close)
-	wnc, err := nats.Connect(b.ns.ClientURL())
+	natsURL := o.natsURL
+	if natsURL == "" {
+		natsURL = b.ns.ClientURL()
+	}
+	wnc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
 	ex := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{Mode: o.mode, MaxRows: o.maxRows, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute})
@@ -98,7 +104,7 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})}
 	if o.maintenance {
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger,
-			BeforeVacuumSQL: o.beforeVacuum}, wnc, cl, b.state)
+			BeforeVacuumSQL: o.beforeVacuum, Replicas: o.replicas}, wnc, cl, b.state)
 		require.NoError(t, err)
 	}
 	deps.Graph = graph.New(cl)
