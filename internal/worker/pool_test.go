@@ -47,9 +47,8 @@ func TestSlowQueriesDoNotBlockFastOnes(t *testing.T) {
 		}()
 	}
 	require.Eventually(t, func() bool { return b.w.InFlight() == 3 }, 5*time.Second, 5*time.Millisecond)
-	start := time.Now()
 	b.ok(`{"sql":"SELECT 1"}`)
-	require.Less(t, time.Since(start), 900*time.Millisecond, "the fast query waited for the slow ones")
+	require.EqualValues(t, 3, b.w.InFlight(), "the fast query was answered while the slow ones still ran")
 	wg.Wait()
 }
 
