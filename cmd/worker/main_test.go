@@ -76,24 +76,14 @@ func TestSIGTERMDrains(t *testing.T) {
 	require.NoError(t, err)
 	httpAddr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(workerBin)
-	cmd.Env = append(os.Environ(),
-		"NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id, "HTTP_ADDR="+httpAddr,
-		"WORKER_MAX_CONCURRENT=4", "POSTGRES_POOL_SIZE=4", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug")
 	ready := func() error {
 		c := exec.Command(workerBin, "-ready")
 		c.Env = append(os.Environ(), "HTTP_ADDR="+httpAddr)
 		return c.Run()
 	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	require.Eventually(t, func() bool {
-		_, err := nc.Request("$SRV.PING.dbworker", nil, 200*time.Millisecond)
-		return err == nil
-	}, 20*time.Second, 50*time.Millisecond, "worker did not come up: %s", &logs)
-	require.Eventually(t, func() bool { return ready() == nil }, 10*time.Second, 50*time.Millisecond, "worker -ready: %s", &logs)
+	cmd, logs := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id, "HTTP_ADDR="+httpAddr,
+		"WORKER_MAX_CONCURRENT=4", "POSTGRES_POOL_SIZE=4", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug")
+	require.Eventually(t, func() bool { return ready() == nil }, 10*time.Second, 50*time.Millisecond, "worker -ready: %s", logs)
 
 	const n = 10
 	inbox := nc.NewRespInbox()
@@ -117,16 +107,16 @@ func TestSIGTERMDrains(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	for i := 0; i < n; i++ {
 		msg, err := replies.NextMsg(10 * time.Second)
-		require.NoError(t, err, "request %d of %d lost; logs:\n%s", i, n, &logs)
+		require.NoError(t, err, "request %d of %d lost; logs:\n%s", i, n, logs)
 		require.Empty(t, msg.Header.Get("Nats-Service-Error-Code"), "%s", msg.Data)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		require.NoError(t, err, "logs:\n%s", &logs)
+		require.NoError(t, err, "logs:\n%s", logs)
 	case <-time.After(15 * time.Second):
-		t.Fatalf("worker did not exit after draining; logs:\n%s", &logs)
+		t.Fatalf("worker did not exit after draining; logs:\n%s", logs)
 	}
 	require.Contains(t, logs.String(), "drained")
 	require.Error(t, ready(), "a stopped worker is not ready")
@@ -152,15 +142,9 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 	require.NoError(t, err)
 
 	start := func(id string) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(workerBin)
-		cmd.Env = append(os.Environ(), "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
+		return startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
 			"DEPLOYMENT_MODE=distributed", "REDIS_URL="+testenv.RedisURL(), "STATE_KEY_PREFIX="+prefix,
 			"MAINT_LOCK_TTL=2s", "MAINT_ACK_WAIT=2s", "MAINT_LOCK_TIMEOUT=60s", "MAINT_SCHEMAS="+pg.Schema, "LOG_LEVEL=debug")
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd, &logs
 	}
 	a, aLogs := start("a-" + pg.Schema)
 	js, err := jetstream.New(nc)
