@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,8 +93,8 @@ func run(ctx context.Context, o options) error {
 		defer nc.Close()
 		conns = append(conns, nc)
 	}
-	var rr uint64
-	conn := func() *nats.Conn { rr++; return conns[rr%uint64(len(conns))] }
+	var rr atomic.Uint64
+	conn := func() *nats.Conn { return conns[rr.Add(1)%uint64(len(conns))] }
 	for _, subj := range []string{"mem.db.health", "redis.db.health"} {
 		if err := waitFor(ctx, conns[0], subj); err != nil {
 			return err
@@ -131,7 +132,7 @@ func run(ctx context.Context, o options) error {
 	}
 	defer direct.Close()
 	rc := direct.(*redis.Backend).Client()
-	defer cleanRedis(rc, redisPrefix)
+	defer redis.DeletePrefix(context.Background(), rc, redisPrefix)
 
 	req := func(subject, body string) func(context.Context) error {
 		b := []byte(body)
@@ -201,8 +202,8 @@ func run(ctx context.Context, o options) error {
 			return rel(ctx)
 		}
 	}
-	n := 0
-	key := func() string { n++; return "k" + strconv.Itoa(n%1000) }
+	var n atomic.Int64
+	key := func() string { return "k" + strconv.FormatInt(n.Add(1)%1000, 10) }
 	paths := []path{
 		{name: "db.execute SELECT 1", group: "select1", worker: true, fn: req("mem.db.execute", `{"sql":"SELECT 1"}`)},
 		{name: "no-op micro endpoint (NATS ceiling)", group: "select1", baseline: true, fn: req("bench.noop", `{"sql":"SELECT 1"}`)},
@@ -300,18 +301,6 @@ func stopProcess(cmd *exec.Cmd) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-	}
-}
-
-func cleanRedis(c goredis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if len(keys) > 0 {
-		c.Del(ctx, keys...)
 	}
 }
 

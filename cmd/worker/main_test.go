@@ -94,15 +94,8 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 	require.NoError(t, nc.Flush())
 	// Wait until the pool is saturated: four sleeps running in PostgreSQL.
-	conn, err := pgx.Connect(context.Background(), pg.URL)
-	require.NoError(t, err)
-	defer conn.Close(context.Background())
-	require.Eventually(t, func() bool {
-		var running int
-		err := conn.QueryRow(context.Background(),
-			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'", "dbworker/"+id).Scan(&running)
-		return err == nil && running == 4
-	}, 10*time.Second, 20*time.Millisecond)
+	activity := watchActivity(t, pg.URL)
+	require.Eventually(t, func() bool { return activity("dbworker/"+id, "%pg_sleep%") == 4 }, 10*time.Second, 20*time.Millisecond)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	for i := 0; i < n; i++ {
@@ -156,15 +149,8 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 	_, err = js.Publish(ctx, "db.vacuum.jobs", []byte(`{"table":"k","skip_locked":false}`), jetstream.WithMsgID("job-k-1"))
 	require.NoError(t, err)
 
-	watch, err := pgx.Connect(ctx, pg.URL)
-	require.NoError(t, err)
-	defer watch.Close(ctx)
-	vacuuming := func(app string) bool {
-		var n int
-		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'VACUUM%'", app).Scan(&n)
-		return err == nil && n > 0
-	}
-	require.Eventually(t, func() bool { return vacuuming("dbworker/a-" + pg.Schema + "/vacuum") }, 20*time.Second, 20*time.Millisecond, "logs: %s", aLogs)
+	activity := watchActivity(t, pg.URL)
+	require.Eventually(t, func() bool { return activity("dbworker/a-"+pg.Schema+"/vacuum", "VACUUM%") > 0 }, 20*time.Second, 20*time.Millisecond, "logs: %s", aLogs)
 	require.NoError(t, a.Process.Kill())
 	_ = a.Wait()
 	require.NoError(t, tx.Commit(ctx))
@@ -187,6 +173,23 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 		jobs, err := js.Stream(ctx, "DB_JOBS")
 		return err == nil && jobs.CachedInfo().State.Msgs == 0
 	}, 10*time.Second, 50*time.Millisecond, "the job is acked")
+}
+
+// watchActivity returns a counter of the PostgreSQL sessions of application
+// app whose query matches like (a LIKE pattern).
+func watchActivity(t *testing.T, url string) func(app, like string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return func(app, like string) int {
+		var n int
+		if err := conn.QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2", app, like).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
 }
 
 // startWorker runs the binary with env and waits until it serves.
@@ -220,23 +223,13 @@ func TestSIGKILLWithRequestsInFlight(t *testing.T) {
 	for i := 0; i < n; i++ {
 		require.NoError(t, nc.PublishRequest("db.execute", fmt.Sprintf("%s.%d", inbox, i), []byte(`{"sql":"SELECT pg_sleep(2), 42 AS answer"}`)))
 	}
-	conn, err := pgx.Connect(context.Background(), pg.URL)
-	require.NoError(t, err)
-	defer conn.Close(context.Background())
-	require.Eventually(t, func() bool {
-		var running int
-		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%'", "dbworker/"+id).Scan(&running)
-		return err == nil && running == n
-	}, 10*time.Second, 20*time.Millisecond)
+	activity := watchActivity(t, pg.URL)
+	require.Eventually(t, func() bool { return activity("dbworker/"+id, "%pg_sleep%") == n }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, cmd.Process.Kill())
 	_, err = replies.NextMsg(3 * time.Second)
 	require.ErrorIs(t, err, nats.ErrTimeout, "a killed worker answers nothing")
 	// Its statements do not outlive it for long.
-	require.Eventually(t, func() bool {
-		var running int
-		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", "dbworker/"+id).Scan(&running)
-		return err == nil && running == 0
-	}, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return activity("dbworker/"+id, "%") == 0 }, 10*time.Second, 50*time.Millisecond)
 }
 
 // TestSIGTERMWithAJobRunning: a job cut off by the drain timeout is recorded
@@ -264,14 +257,8 @@ func TestSIGTERMWithAJobRunning(t *testing.T) {
 	require.NoError(t, err)
 	_, err = js.Publish(ctx, "db.vacuum.jobs", []byte(`{"table":"k","skip_locked":false}`), jetstream.WithMsgID("term-job"))
 	require.NoError(t, err)
-	watch, err := pgx.Connect(ctx, pg.URL)
-	require.NoError(t, err)
-	defer watch.Close(ctx)
-	require.Eventually(t, func() bool {
-		var n int
-		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'VACUUM%'", "dbworker/"+id+"/vacuum").Scan(&n)
-		return err == nil && n == 1
-	}, 20*time.Second, 20*time.Millisecond, "logs: %s", logs)
+	activity := watchActivity(t, pg.URL)
+	require.Eventually(t, func() bool { return activity("dbworker/"+id+"/vacuum", "VACUUM%") == 1 }, 20*time.Second, 20*time.Millisecond, "logs: %s", logs)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)

@@ -30,13 +30,6 @@ const (
 	ExecuteDisabled  = "disabled"
 )
 
-// Defaults callers may need.
-const (
-	MaxRowsDefault          = 10000
-	StatementTimeoutDefault = 30 * time.Second
-	MaxRequestBytesDefault  = 1 << 20
-)
-
 // Config is the worker's configuration. Every field is read from the variable
 // named in its envconfig tag.
 type Config struct {

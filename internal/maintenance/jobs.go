@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -123,12 +124,7 @@ func jobID(msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
 	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		return id
 	}
-	return "seq-" + uintString(meta.Sequence.Stream)
-}
-
-func uintString(v uint64) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+	return "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 }
 
 // decodeJob reads a job body as strictly as a request.
@@ -161,13 +157,13 @@ func (s *Service) settle(ctx context.Context, msg jetstream.Msg, err error) {
 
 // skipped records a job whose target was locked by another run.
 func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *errLocked) error {
-	t, _ := s.resolve(ctx, req.Schema, req.Table)
+	t := el.target
 	now := time.Now().UTC()
 	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table,
 		Status: messages.StatusSkipped, StartedAt: now, FinishedAt: now, Holder: el.holder}
 	s.cfg.Metrics.MaintenanceRun("vacuum", messages.StatusSkipped)
 	s.log.Info().Str("job_id", req.JobID).Str("target", t.lockKey()).Str("holder", el.holder).Msg("vacuum job skipped: target locked")
-	return s.storeVacuum(ctx, res)
+	return s.storeVacuum(context.WithoutCancel(ctx), res)
 }
 
 // terminate records a failed result for a job that can never succeed and

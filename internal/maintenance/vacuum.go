@@ -22,6 +22,7 @@ import (
 
 // errLocked reports a target whose maintenance lock another run holds.
 type errLocked struct {
+	target    target
 	holder    string
 	expiresIn time.Duration
 }
@@ -101,7 +102,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		return nil, state.AsError(fmt.Errorf("take maintenance lock: %w", err)) // fail closed: no lock, no run
 	}
 	if !got.Acquired {
-		return nil, &errLocked{holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
+		return nil, &errLocked{target: t, holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

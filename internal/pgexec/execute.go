@@ -240,8 +240,9 @@ func (s *session) release() {
 var sessionTags = []string{"SET", "RESET", "DISCARD", "LISTEN", "UNLISTEN", "PREPARE", "DEALLOCATE", "LOAD", "DECLARE", "CREATE TEMP"}
 
 func (s *session) noteTag(tag pgconn.CommandTag) {
+	cmd := tag.String()
 	for _, t := range sessionTags {
-		if bytes.HasPrefix([]byte(tag.String()), []byte(t)) {
+		if strings.HasPrefix(cmd, t) {
 			s.dirty = true
 			return
 		}

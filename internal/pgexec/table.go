@@ -59,16 +59,6 @@ func resolveTable(ctx context.Context, conn *pgconn.PgConn, ref string) (*table,
 	return lookupTable(ctx, conn, schema, name)
 }
 
-// LookupTable finds a table (or view) in the catalog: in schema when given,
-// else through the search_path. It returns the names as stored, or NOT_FOUND.
-func LookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) (foundSchema, foundName string, err error) {
-	t, err := lookupTable(ctx, conn, schema, name)
-	if err != nil {
-		return "", "", err
-	}
-	return t.schema, t.name, nil
-}
-
 func lookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) (*table, error) {
 	if strings.IndexByte(schema, 0) >= 0 || strings.IndexByte(name, 0) >= 0 || name == "" {
 		return nil, messages.BadRequest("table", "table name is empty or contains a NUL byte")

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nuid"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jeeves-avionics/dbworker/internal/state/redis"
 )
 
 // RedisURLDefault is used when neither TEST_REDIS_URL nor REDIS_URL is set.
@@ -44,13 +46,8 @@ func NewRedisPrefix(t testing.TB) string {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
+		if err := redis.DeletePrefix(ctx, c, prefix); err != nil {
+			t.Errorf("clean up redis keys %s*: %v", prefix, err)
 		}
 	})
 	return prefix

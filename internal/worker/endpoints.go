@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -131,10 +129,8 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 			InFlight: w.inFlight.Load(),
 		},
 	}
-	if js, err := jetstream.New(w.deps.NATS); err == nil {
-		if _, err := js.AccountInfo(ctx); err == nil {
-			h.NATS.JetStream = true
-		}
+	if _, err := w.js.AccountInfo(ctx); err == nil {
+		h.NATS.JetStream = true
 	}
 	switch {
 	case h.Postgres.Status != messages.HealthHealthy:

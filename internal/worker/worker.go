@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
@@ -100,6 +101,7 @@ type Worker struct {
 	svc      micro.Service
 	inFlight atomic.Int64
 	stats    stats
+	js       jetstream.JetStream // for db.health's JetStream check
 
 	extra []endpoint // more endpoints, for tests
 
@@ -126,7 +128,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DrainTimeoutDefault
 	}
-	return &Worker{cfg: cfg, deps: deps, log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
+	js, err := jetstream.New(deps.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	return &Worker{cfg: cfg, deps: deps, js: js, log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
 
 func cmpOr(a, b string) string {

@@ -2,10 +2,12 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/pkg/client"
@@ -32,7 +34,7 @@ func TestEveryOperation(t *testing.T) {
 		Email  string
 		Active bool
 	}
-	require.NoError(t, res.Scan(&rows))
+	require.NoError(t, res.ScanRows(&rows))
 	require.Equal(t, "op@x", rows[0].Email)
 	require.False(t, rows[0].Active)
 
@@ -161,4 +163,38 @@ func TestVectorAndGraph(t *testing.T) {
 	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpFindPath, From: "x", To: "y"}, &path))
 	require.True(t, path.Found)
 	require.Len(t, path.Edges, 1)
+}
+
+func TestOptions(t *testing.T) {
+	// WithTimeout applies when the context has no deadline.
+	c := client.New(nc, client.WithTimeout(150*time.Millisecond))
+	_, err := c.Query(context.Background(), "SELECT pg_sleep(3)", nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	// WithRequestID sends the id in the Request-Id header; WithPrefix picks
+	// the subjects. A spy stands in for a worker under the prefix "spy.".
+	got := make(chan string, 1)
+	sub, err := nc.Subscribe("spy.db.health", func(m *nats.Msg) {
+		got <- m.Header.Get("Request-Id")
+		_ = m.Respond([]byte(`{"status":"healthy"}`))
+	})
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	h, err := client.New(nc, client.WithPrefix("spy")).Health(client.WithRequestID(context.Background(), "req-42"))
+	require.NoError(t, err)
+	require.Equal(t, "healthy", h.Status)
+	require.Equal(t, "req-42", <-got)
+}
+
+func TestVectorRaw(t *testing.T) {
+	ctx := context.Background()
+	c := client.New(nc)
+	_, err := c.CreateCollection(ctx, "client_raw", 3, "")
+	require.NoError(t, err)
+	raw, err := c.Vector(ctx, messages.VectorRequest{Op: messages.OpStats, Collection: "client_raw"})
+	require.NoError(t, err)
+	var st messages.VectorStats
+	require.NoError(t, json.Unmarshal(raw, &st))
+	require.Equal(t, "client_raw", st.Name)
+	require.Equal(t, "cosine", st.Metric)
 }

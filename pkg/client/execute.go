@@ -8,27 +8,8 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// Result is the answer of a query: columns, rows as JSON (objects, or arrays
-// with row_format array), and what the command did.
-type Result struct {
-	Columns      []messages.Column `json:"columns"`
-	Rows         json.RawMessage   `json:"rows"`
-	Row          json.RawMessage   `json:"row"`
-	RowsAffected int64             `json:"rows_affected"`
-	Command      string            `json:"command"`
-	Commands     []string          `json:"commands"`
-	Truncated    bool              `json:"truncated"`
-	Results      []Result          `json:"results"`
-}
-
-// Scan decodes the rows into dest, a pointer to a slice (of structs with json
-// tags, or of maps).
-func (r *Result) Scan(dest any) error {
-	if len(r.Rows) == 0 {
-		return json.Unmarshal([]byte("[]"), dest)
-	}
-	return json.Unmarshal(r.Rows, dest)
-}
+// Result is the answer of db.execute; ScanRows decodes its rows.
+type Result = messages.ExecuteResult
 
 // Execute sends any db.execute request.
 func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest) (*Result, error) {

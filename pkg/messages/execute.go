@@ -58,15 +58,26 @@ type Column struct {
 	Type string `json:"type"`
 }
 
-// ExecuteResult is the answer of db.execute. Which fields are set depends on the op;
-// docs/protocol.md lists them. Rows and Row hold pre-encoded JSON.
+// ExecuteResult is the answer of db.execute. Which fields are set depends on
+// the op; docs/protocol.md lists them. Rows and Row are raw JSON: objects, or
+// arrays with row_format "array".
 type ExecuteResult struct {
-	Columns      []Column          `json:"columns,omitempty"`
-	Rows         json.RawMessage   `json:"rows,omitempty"`
-	Row          json.RawMessage   `json:"row,omitempty"`
-	RowsAffected int64             `json:"rows_affected"`
-	Command      string            `json:"command,omitempty"`
-	Commands     []string          `json:"commands,omitempty"`
-	Truncated    bool              `json:"truncated,omitempty"`
-	Results      []json.RawMessage `json:"results,omitempty"`
+	Columns      []Column        `json:"columns,omitempty"`
+	Rows         json.RawMessage `json:"rows,omitempty"`
+	Row          json.RawMessage `json:"row,omitempty"`
+	RowsAffected int64           `json:"rows_affected"`
+	Command      string          `json:"command,omitempty"`
+	Commands     []string        `json:"commands,omitempty"`
+	Truncated    bool            `json:"truncated,omitempty"`
+	// Results holds one answer per statement (tx) or item (many).
+	Results []ExecuteResult `json:"results,omitempty"`
+}
+
+// ScanRows decodes Rows into dest, a pointer to a slice (of structs with json
+// tags, or of maps); no rows decode as an empty slice.
+func (r *ExecuteResult) ScanRows(dest any) error {
+	if len(r.Rows) == 0 {
+		return json.Unmarshal([]byte("[]"), dest)
+	}
+	return json.Unmarshal(r.Rows, dest)
 }

@@ -436,3 +436,27 @@ func (b *Backend) Health(ctx context.Context) messages.StateHealth {
 	}
 	return h
 }
+
+// DeletePrefix deletes every key that starts with prefix, scanning in
+// batches. Tests and tools use it to clean up their namespace; on a Redis
+// Cluster it covers the node the client's SCAN reaches.
+func DeletePrefix(ctx context.Context, c goredis.UniversalClient, prefix string) error {
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := c.Del(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return c.Del(ctx, batch...).Err()
+	}
+	return nil
+}
