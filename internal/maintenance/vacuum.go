@@ -149,44 +149,48 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	return res, s.storeVacuum(context.WithoutCancel(ctx), res)
 }
 
-// keepLock refreshes the maintenance lock every third of its TTL; a lost lock
-// cancels the run (fail closed).
-func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key, owner string) {
-	t := time.NewTicker(s.cfg.LockTTL / 3)
+// every calls fn each period until ctx ends or fn returns false.
+func every(ctx context.Context, period time.Duration, fn func() bool) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			res, err := s.state.RefreshLock(ctx, key, owner, s.cfg.LockTTL)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil || !res.Refreshed {
-				s.log.Error().Err(err).Str("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
-				cancel(messages.Errorf(messages.CodeUnavailable, "maintenance lock lost during the run"))
+			if ctx.Err() != nil || !fn() {
 				return
 			}
 		}
 	}
 }
 
+// keepLock refreshes the maintenance lock every third of its TTL; a lost lock
+// cancels the run (fail closed).
+func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key, owner string) {
+	every(ctx, s.cfg.LockTTL/3, func() bool {
+		res, err := s.state.RefreshLock(ctx, key, owner, s.cfg.LockTTL)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err != nil || !res.Refreshed {
+			s.log.Error().Err(err).Str("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
+			cancel(messages.Errorf(messages.CodeUnavailable, "maintenance lock lost during the run"))
+			return false
+		}
+		return true
+	})
+}
+
 // keepJob tells JetStream the job is still being worked on, every third of
 // AckWait, so a long VACUUM is not redelivered.
 func (s *Service) keepJob(ctx context.Context, job jetstream.Msg) {
-	t := time.NewTicker(s.cfg.AckWait / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := job.InProgress(); err != nil {
-				s.log.Warn().Err(err).Msg("in-progress ack")
-			}
+	every(ctx, s.cfg.AckWait/3, func() bool {
+		if err := job.InProgress(); err != nil {
+			s.log.Warn().Err(err).Msg("in-progress ack")
 		}
-	}
+		return true
+	})
 }
 
 // runVacuum opens a dedicated connection and runs VACUUM on it, outside any
@@ -288,23 +292,18 @@ func (s *Service) snapshot(ctx context.Context, t target) (*messages.VacuumSnaps
 // reportProgress publishes pg_stat_progress_vacuum for the VACUUM's backend
 // every ProgressInterval until ctx ends.
 func (s *Service) reportProgress(ctx context.Context, pid uint32, runID, jobID string) {
-	t := time.NewTicker(s.cfg.ProgressInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.cfg.ProgressInterval, func() bool {
 		p := messages.VacuumProgress{RunID: runID, JobID: jobID}
 		err := s.pg.Pool().QueryRow(ctx, progressQuery, int32(pid)).Scan(&p.Phase, &p.HeapBlksTotal, &p.HeapBlksScanned, &p.HeapBlksVacuumed, &p.IndexVacuumCount)
-		if errors.Is(err, pgx.ErrNoRows) {
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
 			p.Phase = "waiting"
-		} else if err != nil {
-			continue
+		case err != nil:
+			return true // best effort: try again next tick
 		}
 		s.publishProgress(p)
-	}
+		return true
+	})
 }
 
 // publishProgress sends a progress event, best effort.
