@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,14 +126,7 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 	ctx := context.Background()
 	pg.Exec(t, "CREATE TABLE k (x int); INSERT INTO k SELECT generate_series(1, 1000)")
 
-	// Hold a lock VACUUM must wait for, so the run lasts until we let go.
-	blocker, err := pgx.Connect(ctx, pg.URL)
-	require.NoError(t, err)
-	defer blocker.Close(ctx)
-	tx, err := blocker.Begin(ctx)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, "LOCK TABLE k IN SHARE UPDATE EXCLUSIVE MODE")
-	require.NoError(t, err)
+	release := holdVacuumOff(t, pg.URL, "k") // the run lasts until we let go
 
 	start := func(id string) (*exec.Cmd, *bytes.Buffer) {
 		return startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
@@ -153,7 +147,7 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 	require.Eventually(t, func() bool { return activity("dbworker/a-"+pg.Schema+"/vacuum", "VACUUM%") > 0 }, 20*time.Second, 20*time.Millisecond, "logs: %s", aLogs)
 	require.NoError(t, a.Process.Kill())
 	_ = a.Wait()
-	require.NoError(t, tx.Commit(ctx))
+	release()
 
 	_, bLogs := start("b-" + pg.Schema)
 	stream, err := js.Stream(ctx, "DB_VACUUM")
@@ -173,6 +167,28 @@ func TestKilledWorkerJobIsRedone(t *testing.T) {
 		jobs, err := js.Stream(ctx, "DB_JOBS")
 		return err == nil && jobs.CachedInfo().State.Msgs == 0
 	}, 10*time.Second, 50*time.Millisecond, "the job is acked")
+}
+
+// holdVacuumOff takes a lock VACUUM must wait for on table, in a transaction
+// of its own, so a run lasts until release is called (or the test ends).
+func holdVacuumOff(t *testing.T, url, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN SHARE UPDATE EXCLUSIVE MODE")
+	require.NoError(t, err)
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			require.NoError(t, tx.Commit(ctx))
+			conn.Close(ctx)
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // watchActivity returns a counter of the PostgreSQL sessions of application
@@ -241,14 +257,7 @@ func TestSIGTERMWithAJobRunning(t *testing.T) {
 	nc := testenv.Connect(t, ns)
 	ctx := context.Background()
 	pg.Exec(t, "CREATE TABLE k (x int)")
-	blocker, err := pgx.Connect(ctx, pg.URL)
-	require.NoError(t, err)
-	defer blocker.Close(ctx)
-	tx, err := blocker.Begin(ctx)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, "LOCK TABLE k IN SHARE UPDATE EXCLUSIVE MODE")
-	require.NoError(t, err)
-	defer tx.Rollback(ctx)
+	holdVacuumOff(t, pg.URL, "k")
 
 	id := "term-" + pg.Schema
 	cmd, logs := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID="+id,
