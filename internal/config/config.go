@@ -86,6 +86,7 @@ type Config struct {
 	MaintVacuumTimeout Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
 
 	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
+	ReadOnlyPrivileged  bool    `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" default:"false" desc:"development only: let a read_only worker start with a login that can write"`
 	NamedQueriesFile    string  `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
 	AllowAdHocSQL       bool    `envconfig:"DB_ALLOW_ADHOC" default:"true" desc:"false allows only named queries on db.execute (an allowlist)"`
 	MaxRows             int     `envconfig:"DB_MAX_ROWS" default:"10000" desc:"cap on max_rows; also the default when a request names none"`

@@ -30,6 +30,17 @@ type VectorRequest struct {
 	MinSimilarity *float64        `json:"min_similarity,omitempty"`
 	Filter        json.RawMessage `json:"filter,omitempty"`
 	EFSearch      int             `json:"ef_search,omitempty"`
+	// ReadOnly refuses the request when it would write, as on db.execute.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// Writes reports whether the request's op changes data.
+func (r *VectorRequest) Writes() bool {
+	switch r.Op {
+	case OpSearch, OpStats:
+		return false
+	}
+	return true
 }
 
 // VectorItem is one row of a bulk upsert.
