@@ -186,6 +186,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:          m.Log,
 		Metrics:         reg,
 		Pprof:           cfg.Pprof,
+
+		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
 	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {

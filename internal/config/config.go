@@ -64,6 +64,10 @@ type Config struct {
 	HTTPAddr        string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
 	ShutdownTimeout Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
 
+	// TrustedReplyPrefixes are the strings a reply subject must begin with for
+	// the worker to answer on it (worker.Config.TrustedReplyPrefixes).
+	TrustedReplyPrefixes []string `envconfig:"WORKER_TRUSTED_REPLY_PREFIXES" default:"_INBOX.,_INBOX_" desc:"answer only reply subjects beginning with one of these (comma separated); others are dropped, logged and counted"`
+
 	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" default:"single_node" desc:"single_node (state in memory) or distributed (state in Redis)"`
 	StateBackend   string  `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
 	RedisURL       string  `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
@@ -185,6 +189,14 @@ func (c *Config) Validate() error {
 	c.Streams.validate(bad)
 	if c.MaxConcurrent < 1 {
 		bad("WORKER_MAX_CONCURRENT", "must be at least 1, got %d", c.MaxConcurrent)
+	}
+	if len(c.TrustedReplyPrefixes) == 0 {
+		bad("WORKER_TRUSTED_REPLY_PREFIXES", "must name at least one prefix, such as _INBOX.")
+	}
+	for _, p := range c.TrustedReplyPrefixes {
+		if err := c.Subjects().ValidateReplyPrefix(p); err != nil {
+			bad("WORKER_TRUSTED_REPLY_PREFIXES", "%v", err)
+		}
 	}
 	if c.MaxRequestBytes < 1024 {
 		bad("MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)
@@ -324,6 +336,8 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("nats", RedactURL(c.NATSURL)).
 		Bool("nats_embedded", c.NATSEmbedded).
 		Str("subject_prefix", c.SubjectPrefix).
+		Str("inbox_prefix", c.NATSInboxPrefix).
+		Strs("trusted_reply_prefixes", c.TrustedReplyPrefixes).
 		Str("worker_id", c.WorkerID).
 		Int("max_concurrent", c.MaxConcurrent).
 		Str("execute_mode", c.ExecuteMode).
