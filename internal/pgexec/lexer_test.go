@@ -85,6 +85,20 @@ func TestStatements(t *testing.T) {
 	require.Len(t, scanSQL("DO $$ BEGIN PERFORM 1; END $$").statements, 1)
 }
 
+// TestLineCommentsEndAtCarriageReturn: PostgreSQL ends a -- comment at \r as
+// well as \n, and so must the lexer, or it hides statements from the checks.
+func TestLineCommentsEndAtCarriageReturn(t *testing.T) {
+	sc := scanSQL("SELECT 1 --\r; COMMIT; DELETE FROM items; --\n")
+	var kws []string
+	for _, st := range sc.statements {
+		kws = append(kws, st.keyword)
+	}
+	require.Equal(t, []string{"SELECT", "COMMIT", "DELETE"}, kws)
+	require.Equal(t, "COMMIT", scanSQL("--\rCOMMIT").statements[0].keyword)
+	st := scanSQL("PREPARE /* x */ transaction 'p'").statements[0]
+	require.Equal(t, []string{"PREPARE", "TRANSACTION"}, []string{st.keyword, st.keyword2})
+}
+
 func TestTextForm(t *testing.T) {
 	int4 := &typeInfo{name: "int4", kind: kInt4}
 	arr := &typeInfo{name: "_text", kind: kArray, elem: &typeInfo{name: "text", kind: kText}}

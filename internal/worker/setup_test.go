@@ -34,6 +34,7 @@ type options struct {
 	maxConns      int32
 	acquire       time.Duration
 	mode          string
+	namedOnly     bool // DB_ALLOW_ADHOC=false, with one named query "one"
 	maxRows       int
 	maxPayload    int32
 	maxConcurrent int
@@ -91,7 +92,12 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	wnc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
-	ex := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{Mode: o.mode, MaxRows: o.maxRows, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute})
+	ecfg := pgexec.ExecutorConfig{Mode: o.mode, MaxRows: o.maxRows, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute}
+	if o.namedOnly {
+		ecfg.NamedOnly = true
+		ecfg.NamedQueries = map[string]pgexec.NamedQuery{"one": {SQL: "SELECT 1 AS one", Op: "query"}}
+	}
+	ex := pgexec.NewExecutor(cl, ecfg)
 	if b.state == nil {
 		if o.state != nil {
 			b.state = o.state(t)

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+// TestReadOnlyWorkerNeedsAReadOnlyLogin: a read-only worker whose login can
+// write refuses to start with one line; with the shipped read-only role it
+// starts (running no DDL) and PostgreSQL refuses its writes.
+func TestReadOnlyWorkerNeedsAReadOnlyLogin(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, "CREATE TABLE items (id int)")
+	roles := pg.ApplyRoles(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	base := []string{"NATS_URL=" + ns.ClientURL(), "DB_EXECUTE_MODE=read_only", "WORKER_ID=ro-" + pg.Schema}
+
+	for dsn, why := range map[string]string{pg.URL: "superuser", roles.ReadWriteURL: "may write a table"} {
+		cmd := exec.Command(workerBin)
+		cmd.Env = append(os.Environ(), append(base, "POSTGRES_URL="+dsn)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "a read-only worker started with a login that %s", why)
+		require.Contains(t, stderr.String(), why)
+		require.Contains(t, stderr.String(), "DB_READ_ONLY_ALLOW_PRIVILEGED")
+	}
+
+	startWorker(t, nc, append(base, "POSTGRES_URL="+roles.ReadOnlyURL)...)
+	reply := func(body string) map[string]any {
+		msg, err := nc.Request("db.execute", []byte(body), 10*time.Second)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(msg.Data, &m))
+		return m
+	}
+	require.Contains(t, reply(`{"sql":"SELECT count(*) AS n FROM items"}`), "rows")
+	e := reply(`{"sql":"INSERT INTO items VALUES (1)"}`)["error"].(map[string]any)
+	require.Equal(t, "FORBIDDEN", e["code"])
+}
+
+// TestHostileAnswersKeepTheWorkerSmall: values far over the answer bound are
+// refused without the worker holding them, encoded, in memory.
+func TestHostileAnswersKeepTheWorkerSmall(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	cmd, _ := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+pg.URL, "WORKER_ID=mem-"+pg.Schema)
+	for _, sql := range []string{
+		"SELECT repeat(chr(10), 150000000) AS v",                   // one value of 150 MB: over the row bound
+		"SELECT repeat(chr(10), 40000000) AS v",                    // 40 MB, would escape to 80 MB
+		"SELECT repeat('x', 4000) FROM generate_series(1, 100000)", // many rows
+	} {
+		msg, err := nc.Request("db.execute", []byte(`{"sql":"`+sql+`"}`), 60*time.Second)
+		require.NoError(t, err)
+		require.Contains(t, string(msg.Data), "TOO_LARGE", sql)
+	}
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+	require.NoError(t, err)
+	var hwmKB int64
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			hwmKB, _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	require.Positive(t, hwmKB)
+	t.Logf("worker peak RSS: %d MB", hwmKB/1024)
+	require.Less(t, hwmKB, int64(300<<10), "peak RSS %d MB", hwmKB/1024)
+}
