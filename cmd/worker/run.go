@@ -82,6 +82,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AcquireTimeout:          cfg.PoolTimeout.D(),
 		MaxConnLifetime:         cfg.PoolRecycle.D(),
 		SessionStatementTimeout: cfg.MaxStatementTimeout.D(),
+		MaxMessageBytes:         cfg.MaxMessageBytes,
 		CreateExtension:         cfg.CreateExtension && !readOnly,
 		ApplicationName:         "dbworker/" + cfg.WorkerID,
 		Logger:                  &m.Log,
