@@ -7,8 +7,8 @@
 //	                                db.stats.jobs  ┴─► DB_JOBS (work queue)
 //	                                                     │ durable pull consumer "maintenance"
 //	                                                     ▼
-//	db.vacuum / db.stats request ──► worker ──► maintenance lock (state backend)
-//	                                   │            maint:vacuum:<schema>.<table>
+//	db.vacuum / db.stats request ──► worker ──► maintenance lock (state backend,
+//	                                   │            internal space) vacuum:<schema>.<table>
 //	                                   ├─► VACUUM on a dedicated connection
 //	                                   ├─► db.vacuum.progress.<run_id>  (core NATS, ~1/s)
 //	                                   └─► DB_VACUUM / DB_STATS results ──► ack job / answer
@@ -46,7 +46,7 @@ const (
 	StreamVacuum   = "DB_VACUUM"
 	StreamJobs     = "DB_JOBS"
 	ConsumerJobs   = "maintenance"
-	lockKeyPrefix  = "maint:vacuum:"
+	lockKeyPrefix  = "vacuum:"
 	databaseTarget = "_database"
 )
 

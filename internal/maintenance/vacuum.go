@@ -104,11 +104,12 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	if !got.Acquired {
 		return nil, &errLocked{target: t, holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
 	}
+	lease := got.Lease
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := s.state.ReleaseLock(rctx, t.lockKey(), owner); err != nil {
-			s.log.Warn().Err(err).Str("lock", t.lockKey()).Msg("release maintenance lock")
+		if _, err := s.state.ReleaseLock(rctx, t.lockKey(), lease); err != nil {
+			s.log.Warn().Err(err).Stringer("lock", t.lockKey()).Msg("release maintenance lock")
 		}
 	}()
 
@@ -120,7 +121,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		s.keepLock(runCtx, cancelRun, t.lockKey(), owner)
+		s.keepLock(runCtx, cancelRun, t.lockKey(), lease)
 	}()
 	if job != nil {
 		bg.Add(1)
@@ -144,7 +145,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		res.Error = pgexec.AsError(runErr)
 	}
 	s.cfg.Metrics.MaintenanceRun("vacuum", res.Status)
-	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Str("target", t.lockKey()).Str("status", res.Status).
+	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Stringer("target", t.lockKey()).Str("status", res.Status).
 		Int64("duration_ms", res.DurationMS).Msg("vacuum")
 	return res, s.storeVacuum(context.WithoutCancel(ctx), res)
 }
@@ -167,14 +168,14 @@ func every(ctx context.Context, period time.Duration, fn func() bool) {
 
 // keepLock refreshes the maintenance lock every third of its TTL; a lost lock
 // cancels the run (fail closed).
-func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key, owner string) {
+func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key state.LockKey, lease string) {
 	every(ctx, s.cfg.LockTTL/3, func() bool {
-		res, err := s.state.RefreshLock(ctx, key, owner, s.cfg.LockTTL)
+		res, err := s.state.RefreshLock(ctx, key, lease, s.cfg.LockTTL)
 		if ctx.Err() != nil {
 			return false
 		}
 		if err != nil || !res.Refreshed {
-			s.log.Error().Err(err).Str("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
+			s.log.Error().Err(err).Stringer("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
 			cancel(messages.Errorf(messages.CodeUnavailable, "maintenance lock lost during the run"))
 			return false
 		}

@@ -7,6 +7,7 @@ package memory
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -34,10 +35,10 @@ type Backend struct {
 
 	mu     sync.Mutex
 	limits map[string]*window
-	locks  map[string]*lock
+	locks  map[state.LockKey]*lock
 	blobs  map[string]*entry
 	kv     map[string]*entry
-	fence  int64 // one counter for all keys: it grows with every acquisition of any key
+	fence  int64 // one counter for all keys, seeded from the clock (state.NextToken)
 
 	stop chan struct{}
 	done chan struct{}
@@ -53,8 +54,14 @@ func (e *entry) expired(now time.Time) bool { return !e.expires.IsZero() && !now
 
 type lock struct {
 	owner   string
+	lease   string
 	token   int64
 	expires time.Time
+}
+
+// holds reports whether lease is the lock's, in constant time.
+func (l *lock) holds(lease string) bool {
+	return subtle.ConstantTimeCompare([]byte(l.lease), []byte(lease)) == 1
 }
 
 // window holds the admitted calls of one rate-limit key, oldest first.
@@ -83,7 +90,7 @@ func New(o Options) *Backend {
 	b := &Backend{
 		now:    o.Now,
 		limits: make(map[string]*window),
-		locks:  make(map[string]*lock),
+		locks:  make(map[state.LockKey]*lock),
 		blobs:  make(map[string]*entry),
 		kv:     make(map[string]*entry),
 		stop:   make(chan struct{}),
@@ -198,7 +205,7 @@ func (b *Backend) RateLimit(_ context.Context, key string, limit, cost int64, sp
 	return res, nil
 }
 
-func (b *Backend) liveLock(key string, now time.Time) *lock {
+func (b *Backend) liveLock(key state.LockKey, now time.Time) *lock {
 	l := b.locks[key]
 	if l != nil && !now.Before(l.expires) {
 		delete(b.locks, key)
@@ -208,33 +215,29 @@ func (b *Backend) liveLock(key string, now time.Time) *lock {
 }
 
 // AcquireLock implements state.Backend.
-func (b *Backend) AcquireLock(_ context.Context, key, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
+func (b *Backend) AcquireLock(_ context.Context, key state.LockKey, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	l := b.liveLock(key, now)
-	if l != nil && l.owner != owner {
-		return messages.LockAcquireResult{Owner: l.owner, ExpiresInMS: remainingMS(l.expires, now)}, nil
+	if l := b.liveLock(key, now); l != nil {
+		return messages.LockAcquireResult{Owner: l.owner, Token: l.token, ExpiresInMS: remainingMS(l.expires, now)}, nil
 	}
-	if l == nil {
-		b.fence++
-		l = &lock{owner: owner, token: b.fence}
-		b.locks[key] = l
-	}
-	l.expires = now.Add(ttl)
+	b.fence = state.NextToken(b.fence, now.UnixMicro())
+	l := &lock{owner: owner, lease: state.NewLease(), token: b.fence, expires: now.Add(ttl)}
+	b.locks[key] = l
 	at := l.expires.UTC().Truncate(time.Millisecond)
-	return messages.LockAcquireResult{Acquired: true, Owner: owner, Token: l.token, ExpiresAt: &at}, nil
+	return messages.LockAcquireResult{Acquired: true, Owner: owner, Lease: l.lease, Token: l.token, ExpiresAt: &at}, nil
 }
 
 // ReleaseLock implements state.Backend.
-func (b *Backend) ReleaseLock(_ context.Context, key, owner string) (messages.LockReleaseResult, error) {
+func (b *Backend) ReleaseLock(_ context.Context, key state.LockKey, lease string) (messages.LockReleaseResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := b.liveLock(key, b.now())
 	switch {
 	case l == nil:
 		return messages.LockReleaseResult{Reason: messages.ReasonNotHeld}, nil
-	case l.owner != owner:
+	case !l.holds(lease):
 		return messages.LockReleaseResult{Reason: messages.ReasonNotOwner}, nil
 	}
 	delete(b.locks, key)
@@ -242,7 +245,7 @@ func (b *Backend) ReleaseLock(_ context.Context, key, owner string) (messages.Lo
 }
 
 // RefreshLock implements state.Backend.
-func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Duration) (messages.LockRefreshResult, error) {
+func (b *Backend) RefreshLock(_ context.Context, key state.LockKey, lease string, ttl time.Duration) (messages.LockRefreshResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -250,7 +253,7 @@ func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Dur
 	switch {
 	case l == nil:
 		return messages.LockRefreshResult{Reason: messages.ReasonNotHeld}, nil
-	case l.owner != owner:
+	case !l.holds(lease):
 		return messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, nil
 	}
 	l.expires = now.Add(ttl)
@@ -259,7 +262,7 @@ func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Dur
 }
 
 // LockStatus implements state.Backend.
-func (b *Backend) LockStatus(_ context.Context, key string) (messages.LockStatusResult, error) {
+func (b *Backend) LockStatus(_ context.Context, key state.LockKey) (messages.LockStatusResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()

@@ -41,7 +41,7 @@ func TestKeysExpire(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, ttl, time.Second)
 	require.LessOrEqual(t, ttl, 4*time.Second)
-	_, err = b.AcquireLock(ctx, "l", "o", time.Minute)
+	_, err = b.AcquireLock(ctx, state.CallerLock("l"), "o", time.Minute)
 	require.NoError(t, err)
 	ttl, err = b.Client().PTTL(ctx, prefix+"lock:{l}:fence").Result()
 	require.NoError(t, err)
