@@ -76,3 +76,23 @@ func TestTokensSurviveRestart(t *testing.T) {
 		require.NoError(t, b.Close())
 	}
 }
+
+// TestRateLimitCostBounded: a key with a huge limit keeps a counter, not a
+// call per admission; an exact key keeps at most limit calls.
+func TestRateLimitCostBounded(t *testing.T) {
+	b := memory.New(memory.Options{})
+	defer b.Close()
+	ctx := context.Background()
+	const calls = 3 * state.ExactLimitMax
+	for i := 0; i < calls; i++ {
+		res, err := b.RateLimit(ctx, "huge", 1e9, 1, time.Hour)
+		require.NoError(t, err)
+		require.True(t, res.Allowed)
+	}
+	require.Equal(t, 1, b.RateLimitEntries())
+	for i := 0; i < calls; i++ {
+		_, err := b.RateLimit(ctx, "exact", state.ExactLimitMax, 1, time.Hour)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1+state.ExactLimitMax, b.RateLimitEntries())
+}

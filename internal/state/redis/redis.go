@@ -33,6 +33,8 @@ const KeyPrefixDefault = "dbw:"
 var (
 	//go:embed scripts/ratelimit.lua
 	rateLimitSrc string
+	//go:embed scripts/ratelimit_counter.lua
+	rateCounterSrc string
 	//go:embed scripts/lock_acquire.lua
 	lockAcquireSrc string
 	//go:embed scripts/lock_release.lua
@@ -43,6 +45,7 @@ var (
 	lockStatusSrc string
 
 	rateLimitScript   = goredis.NewScript(rateLimitSrc)
+	rateCounterScript = goredis.NewScript(rateCounterSrc)
 	lockAcquireScript = goredis.NewScript(lockAcquireSrc)
 	lockReleaseScript = goredis.NewScript(lockReleaseSrc)
 	lockRefreshScript = goredis.NewScript(lockRefreshSrc)
@@ -163,9 +166,13 @@ func (b *Backend) Close() error { return b.c.Close() }
 // Client returns the underlying client.
 func (b *Backend) Client() goredis.UniversalClient { return b.c }
 
-// Keys. A script's keys share a hash tag: {<kind>:<key>}.
-func (b *Backend) rateKeys(key string) []string {
-	k := b.prefix + "rl:{" + key + "}"
+// Keys. A script's keys share a hash tag: {<key>}.
+
+// rateKeys are a rate-limit key's: rl:{key}:<window µs>:<limit>, the window
+// and limit being part of its identity, and for the exact log the running sum
+// beside it.
+func (b *Backend) rateKeys(key string, window time.Duration, limit int64) []string {
+	k := b.prefix + "rl:{" + key + "}:" + strconv.FormatInt(window.Microseconds(), 10) + ":" + strconv.FormatInt(limit, 10)
 	return []string{k, k + ":sum"}
 }
 
@@ -231,9 +238,17 @@ func toInt(v any) int64 {
 	return 0
 }
 
-// RateLimit implements state.Backend with scripts/ratelimit.lua.
+// RateLimit implements state.Backend with scripts/ratelimit.lua (an exact
+// log) up to state.ExactLimitMax and scripts/ratelimit_counter.lua above it.
 func (b *Backend) RateLimit(ctx context.Context, key string, limit, cost int64, window time.Duration) (messages.RateLimitResult, error) {
-	r, err := run(ctx, b.c, rateLimitScript, b.rateKeys(key), limit, window.Microseconds(), cost, nuid.Next())
+	keys := b.rateKeys(key, window, limit)
+	var r []any
+	var err error
+	if limit > state.ExactLimitMax {
+		r, err = run(ctx, b.c, rateCounterScript, keys[:1], limit, window.Microseconds(), cost)
+	} else {
+		r, err = run(ctx, b.c, rateLimitScript, keys, limit, window.Microseconds(), cost, nuid.Next())
+	}
 	if err != nil {
 		return messages.RateLimitResult{}, fmt.Errorf("rate limit %q: %w", key, err)
 	}

@@ -27,6 +27,8 @@ func Run(t *testing.T, open Open) {
 		"RateLimitCost":           rateLimitCost,
 		"RateLimitEdges":          rateLimitEdges,
 		"RateLimitConcurrent":     rateLimitConcurrent,
+		"RateLimitIdentity":       rateLimitIdentity,
+		"RateLimitCounter":        rateLimitCounter,
 		"LockOwnership":           lockOwnership,
 		"LockThirdPartyCannot":    lockThirdPartyCannotSteal,
 		"LockSpaces":              lockSpaces,
@@ -131,13 +133,78 @@ func rateLimitEdges(t *testing.T, b state.Backend) {
 	require.Zero(t, res.Remaining)
 	require.True(t, rl(t, b, "zero", 0, 0, time.Minute).Allowed)
 
-	// A lower limit on a busy key: remaining never goes negative.
-	for i := 0; i < 4; i++ {
-		rl(t, b, "shrink", 10, 1, time.Minute)
+}
+
+// The reset: one call with window_ms 1 wiped a key's history. The
+// window and the limit are part of a key's identity: a call with another
+// window or limit counts in a bucket of its own and leaves this one alone.
+func rateLimitIdentity(t *testing.T, b state.Backend) {
+	for _, limit := range []int64{5, state.ExactLimitMax + 5} {
+		key := fmt.Sprint("id", limit)
+		cost := max(limit/5, 1)
+		for i := 0; i < 5; i++ {
+			require.True(t, rl(t, b, key, limit, cost, time.Minute).Allowed)
+		}
+		require.False(t, rl(t, b, key, limit, cost, time.Minute).Allowed)
+		require.True(t, rl(t, b, key, limit, cost, time.Millisecond).Allowed, "a 1 ms window is another bucket")
+		require.True(t, rl(t, b, key, limit, cost, 2*time.Minute).Allowed, "so is a longer one")
+		require.True(t, rl(t, b, key, limit+1, cost, time.Minute).Allowed, "and another limit")
+		for i := 0; i < 5; i++ {
+			res := rl(t, b, key, limit, cost, time.Minute)
+			require.False(t, res.Allowed, "limit %d, call %d after the others: not reset", limit, i)
+			require.Zero(t, res.Remaining)
+		}
 	}
-	res = rl(t, b, "shrink", 2, 1, time.Minute)
-	require.False(t, res.Allowed)
-	require.Zero(t, res.Remaining)
+}
+
+// Above ExactLimitMax the key is a sliding-window counter: the same answers
+// while its calls fit one aligned window (a day here).
+func rateLimitCounter(t *testing.T, b state.Backend) {
+	const limit, cost = 5000, 1000
+	for want := int64(4000); want >= 0; want -= cost {
+		res := rl(t, b, "ctr", limit, cost, 24*time.Hour)
+		require.True(t, res.Allowed)
+		require.Equal(t, want, res.Remaining)
+		require.Zero(t, res.RetryAfterMS)
+		require.Positive(t, res.ResetMS)
+	}
+	for i := 0; i < 20; i++ {
+		res := rl(t, b, "ctr", limit, 1, 24*time.Hour)
+		require.False(t, res.Allowed, "full")
+		require.Zero(t, res.Remaining)
+		require.Greater(t, res.RetryAfterMS, int64(0))
+		require.LessOrEqual(t, res.RetryAfterMS, int64(48*time.Hour/time.Millisecond))
+	}
+	res := rl(t, b, "ctr", limit, 0, 24*time.Hour)
+	require.True(t, res.Allowed, "cost 0 asks")
+	require.Zero(t, res.Remaining, "denied calls were not counted, nor was the ask")
+	res = rl(t, b, "ctr", limit, limit+1, 24*time.Hour)
+	require.Equal(t, int64(-1), res.RetryAfterMS, "cost above limit can never pass")
+
+	// Concurrent callers never get more than the limit admitted.
+	var mu sync.Mutex
+	admitted := int64(0)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				res, err := b.RateLimit(ctx, "ctr-conc", 2000, 100, 24*time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Allowed {
+					mu.Lock()
+					admitted += 100
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int64(2000), admitted)
 }
 
 // Concurrent callers on one key never get more than the limit admitted.
