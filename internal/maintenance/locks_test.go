@@ -5,10 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/state/redis"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -100,4 +104,67 @@ func TestCallersCannotSquatMaintenanceLocks(t *testing.T) {
 	res, err = s.Vacuum(ctx, &messages.VacuumRequest{})
 	require.NoError(t, err, "the database-wide VACUUM neither")
 	require.Equal(t, messages.StatusOK, res.(*messages.VacuumResult).Status)
+}
+
+// withRedis puts the env's state in Redis under a prefix of the test's own
+// and returns the prefix and client, so a test can make Redis forget.
+func (e *env) withRedis(t *testing.T) (string, goredis.UniversalClient) {
+	t.Helper()
+	prefix := testenv.NewRedisPrefix(t)
+	b, err := redis.Factory(context.Background(), state.Options{RedisURL: testenv.RedisURL(), KeyPrefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	e.state = b
+	return prefix, b.(*redis.Backend).Client()
+}
+
+// TestAdvisoryLockWhenRedisForgets: the running VACUUM's lock vanishes from
+// Redis (a restart without persistence, FLUSHALL); a second worker then takes
+// the Redis lock, but not the target's PostgreSQL advisory lock, held by the
+// first run's connection: it answers LOCKED and never runs.
+func TestAdvisoryLockWhenRedisForgets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	prefix, rc := e.withRedis(t)
+	w1id, w2id := e.pg.Schema+"-w1", e.pg.Schema+"-w2"
+	slow := func(c *maintenance.Config) {
+		c.BeforeVacuumSQL = "SELECT pg_sleep(1.5)"
+		c.LockTTL = time.Minute // no refresh during the test: the first run does not notice
+	}
+	w1, w2 := e.worker(t, w1id, slow), e.worker(t, w2id, slow)
+	e.pg.Exec(t, "CREATE TABLE forgotten (x int)")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.pg.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	vacuums := func(app string) (n int) {
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", "dbworker/"+app+"/vacuum").Scan(&n))
+		return n
+	}
+
+	first := vacuumAsync(w1, "forgotten")
+	waitHeld(t, e.state, maintenance.VacuumLockKey(e.pg.Schema, "forgotten"))
+	require.Eventually(t, func() bool {
+		var advisory int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1::regclass::oid AND a.application_name = $2`,
+			e.pg.Schema+".forgotten", "dbworker/"+w1id+"/vacuum").Scan(&advisory))
+		return advisory == 1
+	}, 10*time.Second, 10*time.Millisecond, "the run holds the target's advisory lock")
+	require.Equal(t, 1, vacuums(w1id))
+
+	require.NoError(t, redis.DeletePrefix(ctx, rc, prefix), "Redis forgets")
+	st, err := e.state.LockStatus(ctx, maintenance.VacuumLockKey(e.pg.Schema, "forgotten"))
+	require.NoError(t, err)
+	require.False(t, st.Held)
+
+	_, err = w2.Vacuum(ctx, &messages.VacuumRequest{Table: "forgotten"})
+	requireCode(t, err, messages.CodeLocked)
+	require.ErrorContains(t, err, "advisory lock held by dbworker/"+w1id+"/vacuum")
+	require.Zero(t, vacuums(w2id), "the second run's connection is closed")
+	require.Equal(t, 1, vacuums(w1id), "the first run goes on")
+	require.NoError(t, <-first)
+	st, err = e.state.LockStatus(ctx, maintenance.VacuumLockKey(e.pg.Schema, "forgotten"))
+	require.NoError(t, err)
+	require.False(t, st.Held, "the second run released the Redis lock it took")
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -131,8 +130,26 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		}()
 	}
 
+	// A job waits for a maintenance connection; a request does not.
+	// Locked, over budget or cut short before it started, there is no run to
+	// record; a PostgreSQL that cannot be reached is a failed run, as ever.
+	mc, connErr := s.openConn(runCtx, t, timeout, job != nil)
+	var el *errLocked
+	var me *messages.Error
+	if connErr != nil && (errors.As(connErr, &el) || errors.As(connErr, &me) || runCtx.Err() != nil) {
+		return nil, connErr
+	}
+	if mc != nil {
+		defer mc.close(context.WithoutCancel(ctx))
+	}
+
 	res := &messages.VacuumResult{RunID: runID, JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table, StartedAt: time.Now().UTC()}
-	out, before, after, runErr := s.runVacuum(runCtx, t, req, timeout, res.RunID, &bg)
+	var out []string
+	var before, after *messages.VacuumSnapshot
+	runErr := connErr
+	if mc != nil {
+		out, before, after, runErr = s.runVacuum(runCtx, mc, t, req, res.RunID, &bg)
+	}
 	if cause := context.Cause(runCtx); runErr != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		runErr = cause
 	}
@@ -194,33 +211,11 @@ func (s *Service) keepJob(ctx context.Context, job jetstream.Msg) {
 	})
 }
 
-// runVacuum opens a dedicated connection and runs VACUUM on it, outside any
+// runVacuum runs VACUUM on the run's dedicated connection, outside any
 // transaction, capturing server notices (VERBOSE) and sending progress events.
-func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumRequest, timeout time.Duration, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
+func (s *Service) runVacuum(ctx context.Context, mc *maintConn, t target, req *messages.VacuumRequest, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
 	jobID := req.JobID
-	var mu sync.Mutex
-	cc := s.pg.Pool().Config().ConnConfig.Copy()
-	cc.RuntimeParams["application_name"] = "dbworker/" + s.cfg.WorkerID + "/vacuum"
-	cc.RuntimeParams["lock_timeout"] = fmt.Sprint(s.cfg.LockTimeout.Milliseconds())
-	cc.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
-	cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		line := n.Message
-		if n.Detail != "" {
-			line += "\n" + n.Detail
-		}
-		mu.Lock()
-		output = append(output, line)
-		mu.Unlock()
-	}
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect for vacuum: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), "."); len(major) >= 2 && major >= "14" {
-		// A worker that dies mid-run must not leave its VACUUM running.
-		_, _ = conn.Exec(ctx, "SET client_connection_check_interval = 1000")
-	}
+	conn := mc.conn
 	before, err = s.snapshot(ctx, t)
 	if err != nil {
 		return nil, nil, nil, err
@@ -241,14 +236,10 @@ func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumR
 	stopProgress()
 	s.publishProgress(messages.VacuumProgress{RunID: runID, JobID: jobID, Phase: "done", Done: true})
 	if err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		return output, before, nil, err
+		return mc.output(), before, nil, err
 	}
 	after, err = s.snapshot(ctx, t)
-	mu.Lock()
-	defer mu.Unlock()
-	return output, before, after, err
+	return mc.output(), before, after, err
 }
 
 // vacuumSQL builds the VACUUM statement: options from the request, the table
