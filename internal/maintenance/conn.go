@@ -109,7 +109,7 @@ func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration,
 		if s.pg.Pool().QueryRow(ctx, advisoryHolderQuery, vacuumLockClass, int32(t.oid)).Scan(&app, &pid) == nil {
 			holder = fmt.Sprintf("%s (pid %d)", app, pid)
 		}
-		return nil, &errLocked{target: t, holder: "PostgreSQL advisory lock held by " + holder, expiresIn: s.cfg.LockTTL}
+		return nil, &errLocked{target: t, holder: holder, expiresIn: s.cfg.LockTTL, advisory: true}
 	}
 	if major, _, _ := strings.Cut(mc.conn.PgConn().ParameterStatus("server_version"), "."); len(major) >= 2 && major >= "14" {
 		// A worker that dies mid-run must not leave its VACUUM running.

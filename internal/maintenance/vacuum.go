@@ -19,11 +19,13 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// errLocked reports a target whose maintenance lock another run holds.
+// errLocked reports a target whose maintenance lock another run holds: the
+// state backend's, or the PostgreSQL advisory lock (advisory).
 type errLocked struct {
 	target    target
 	holder    string
 	expiresIn time.Duration
+	advisory  bool
 }
 
 func (e *errLocked) Error() string { return "maintenance target is locked by " + e.holder }
@@ -38,7 +40,11 @@ func (s *Service) Vacuum(ctx context.Context, req *messages.VacuumRequest) (any,
 	res, err := s.vacuum(ctx, req, nil)
 	var el *errLocked
 	if errors.As(err, &el) {
-		e := messages.Errorf(messages.CodeLocked, "a VACUUM of this target is running (lock held by %s)", el.holder)
+		what := "lock"
+		if el.advisory {
+			what = "PostgreSQL advisory lock"
+		}
+		e := messages.Errorf(messages.CodeLocked, "a VACUUM of this target is running (%s held by %s)", what, el.holder)
 		e.Detail = "holder: " + el.holder
 		return nil, e
 	}
