@@ -79,10 +79,12 @@ expect "db.health"                         '"status":"healthy"'          nats re
 expect "ratelimit 1: allowed"              '"allowed":true,"remaining":1' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
 expect "ratelimit 2: allowed"              '"allowed":true,"remaining":0' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
 expect "ratelimit 3: denied"               '"allowed":false'             nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
-expect "lock acquire"                      '"acquired":true'             nats req state.lock '{"op":"acquire","key":"job:1","owner":"me","ttl_ms":30000}'
+acquired=$(nats req state.lock '{"op":"acquire","key":"job:1","owner":"me","ttl_ms":30000}' 2>&1 || true)
+lease=$(sed -n 's/.*"lease":"\([^"]*\)".*/\1/p' <<<"$acquired")
+expect "lock acquire answers a lease"      '"acquired":true'             echo "$acquired"
 expect "lock held by another"              '"acquired":false,"owner":"me"' nats req state.lock '{"op":"acquire","key":"job:1","owner":"you"}'
-expect "lock release by a non-owner"       '"reason":"not_owner"'        nats req state.lock '{"op":"release","key":"job:1","owner":"you"}'
-expect "lock release by its owner"         '"released":true'             nats req state.lock '{"op":"release","key":"job:1","owner":"me"}'
+expect "lock release by the owner's name"  '"reason":"not_owner"'        nats req state.lock '{"op":"release","key":"job:1","lease":"me"}'
+expect "lock release with its lease"       '"released":true'             nats req state.lock "{\"op\":\"release\",\"key\":\"job:1\",\"lease\":\"$lease\"}"
 expect "kv set"                            '"stored":true'               nats req state.kv '{"op":"set","key":"greeting","value":{"hello":"world"}}'
 expect "kv get"                            '"value":{"hello":"world"}'   nats req state.kv '{"op":"get","key":"greeting"}'
 expect "kv incr"                           '"value":3'                   nats req state.kv '{"op":"incr","key":"n","amount":3}'

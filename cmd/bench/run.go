@@ -22,6 +22,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // path is one thing measured.
@@ -194,12 +195,18 @@ func run(ctx context.Context, o options) error {
 	const rows100 = "SELECT * FROM t WHERE id <= 100"
 	const rows10k = "SELECT * FROM t"
 	lockPair := func(prefix string) func(context.Context) error {
-		acq, rel := req(prefix+"state.lock", `{"op":"acquire","key":"bench","owner":"o","ttl_ms":30000}`), req(prefix+"state.lock", `{"op":"release","key":"bench","owner":"o"}`)
+		acq := []byte(`{"op":"acquire","key":"bench","owner":"o","ttl_ms":30000}`)
 		return func(ctx context.Context) error {
-			if err := acq(ctx); err != nil {
+			m, err := conn().RequestWithContext(ctx, prefix+"state.lock", acq)
+			if err != nil {
 				return err
 			}
-			return rel(ctx)
+			var got messages.LockAcquireResult
+			if err := json.Unmarshal(m.Data, &got); err != nil || !got.Acquired {
+				return fmt.Errorf("state.lock acquire: %s", m.Data)
+			}
+			rel, _ := json.Marshal(messages.LockRequest{Op: messages.OpRelease, Key: "bench", Lease: got.Lease})
+			return req(prefix+"state.lock", string(rel))(ctx)
 		}
 	}
 	var n atomic.Int64
@@ -230,11 +237,12 @@ func run(ctx context.Context, o options) error {
 		{name: "state.lock acquire+release (memory)", group: "lock", worker: true, fn: lockPair("mem.")},
 		{name: "state.lock acquire+release (redis)", group: "lock", worker: true, fn: lockPair("redis.")},
 		{name: "direct Lua acquire+release (go-redis)", group: "lock", baseline: true, fn: func(ctx context.Context) error {
-			k := key()
-			if _, err := direct.AcquireLock(ctx, k, "o", 30*time.Second); err != nil {
+			k := state.CallerLock(key())
+			got, err := direct.AcquireLock(ctx, k, "o", 30*time.Second)
+			if err != nil {
 				return err
 			}
-			_, err := direct.ReleaseLock(ctx, k, "o")
+			_, err = direct.ReleaseLock(ctx, k, got.Lease)
 			return err
 		}},
 

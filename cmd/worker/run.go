@@ -142,6 +142,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Subjects:             subs,
 		Schemas:              cfg.MaintSchemas,
 		Concurrency:          &concurrency,
+		MaxConnections:       cfg.MaintMaxConnections,
 		LockTTL:              cfg.MaintLockTTL.D(),
 		AckWait:              cfg.MaintAckWait.D(),
 		MaxDeliver:           cfg.MaintMaxDeliver,

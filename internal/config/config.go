@@ -81,15 +81,19 @@ type Config struct {
 	VectorDimension int    `envconfig:"PGVECTOR_DIMENSION" default:"384" desc:"dimension of a new db.vector collection when none is given"`
 	VectorSchema    string `envconfig:"VECTOR_SCHEMA" default:"public" desc:"schema of the db.vector collections"`
 
-	MaintSchemas       []string  `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
-	MaintConcurrency   int       `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
-	MaintLockTTL       Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
-	MaintAckWait       Seconds   `envconfig:"MAINT_ACK_WAIT" default:"60s" desc:"a job without progress for this long is redelivered"`
-	MaintMaxDeliver    int       `envconfig:"MAINT_MAX_DELIVER" default:"10" desc:"deliveries of a job at most"`
-	MaintBackOff       []Seconds `envconfig:"MAINT_BACKOFF" desc:"redelivery delays, e.g. 30s,1m,5m (fewer than MAINT_MAX_DELIVER)"`
-	MaintAllowFull     bool      `envconfig:"MAINT_ALLOW_FULL" default:"false" desc:"allow VACUUM FULL"`
-	MaintLockTimeout   Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" default:"5s" desc:"VACUUM's lock_timeout"`
-	MaintVacuumTimeout Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
+	MaintSchemas     []string `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
+	MaintConcurrency int      `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
+	// MaintMaxConnections bounds the connections a worker opens outside its
+	// pool for VACUUM (one per run). Beyond it jobs wait and requests answer
+	// UNAVAILABLE. Defaults to 2; at least 1.
+	MaintMaxConnections int       `envconfig:"MAINT_MAX_CONNECTIONS" default:"2" desc:"VACUUM connections this worker opens at most, outside the pool; beyond it jobs wait and requests answer UNAVAILABLE"`
+	MaintLockTTL        Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
+	MaintAckWait        Seconds   `envconfig:"MAINT_ACK_WAIT" default:"60s" desc:"a job without progress for this long is redelivered"`
+	MaintMaxDeliver     int       `envconfig:"MAINT_MAX_DELIVER" default:"10" desc:"deliveries of a job at most"`
+	MaintBackOff        []Seconds `envconfig:"MAINT_BACKOFF" desc:"redelivery delays, e.g. 30s,1m,5m (fewer than MAINT_MAX_DELIVER)"`
+	MaintAllowFull      bool      `envconfig:"MAINT_ALLOW_FULL" default:"false" desc:"allow VACUUM FULL"`
+	MaintLockTimeout    Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" default:"5s" desc:"VACUUM's lock_timeout"`
+	MaintVacuumTimeout  Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
 
 	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
 	ReadOnlyPrivileged  bool    `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" default:"false" desc:"development only: let a read_only worker start with a login that can write"`
@@ -240,6 +244,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaintConcurrency < 0 {
 		bad("MAINT_CONCURRENCY", "must not be negative, got %d", c.MaintConcurrency)
+	}
+	if c.MaintMaxConnections < 1 {
+		bad("MAINT_MAX_CONNECTIONS", "must be at least 1, got %d", c.MaintMaxConnections)
 	}
 	for name, d := range map[string]Seconds{"MAINT_LOCK_TTL": c.MaintLockTTL, "MAINT_ACK_WAIT": c.MaintAckWait,
 		"MAINT_LOCK_TIMEOUT": c.MaintLockTimeout, "MAINT_VACUUM_TIMEOUT": c.MaintVacuumTimeout} {

@@ -36,6 +36,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.PoolTimeout.D())
 	require.Equal(t, time.Hour, c.PoolRecycle.D())
 	require.Equal(t, ExecuteReadWrite, c.ExecuteMode)
+	require.Equal(t, 2, c.MaintMaxConnections)
 	require.NotEmpty(t, c.WorkerID)
 	require.Equal(t, "postgres://postgres@127.0.0.1:5432/postgres", c.PostgresDSN())
 }
@@ -75,11 +76,13 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"STATE_BACKEND":                 {"etcd", "STATE_BACKEND"},
 		"STATE_LOCK_TTL":                {"0", "STATE_LOCK_TTL"},
 		"MAINT_ACK_WAIT":                {"-1s", "MAINT_ACK_WAIT"},
+		"MAINT_MAX_CONNECTIONS":         {"0", "MAINT_MAX_CONNECTIONS"},
 		"MAINT_BACKOFF":                 {"1s,2s,3s,4s,5s,6s,7s,8s,9s,10s", "MAINT_MAX_DELIVER"},
 		"JS_REPLICAS":                   {"7", "JS_REPLICAS"},
 		"DB_ALLOW_ADHOC":                {"false", "DB_NAMED_QUERIES"},
 		"NATS_INBOX_PREFIX":             {"_INBOX.>", "NATS_INBOX_PREFIX"},
 		"WORKER_TRUSTED_REPLY_PREFIXES": {"_INBOX.,db.vacuum.", "WORKER_TRUSTED_REPLY_PREFIXES"},
+		"POSTGRES_MAX_MESSAGE_BYTES":    {"1000", "POSTGRES_MAX_MESSAGE_BYTES"},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {

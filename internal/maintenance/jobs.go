@@ -162,7 +162,7 @@ func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *
 	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table,
 		Status: messages.StatusSkipped, StartedAt: now, FinishedAt: now, Holder: el.holder}
 	s.cfg.Metrics.MaintenanceRun("vacuum", messages.StatusSkipped)
-	s.log.Info().Str("job_id", req.JobID).Str("target", t.lockKey()).Str("holder", el.holder).Msg("vacuum job skipped: target locked")
+	s.log.Info().Str("job_id", req.JobID).Stringer("target", t.lockKey()).Str("holder", el.holder).Msg("vacuum job skipped: target locked")
 	return s.storeVacuum(context.WithoutCancel(ctx), res)
 }
 

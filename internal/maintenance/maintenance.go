@@ -7,17 +7,21 @@
 //	                                db.stats.jobs  ┴─► DB_JOBS (work queue)
 //	                                                     │ durable pull consumer "maintenance"
 //	                                                     ▼
-//	db.vacuum / db.stats request ──► worker ──► maintenance lock (state backend)
-//	                                   │            maint:vacuum:<schema>.<table>
-//	                                   ├─► VACUUM on a dedicated connection
+//	db.vacuum / db.stats request ──► worker ──► maintenance lock (state backend,
+//	                                   │            internal space) vacuum:<schema>.<table>
+//	                                   ├─► VACUUM on a dedicated connection (one of
+//	                                   │   MaxConnections), holding the target's
+//	                                   │   PostgreSQL advisory lock
 //	                                   ├─► db.vacuum.progress.<run_id>  (core NATS, ~1/s)
 //	                                   └─► DB_VACUUM / DB_STATS results ──► ack job / answer
 //
 // Every run's result is stored in its stream before the job is acked or the
 // request answered; if storing fails the job is not acked and comes back. One
 // lock per target makes a second run for a busy target answer LOCKED (a
-// request) or record "skipped" (a job). A job redelivered after its worker
-// died waits for the dead run's lock to expire, then runs.
+// request) or record "skipped" (a job); so does the target's advisory lock,
+// held by the run's connection, should the state backend forget the lock. A
+// job redelivered after its worker died waits for the dead run's lock to
+// expire, then runs.
 package maintenance
 
 import (
@@ -46,7 +50,7 @@ const (
 	StreamVacuum   = "DB_VACUUM"
 	StreamJobs     = "DB_JOBS"
 	ConsumerJobs   = "maintenance"
-	lockKeyPrefix  = "maint:vacuum:"
+	lockKeyPrefix  = "vacuum:"
 	databaseTarget = "_database"
 )
 
@@ -61,6 +65,7 @@ const (
 	ResultsMaxPerSubjectDefault = 1000
 	DuplicateWindowDefault      = 10 * time.Minute
 	ProgressIntervalDefault     = time.Second
+	MaxConnectionsDefault       = 2
 )
 
 // Config configures a Service.
@@ -87,6 +92,10 @@ type Config struct {
 	// BackOff, when set, spaces redeliveries (its length must be below
 	// MaxDeliver).
 	BackOff []time.Duration
+	// MaxConnections bounds this worker's maintenance connections (one per
+	// running VACUUM, opened outside the pool). Beyond it a job waits for a
+	// connection and a request answers UNAVAILABLE at once. Defaults to 2.
+	MaxConnections int
 	// AllowFull permits VACUUM FULL. Defaults to false (FORBIDDEN).
 	AllowFull bool
 	// LockTimeout is VACUUM's lock_timeout. Defaults to 5s.
@@ -157,6 +166,9 @@ func (c *Config) withDefaults() {
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = MaxDeliverDefault
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = MaxConnectionsDefault
+	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -173,6 +185,7 @@ type Service struct {
 	js    jetstream.JetStream
 	pg    *pgexec.Client
 	state state.Backend
+	conns chan struct{} // the maintenance connection budget: a slot per open connection
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -193,7 +206,7 @@ func New(cfg Config, nc *nats.Conn, pg *pgexec.Client, st state.Backend) (*Servi
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, nc: nc, js: js, pg: pg, state: st}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, nc: nc, js: js, pg: pg, state: st, conns: make(chan struct{}, cfg.MaxConnections)}, nil
 }
 
 // Start creates or updates the streams and the jobs consumer, then starts

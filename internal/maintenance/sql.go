@@ -67,3 +67,16 @@ const progressQuery = `SELECT phase, heap_blks_total, heap_blks_scanned, heap_bl
 
 // clearStatsSnapshot makes the next statistics read fresh in this session.
 const clearStatsSnapshot = `SELECT pg_catalog.pg_stat_clear_snapshot()`
+
+// advisoryLockQuery takes a maintenance run's advisory lock, (class $1,
+// target OID $2), for the session: it lasts until the run's connection closes.
+const advisoryLockQuery = `SELECT pg_catalog.pg_try_advisory_lock($1::int4, $2::int4)`
+
+// advisoryHolderQuery names the session holding a maintenance advisory lock.
+const advisoryHolderQuery = `SELECT COALESCE(a.application_name, ''), a.pid
+  FROM pg_catalog.pg_locks l
+  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+   AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+   AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid
+ LIMIT 1`

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -23,12 +24,23 @@ type target struct {
 
 func (t target) database() bool { return t.oid == 0 }
 
-// lockKey is the maintenance lock of the target.
-func (t target) lockKey() string {
+// lockKey is the maintenance lock of the target, in the state backend's
+// internal space: no state.lock request can reach it.
+func (t target) lockKey() state.LockKey {
 	if t.database() {
-		return lockKeyPrefix + databaseTarget
+		return VacuumLockKey("", "")
 	}
-	return lockKeyPrefix + t.schema + "." + t.table
+	return VacuumLockKey(t.schema, t.table)
+}
+
+// VacuumLockKey is the maintenance lock of a table (of the database when
+// table is empty): vacuum:<schema>.<table> or vacuum:_database, an internal
+// lock of the state backend.
+func VacuumLockKey(schema, table string) state.LockKey {
+	if table == "" {
+		return state.InternalLock(lockKeyPrefix + databaseTarget)
+	}
+	return state.InternalLock(lockKeyPrefix + schema + "." + table)
 }
 
 // resolve finds the table a request names: table "name" or "schema.name", or

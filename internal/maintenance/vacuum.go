@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -20,11 +19,13 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// errLocked reports a target whose maintenance lock another run holds.
+// errLocked reports a target whose maintenance lock another run holds: the
+// state backend's, or the PostgreSQL advisory lock (advisory).
 type errLocked struct {
 	target    target
 	holder    string
 	expiresIn time.Duration
+	advisory  bool
 }
 
 func (e *errLocked) Error() string { return "maintenance target is locked by " + e.holder }
@@ -39,7 +40,11 @@ func (s *Service) Vacuum(ctx context.Context, req *messages.VacuumRequest) (any,
 	res, err := s.vacuum(ctx, req, nil)
 	var el *errLocked
 	if errors.As(err, &el) {
-		e := messages.Errorf(messages.CodeLocked, "a VACUUM of this target is running (lock held by %s)", el.holder)
+		what := "lock"
+		if el.advisory {
+			what = "PostgreSQL advisory lock"
+		}
+		e := messages.Errorf(messages.CodeLocked, "a VACUUM of this target is running (%s held by %s)", what, el.holder)
 		e.Detail = "holder: " + el.holder
 		return nil, e
 	}
@@ -104,11 +109,12 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	if !got.Acquired {
 		return nil, &errLocked{target: t, holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
 	}
+	lease := got.Lease
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := s.state.ReleaseLock(rctx, t.lockKey(), owner); err != nil {
-			s.log.Warn().Err(err).Str("lock", t.lockKey()).Msg("release maintenance lock")
+		if _, err := s.state.ReleaseLock(rctx, t.lockKey(), lease); err != nil {
+			s.log.Warn().Err(err).Stringer("lock", t.lockKey()).Msg("release maintenance lock")
 		}
 	}()
 
@@ -120,7 +126,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		s.keepLock(runCtx, cancelRun, t.lockKey(), owner)
+		s.keepLock(runCtx, cancelRun, t.lockKey(), lease)
 	}()
 	if job != nil {
 		bg.Add(1)
@@ -130,8 +136,26 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		}()
 	}
 
+	// A job waits for a maintenance connection; a request does not.
+	// Locked, over budget or cut short before it started, there is no run to
+	// record; a PostgreSQL that cannot be reached is a failed run, as ever.
+	mc, connErr := s.openConn(runCtx, t, timeout, job != nil)
+	var el *errLocked
+	var me *messages.Error
+	if connErr != nil && (errors.As(connErr, &el) || errors.As(connErr, &me) || runCtx.Err() != nil) {
+		return nil, connErr
+	}
+	if mc != nil {
+		defer mc.close(context.WithoutCancel(ctx))
+	}
+
 	res := &messages.VacuumResult{RunID: runID, JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table, StartedAt: time.Now().UTC()}
-	out, before, after, runErr := s.runVacuum(runCtx, t, req, timeout, res.RunID, &bg)
+	var out []string
+	var before, after *messages.VacuumSnapshot
+	runErr := connErr
+	if mc != nil {
+		out, before, after, runErr = s.runVacuum(runCtx, mc, t, req, res.RunID, &bg)
+	}
 	if cause := context.Cause(runCtx); runErr != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		runErr = cause
 	}
@@ -144,7 +168,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		res.Error = pgexec.AsError(runErr)
 	}
 	s.cfg.Metrics.MaintenanceRun("vacuum", res.Status)
-	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Str("target", t.lockKey()).Str("status", res.Status).
+	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Stringer("target", t.lockKey()).Str("status", res.Status).
 		Int64("duration_ms", res.DurationMS).Msg("vacuum")
 	return res, s.storeVacuum(context.WithoutCancel(ctx), res)
 }
@@ -167,14 +191,14 @@ func every(ctx context.Context, period time.Duration, fn func() bool) {
 
 // keepLock refreshes the maintenance lock every third of its TTL; a lost lock
 // cancels the run (fail closed).
-func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key, owner string) {
+func (s *Service) keepLock(ctx context.Context, cancel context.CancelCauseFunc, key state.LockKey, lease string) {
 	every(ctx, s.cfg.LockTTL/3, func() bool {
-		res, err := s.state.RefreshLock(ctx, key, owner, s.cfg.LockTTL)
+		res, err := s.state.RefreshLock(ctx, key, lease, s.cfg.LockTTL)
 		if ctx.Err() != nil {
 			return false
 		}
 		if err != nil || !res.Refreshed {
-			s.log.Error().Err(err).Str("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
+			s.log.Error().Err(err).Stringer("lock", key).Str("reason", res.Reason).Msg("maintenance lock lost; cancelling the run")
 			cancel(messages.Errorf(messages.CodeUnavailable, "maintenance lock lost during the run"))
 			return false
 		}
@@ -193,33 +217,11 @@ func (s *Service) keepJob(ctx context.Context, job jetstream.Msg) {
 	})
 }
 
-// runVacuum opens a dedicated connection and runs VACUUM on it, outside any
+// runVacuum runs VACUUM on the run's dedicated connection, outside any
 // transaction, capturing server notices (VERBOSE) and sending progress events.
-func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumRequest, timeout time.Duration, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
+func (s *Service) runVacuum(ctx context.Context, mc *maintConn, t target, req *messages.VacuumRequest, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
 	jobID := req.JobID
-	var mu sync.Mutex
-	cc := s.pg.Pool().Config().ConnConfig.Copy()
-	cc.RuntimeParams["application_name"] = "dbworker/" + s.cfg.WorkerID + "/vacuum"
-	cc.RuntimeParams["lock_timeout"] = fmt.Sprint(s.cfg.LockTimeout.Milliseconds())
-	cc.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
-	cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		line := n.Message
-		if n.Detail != "" {
-			line += "\n" + n.Detail
-		}
-		mu.Lock()
-		output = append(output, line)
-		mu.Unlock()
-	}
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect for vacuum: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), "."); len(major) >= 2 && major >= "14" {
-		// A worker that dies mid-run must not leave its VACUUM running.
-		_, _ = conn.Exec(ctx, "SET client_connection_check_interval = 1000")
-	}
+	conn := mc.conn
 	before, err = s.snapshot(ctx, t)
 	if err != nil {
 		return nil, nil, nil, err
@@ -240,14 +242,10 @@ func (s *Service) runVacuum(ctx context.Context, t target, req *messages.VacuumR
 	stopProgress()
 	s.publishProgress(messages.VacuumProgress{RunID: runID, JobID: jobID, Phase: "done", Done: true})
 	if err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		return output, before, nil, err
+		return mc.output(), before, nil, err
 	}
 	after, err = s.snapshot(ctx, t)
-	mu.Lock()
-	defer mu.Unlock()
-	return output, before, after, err
+	return mc.output(), before, after, err
 }
 
 // vacuumSQL builds the VACUUM statement: options from the request, the table

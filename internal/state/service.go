@@ -163,7 +163,9 @@ func (s *Service) RateLimit(ctx context.Context, req *messages.RateLimitRequest)
 	return res, AsError(err)
 }
 
-// Lock carries out a state.lock request; the answer is one of the Lock*Result types.
+// Lock carries out a state.lock request; the answer is one of the Lock*Result
+// types. Every key it names is a CallerLock: state.lock cannot reach the
+// worker's internal locks.
 func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, error) {
 	if err := checkKey("key", req.Key); err != nil {
 		return nil, err
@@ -171,6 +173,10 @@ func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, err
 	if len(req.Owner) > MaxKeyBytes {
 		return nil, messages.BadRequest("owner", "owner is %d bytes; the limit is %d", len(req.Owner), MaxKeyBytes)
 	}
+	if len(req.Lease) > MaxKeyBytes {
+		return nil, messages.BadRequest("lease", "lease is %d bytes; the limit is %d", len(req.Lease), MaxKeyBytes)
+	}
+	key := CallerLock(req.Key)
 	switch req.Op {
 	case messages.OpAcquire:
 		ttl, err := duration("ttl", req.TTLMS, req.TTLSeconds, s.lockTTL, MaxTTL, false)
@@ -188,23 +194,23 @@ func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, err
 		if owner == "" {
 			owner = nuid.Next()
 		}
-		return s.acquire(ctx, req.Key, owner, ttl, wait)
+		return s.acquire(ctx, key, owner, ttl, wait)
 	case messages.OpRelease, messages.OpRefresh:
-		if req.Owner == "" {
-			return nil, messages.BadRequest("owner", "owner is required for %s", req.Op)
+		if req.Lease == "" {
+			return nil, messages.BadRequest("lease", "lease is required for %s: give the lease the acquire answered (the owner alone no longer proves who holds a lock)", req.Op)
 		}
 		if req.Op == messages.OpRelease {
-			res, err := s.b.ReleaseLock(ctx, req.Key, req.Owner)
+			res, err := s.b.ReleaseLock(ctx, key, req.Lease)
 			return res, AsError(err)
 		}
 		ttl, err := duration("ttl", req.TTLMS, req.TTLSeconds, s.lockTTL, MaxTTL, false)
 		if err != nil {
 			return nil, err
 		}
-		res, err := s.b.RefreshLock(ctx, req.Key, req.Owner, ttl)
+		res, err := s.b.RefreshLock(ctx, key, req.Lease, ttl)
 		return res, AsError(err)
 	case messages.OpStatus:
-		res, err := s.b.LockStatus(ctx, req.Key)
+		res, err := s.b.LockStatus(ctx, key)
 		return res, AsError(err)
 	case "":
 		return nil, messages.BadRequest("op", "op is required: acquire, release, refresh or status")
@@ -214,7 +220,7 @@ func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, err
 
 // acquire tries until the lock is taken or wait has passed, backing off with
 // jitter between tries.
-func (s *Service) acquire(ctx context.Context, key, owner string, ttl, wait time.Duration) (messages.LockAcquireResult, error) {
+func (s *Service) acquire(ctx context.Context, key LockKey, owner string, ttl, wait time.Duration) (messages.LockAcquireResult, error) {
 	deadline := time.Now().Add(wait)
 	backoff := 10 * time.Millisecond
 	for {

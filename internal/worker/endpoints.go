@@ -13,14 +13,14 @@ func (w *Worker) endpoints() []endpoint {
 	eps := []endpoint{
 		{name: "execute", subject: subjects.DBExecute, description: "run SQL: query, one, many, script, tx, insert, update", handle: w.handleExecute},
 		{name: "health", subject: subjects.DBHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
-		{name: "ratelimit", subject: subjects.StateRateLimit, description: "exact sliding-window rate limits", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
+		{name: "ratelimit", subject: subjects.StateRateLimit, description: "sliding-window rate limits: an exact log up to limit 1000, a bounded counter above", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
 			res, err := w.deps.State.RateLimit(ctx, req)
 			if err == nil {
 				w.cfg.Metrics.RateLimit(res.Allowed)
 			}
 			return res, err
 		}, nil)},
-		{name: "lock", subject: subjects.StateLock, description: "locks with owners, TTLs and fencing tokens", handle: jsonHandler(func(ctx context.Context, req *messages.LockRequest) (any, error) {
+		{name: "lock", subject: subjects.StateLock, description: "locks with secret leases, TTLs and fencing tokens", handle: jsonHandler(func(ctx context.Context, req *messages.LockRequest) (any, error) {
 			res, err := w.deps.State.Lock(ctx, req)
 			if err == nil {
 				w.cfg.Metrics.Lock(req.Op, lockOutcome(res))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
@@ -60,7 +61,7 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 
 	// A target being vacuumed elsewhere answers LOCKED, naming the holder.
-	got, err := b.state.AcquireLock(context.Background(), "maint:vacuum:"+b.pg.Schema+".users", "other-worker/run", time.Minute)
+	got, err := b.state.AcquireLock(context.Background(), maintenance.VacuumLockKey(b.pg.Schema, "users"), "other-worker/run", time.Minute)
 	require.NoError(t, err)
 	require.True(t, got.Acquired)
 	a := b.request(subjects.DBVacuum, []byte(`{"table":"users"}`))

@@ -48,13 +48,22 @@ func TestEveryOperation(t *testing.T) {
 	lock, err := c.AcquireLock(ctx, "op:lock", "me", time.Minute, 0)
 	require.NoError(t, err)
 	require.True(t, lock.Acquired)
+	require.NotEmpty(t, lock.Lease)
 	st, err := c.LockStatus(ctx, "op:lock")
 	require.NoError(t, err)
 	require.Equal(t, "me", st.Owner)
+	require.Equal(t, lock.Token, st.Token)
+	// A third party knowing the owner's name gets nowhere without the lease.
 	ref, err := c.RefreshLock(ctx, "op:lock", "me", time.Minute)
 	require.NoError(t, err)
-	require.True(t, ref.Refreshed)
+	require.Equal(t, "not_owner", ref.Reason)
 	rel, err := c.ReleaseLock(ctx, "op:lock", "me")
+	require.NoError(t, err)
+	require.Equal(t, "not_owner", rel.Reason)
+	ref, err = c.RefreshLock(ctx, "op:lock", lock.Lease, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ref.Refreshed)
+	rel, err = c.ReleaseLock(ctx, "op:lock", lock.Lease)
 	require.NoError(t, err)
 	require.True(t, rel.Released)
 
@@ -125,10 +134,15 @@ func TestLockerRefreshesAndReportsLoss(t *testing.T) {
 		t.Fatal(l.Err())
 	default:
 	}
-	// Someone force-releases it (here: its own owner, behind its back): the
-	// next refresh is refused and Lost closes.
-	_, err = c.ReleaseLock(ctx, "op:locker", l.Owner())
+	// Its owner's name does not release it.
+	rel, err := c.ReleaseLock(ctx, "op:locker", l.Owner())
 	require.NoError(t, err)
+	require.False(t, rel.Released)
+	// Someone with the lease releases it behind the Locker's back: the next
+	// refresh is refused and Lost closes.
+	rel, err = c.ReleaseLock(ctx, "op:locker", l.Lease())
+	require.NoError(t, err)
+	require.True(t, rel.Released)
 	select {
 	case <-l.Lost():
 		require.ErrorContains(t, l.Err(), "not_held")

@@ -13,11 +13,13 @@ var ErrNotAcquired = errors.New("lock held by another owner")
 
 // Locker is a held lock whose TTL is refreshed in the background until
 // Unlock. Lost is closed if a refresh fails or is refused: stop relying on the
-// lock then, and use Token to fence writes.
+// lock then, and use Token to fence writes. It keeps the acquisition's lease,
+// which nobody else sees, so only this Locker can refresh or release the lock.
 type Locker struct {
 	c       *Client
 	key     string
 	owner   string
+	lease   string
 	token   int64
 	ttl     time.Duration
 	lost    chan struct{}
@@ -35,16 +37,20 @@ func (c *Client) Lock(ctx context.Context, key, owner string, ttl, wait time.Dur
 		return nil, err
 	}
 	if !res.Acquired {
-		return nil, fmt.Errorf("lock %q: %w (holder %s)", key, ErrNotAcquired, res.Owner)
+		return nil, fmt.Errorf("lock %q: %w (holder %s, token %d)", key, ErrNotAcquired, res.Owner, res.Token)
 	}
-	l := &Locker{c: c, key: key, owner: res.Owner, token: res.Token, ttl: ttl,
+	l := &Locker{c: c, key: key, owner: res.Owner, lease: res.Lease, token: res.Token, ttl: ttl,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.refresh()
 	return l, nil
 }
 
-// Owner is the lock's owner.
+// Owner is the lock's owner (its display name).
 func (l *Locker) Owner() string { return l.owner }
+
+// Lease is the secret that releases or refreshes the lock. Keep it private:
+// whoever has it can release the lock.
+func (l *Locker) Lease() string { return l.lease }
 
 // Token is the fencing token of this acquisition.
 func (l *Locker) Token() int64 { return l.token }
@@ -73,7 +79,7 @@ func (l *Locker) refresh() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
-		res, err := l.c.RefreshLock(ctx, l.key, l.owner, l.ttl)
+		res, err := l.c.RefreshLock(ctx, l.key, l.lease, l.ttl)
 		cancel()
 		if err == nil && !res.Refreshed {
 			err = fmt.Errorf("lock %q: refresh refused: %s", l.key, res.Reason)
@@ -92,7 +98,7 @@ func (l *Locker) Unlock(ctx context.Context) error {
 	l.once.Do(func() {
 		close(l.stop)
 		<-l.done
-		r, rerr := l.c.ReleaseLock(ctx, l.key, l.owner)
+		r, rerr := l.c.ReleaseLock(ctx, l.key, l.lease)
 		switch {
 		case rerr != nil:
 			err = rerr

@@ -26,9 +26,11 @@ func (c *Client) RateLimitCost(ctx context.Context, key string, limit int64, win
 	return res, err
 }
 
-// AcquireLock tries to take key for owner (a random owner when empty, returned
-// in the answer) for ttl, retrying for up to wait. A lock held by someone else
-// is a normal answer (Acquired false).
+// AcquireLock tries to take key for owner (a display name; a random one when
+// empty, returned in the answer) for ttl, retrying for up to wait. When taken,
+// the answer's Lease is the secret that ReleaseLock and RefreshLock need. A
+// lock already held is a normal answer (Acquired false) naming the holder's
+// owner and fencing token.
 func (c *Client) AcquireLock(ctx context.Context, key, owner string, ttl, wait time.Duration) (messages.LockAcquireResult, error) {
 	var res messages.LockAcquireResult
 	req := messages.LockRequest{Op: messages.OpAcquire, Key: key, Owner: owner, TTLMS: ms(ttl)}
@@ -39,17 +41,17 @@ func (c *Client) AcquireLock(ctx context.Context, key, owner string, ttl, wait t
 	return res, err
 }
 
-// ReleaseLock frees key if owner holds it.
-func (c *Client) ReleaseLock(ctx context.Context, key, owner string) (messages.LockReleaseResult, error) {
+// ReleaseLock frees key if lease (from AcquireLock's answer) is the holder's.
+func (c *Client) ReleaseLock(ctx context.Context, key, lease string) (messages.LockReleaseResult, error) {
 	var res messages.LockReleaseResult
-	err := c.do(ctx, "state.lock", messages.LockRequest{Op: messages.OpRelease, Key: key, Owner: owner}, &res)
+	err := c.do(ctx, "state.lock", messages.LockRequest{Op: messages.OpRelease, Key: key, Lease: lease}, &res)
 	return res, err
 }
 
-// RefreshLock gives owner's lock on key a new ttl.
-func (c *Client) RefreshLock(ctx context.Context, key, owner string, ttl time.Duration) (messages.LockRefreshResult, error) {
+// RefreshLock gives the lock on key a new ttl if lease is the holder's.
+func (c *Client) RefreshLock(ctx context.Context, key, lease string, ttl time.Duration) (messages.LockRefreshResult, error) {
 	var res messages.LockRefreshResult
-	err := c.do(ctx, "state.lock", messages.LockRequest{Op: messages.OpRefresh, Key: key, Owner: owner, TTLMS: ms(ttl)}, &res)
+	err := c.do(ctx, "state.lock", messages.LockRequest{Op: messages.OpRefresh, Key: key, Lease: lease, TTLMS: ms(ttl)}, &res)
 	return res, err
 }
 

@@ -41,20 +41,28 @@ type RateLimitResult struct {
 
 // LockRequest is the body of state.lock.
 type LockRequest struct {
-	Op         string   `json:"op"`
-	Key        string   `json:"key"`
-	Owner      string   `json:"owner,omitempty"`
+	Op    string `json:"op"`
+	Key   string `json:"key"`
+	Owner string `json:"owner,omitempty"`
+	// Lease is the secret an acquire returned; release and refresh need it.
+	Lease      string   `json:"lease,omitempty"`
 	TTLMS      *int64   `json:"ttl_ms,omitempty"`
 	TTLSeconds *float64 `json:"ttl_seconds,omitempty"`
 	WaitMS     *int64   `json:"wait_ms,omitempty"`
 }
 
-// LockAcquireResult is the answer of state.lock acquire.
+// LockAcquireResult is the answer of state.lock acquire. When the lock is
+// held by another acquisition, Owner and Token are the holder's, and Lease is
+// empty.
 type LockAcquireResult struct {
 	Acquired bool   `json:"acquired"`
 	Owner    string `json:"owner"`
+	// Lease is the secret that releases and refreshes this acquisition; only
+	// its acquirer ever sees it.
+	Lease string `json:"lease,omitempty"`
 	// Token is the fencing token: it grows with every successful acquisition
-	// of the key, across releases and expiries.
+	// of the key, across releases, expiries and a state backend that lost its
+	// data (it is seeded from the clock, in microseconds since the epoch).
 	Token       int64      `json:"token,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	ExpiresInMS int64      `json:"expires_in_ms,omitempty"`
@@ -84,7 +92,8 @@ type LockStatusResult struct {
 // Reasons a lock release or refresh is refused.
 const (
 	ReasonNotHeld  = "not_held"
-	ReasonNotOwner = "not_owner"
+	ReasonNotOwner = "not_owner" // held under another lease
+
 )
 
 // EmbeddingRequest is the body of cache.embedding.

@@ -7,6 +7,7 @@ package memory
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -33,11 +34,11 @@ type Backend struct {
 	now func() time.Time
 
 	mu     sync.Mutex
-	limits map[string]*window
-	locks  map[string]*lock
+	limits map[limitKey]*window
+	locks  map[state.LockKey]*lock
 	blobs  map[string]*entry
 	kv     map[string]*entry
-	fence  int64 // one counter for all keys: it grows with every acquisition of any key
+	fence  int64 // one counter for all keys, seeded from the clock (state.NextToken)
 
 	stop chan struct{}
 	done chan struct{}
@@ -53,15 +54,34 @@ func (e *entry) expired(now time.Time) bool { return !e.expires.IsZero() && !now
 
 type lock struct {
 	owner   string
+	lease   string
 	token   int64
 	expires time.Time
 }
 
-// window holds the admitted calls of one rate-limit key, oldest first.
+// holds reports whether lease is the lock's, in constant time.
+func (l *lock) holds(lease string) bool {
+	return subtle.ConstantTimeCompare([]byte(l.lease), []byte(lease)) == 1
+}
+
+// limitKey is a rate-limit key's identity: its name, window and limit. A
+// call with another window or limit counts in a bucket of its own, so it can
+// neither reset nor rewrite this one.
+type limitKey struct {
+	key    string
+	window time.Duration
+	limit  int64
+}
+
+// window is one rate-limit key: the exact log of its admitted calls, oldest
+// first (limit up to state.ExactLimitMax, so at most that many entries), or
+// the two counts of a sliding-window counter (above it).
 type window struct {
 	calls []call
 	sum   int64
-	span  time.Duration // the window last used, for reclaiming
+
+	start      int64 // µs: start of the counter's current aligned window
+	curr, prev int64
 }
 
 type call struct {
@@ -82,8 +102,8 @@ func New(o Options) *Backend {
 	}
 	b := &Backend{
 		now:    o.Now,
-		limits: make(map[string]*window),
-		locks:  make(map[string]*lock),
+		limits: make(map[limitKey]*window),
+		locks:  make(map[state.LockKey]*lock),
 		blobs:  make(map[string]*entry),
 		kv:     make(map[string]*entry),
 		stop:   make(chan struct{}),
@@ -124,7 +144,9 @@ func (b *Backend) Sweep() {
 	now := b.now()
 	us := now.UnixMicro()
 	for k, w := range b.limits {
-		if len(w.calls) == 0 || w.calls[len(w.calls)-1].at <= us-w.span.Microseconds() {
+		span := k.window.Microseconds()
+		if k.limit > state.ExactLimitMax && us >= w.start+2*span ||
+			k.limit <= state.ExactLimitMax && (len(w.calls) == 0 || w.calls[len(w.calls)-1].at <= us-span) {
 			delete(b.limits, k)
 		}
 	}
@@ -149,19 +171,46 @@ func (b *Backend) Len() int {
 	return len(b.limits) + len(b.locks) + len(b.blobs) + len(b.kv)
 }
 
-// RateLimit implements state.Backend with the same algorithm as the Redis
-// script (ratelimit.lua).
+// RateLimitEntries is the number of calls and counters kept for rate limits,
+// for tests that per-key cost stays bounded.
+func (b *Backend) RateLimitEntries() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, w := range b.limits {
+		n += max(len(w.calls), 1)
+	}
+	return n
+}
+
+// RateLimit implements state.Backend with the same algorithms as the Redis
+// scripts: ratelimit.lua up to state.ExactLimitMax, ratelimit_counter.lua
+// above it.
 func (b *Backend) RateLimit(_ context.Context, key string, limit, cost int64, span time.Duration) (messages.RateLimitResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now().UnixMicro()
-	windowUS := span.Microseconds()
-	w := b.limits[key]
+	id := limitKey{key: key, window: span, limit: limit}
+	w := b.limits[id]
 	if w == nil {
 		w = &window{}
-		b.limits[key] = w
+		b.limits[id] = w
 	}
-	w.span = span
+	now := b.now().UnixMicro()
+	var res messages.RateLimitResult
+	if limit > state.ExactLimitMax {
+		res = w.counter(now, span.Microseconds(), limit, cost)
+	} else {
+		res = w.log(now, span.Microseconds(), limit, cost)
+	}
+	if res.ResetMS == 0 {
+		delete(b.limits, id)
+	}
+	return res, nil
+}
+
+// log is the exact sliding window: every admitted call is kept until it
+// leaves the window.
+func (w *window) log(now, windowUS, limit, cost int64) messages.RateLimitResult {
 	// Calls at or before now-window have left it.
 	drop := 0
 	for drop < len(w.calls) && w.calls[drop].at <= now-windowUS {
@@ -192,13 +241,52 @@ func (b *Backend) RateLimit(_ context.Context, key string, limit, cost int64, sp
 	res.Remaining = max(limit-w.sum, 0)
 	if len(w.calls) > 0 {
 		res.ResetMS = state.MillisCeil(w.calls[len(w.calls)-1].at + windowUS - now)
-	} else {
-		delete(b.limits, key)
 	}
-	return res, nil
+	return res
 }
 
-func (b *Backend) liveLock(key string, now time.Time) *lock {
+// counter is the sliding-window counter: the count of the current aligned
+// window plus the previous window's, weighted by the part of it still inside
+// the sliding window. Same arithmetic as ratelimit_counter.lua.
+func (w *window) counter(now, windowUS, limit, cost int64) messages.RateLimitResult {
+	start := now - now%windowUS
+	switch w.start {
+	case start:
+	case start - windowUS:
+		w.prev, w.curr = w.curr, 0
+	default:
+		w.prev, w.curr = 0, 0
+	}
+	w.start = start
+	W := float64(windowUS)
+	weight := float64(windowUS-(now-start)) / W
+	res := messages.RateLimitResult{Limit: limit}
+	switch {
+	case float64(w.prev)*weight+float64(w.curr)+float64(cost) <= float64(limit):
+		res.Allowed = true
+		w.curr += cost
+	case cost > limit:
+		res.RetryAfterMS = -1
+	case w.curr+cost <= limit:
+		// Wait until enough of the previous window has slid out.
+		at := W - float64(limit-w.curr-cost)*W/float64(w.prev)
+		res.RetryAfterMS = state.MillisCeil(int64(math.Ceil(at)) - (now - start))
+	default:
+		// Wait for the next window, then for enough of this one to slide out.
+		at := W - float64(limit-cost)*W/float64(w.curr)
+		res.RetryAfterMS = state.MillisCeil(start + windowUS - now + int64(math.Ceil(at)))
+	}
+	res.Remaining = max(limit-int64(math.Ceil(float64(w.prev)*weight+float64(w.curr))), 0)
+	switch {
+	case w.curr > 0:
+		res.ResetMS = state.MillisCeil(start + 2*windowUS - now)
+	case w.prev > 0:
+		res.ResetMS = state.MillisCeil(start + windowUS - now)
+	}
+	return res
+}
+
+func (b *Backend) liveLock(key state.LockKey, now time.Time) *lock {
 	l := b.locks[key]
 	if l != nil && !now.Before(l.expires) {
 		delete(b.locks, key)
@@ -208,33 +296,29 @@ func (b *Backend) liveLock(key string, now time.Time) *lock {
 }
 
 // AcquireLock implements state.Backend.
-func (b *Backend) AcquireLock(_ context.Context, key, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
+func (b *Backend) AcquireLock(_ context.Context, key state.LockKey, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	l := b.liveLock(key, now)
-	if l != nil && l.owner != owner {
-		return messages.LockAcquireResult{Owner: l.owner, ExpiresInMS: remainingMS(l.expires, now)}, nil
+	if l := b.liveLock(key, now); l != nil {
+		return messages.LockAcquireResult{Owner: l.owner, Token: l.token, ExpiresInMS: remainingMS(l.expires, now)}, nil
 	}
-	if l == nil {
-		b.fence++
-		l = &lock{owner: owner, token: b.fence}
-		b.locks[key] = l
-	}
-	l.expires = now.Add(ttl)
+	b.fence = state.NextToken(b.fence, now.UnixMicro())
+	l := &lock{owner: owner, lease: state.NewLease(), token: b.fence, expires: now.Add(ttl)}
+	b.locks[key] = l
 	at := l.expires.UTC().Truncate(time.Millisecond)
-	return messages.LockAcquireResult{Acquired: true, Owner: owner, Token: l.token, ExpiresAt: &at}, nil
+	return messages.LockAcquireResult{Acquired: true, Owner: owner, Lease: l.lease, Token: l.token, ExpiresAt: &at}, nil
 }
 
 // ReleaseLock implements state.Backend.
-func (b *Backend) ReleaseLock(_ context.Context, key, owner string) (messages.LockReleaseResult, error) {
+func (b *Backend) ReleaseLock(_ context.Context, key state.LockKey, lease string) (messages.LockReleaseResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := b.liveLock(key, b.now())
 	switch {
 	case l == nil:
 		return messages.LockReleaseResult{Reason: messages.ReasonNotHeld}, nil
-	case l.owner != owner:
+	case !l.holds(lease):
 		return messages.LockReleaseResult{Reason: messages.ReasonNotOwner}, nil
 	}
 	delete(b.locks, key)
@@ -242,7 +326,7 @@ func (b *Backend) ReleaseLock(_ context.Context, key, owner string) (messages.Lo
 }
 
 // RefreshLock implements state.Backend.
-func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Duration) (messages.LockRefreshResult, error) {
+func (b *Backend) RefreshLock(_ context.Context, key state.LockKey, lease string, ttl time.Duration) (messages.LockRefreshResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -250,7 +334,7 @@ func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Dur
 	switch {
 	case l == nil:
 		return messages.LockRefreshResult{Reason: messages.ReasonNotHeld}, nil
-	case l.owner != owner:
+	case !l.holds(lease):
 		return messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, nil
 	}
 	l.expires = now.Add(ttl)
@@ -259,7 +343,7 @@ func (b *Backend) RefreshLock(_ context.Context, key, owner string, ttl time.Dur
 }
 
 // LockStatus implements state.Backend.
-func (b *Backend) LockStatus(_ context.Context, key string) (messages.LockStatusResult, error) {
+func (b *Backend) LockStatus(_ context.Context, key state.LockKey) (messages.LockStatusResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()

@@ -33,6 +33,8 @@ const KeyPrefixDefault = "dbw:"
 var (
 	//go:embed scripts/ratelimit.lua
 	rateLimitSrc string
+	//go:embed scripts/ratelimit_counter.lua
+	rateCounterSrc string
 	//go:embed scripts/lock_acquire.lua
 	lockAcquireSrc string
 	//go:embed scripts/lock_release.lua
@@ -43,6 +45,7 @@ var (
 	lockStatusSrc string
 
 	rateLimitScript   = goredis.NewScript(rateLimitSrc)
+	rateCounterScript = goredis.NewScript(rateCounterSrc)
 	lockAcquireScript = goredis.NewScript(lockAcquireSrc)
 	lockReleaseScript = goredis.NewScript(lockReleaseSrc)
 	lockRefreshScript = goredis.NewScript(lockRefreshSrc)
@@ -163,14 +166,25 @@ func (b *Backend) Close() error { return b.c.Close() }
 // Client returns the underlying client.
 func (b *Backend) Client() goredis.UniversalClient { return b.c }
 
-// Keys. A script's keys share a hash tag: {<kind>:<key>}.
-func (b *Backend) rateKeys(key string) []string {
-	k := b.prefix + "rl:{" + key + "}"
+// Keys. A script's keys share a hash tag: {<key>}.
+
+// rateKeys are a rate-limit key's: rl:{key}:<window µs>:<limit>, the window
+// and limit being part of its identity, and for the exact log the running sum
+// beside it.
+func (b *Backend) rateKeys(key string, window time.Duration, limit int64) []string {
+	k := b.prefix + "rl:{" + key + "}:" + strconv.FormatInt(window.Microseconds(), 10) + ":" + strconv.FormatInt(limit, 10)
 	return []string{k, k + ":sum"}
 }
 
-func (b *Backend) lockKeys(key string) []string {
-	k := b.prefix + "lock:{" + key + "}"
+// lockKeys are a lock's hash and fencing counter: lock:{name} for callers'
+// locks, ilock:{name} for internal ones, so no caller name reaches an
+// internal lock.
+func (b *Backend) lockKeys(key state.LockKey) []string {
+	kind := "lock:{"
+	if key.Internal() {
+		kind = "ilock:{"
+	}
+	k := b.prefix + kind + key.Name() + "}"
 	return []string{k, k + ":fence"}
 }
 
@@ -224,9 +238,17 @@ func toInt(v any) int64 {
 	return 0
 }
 
-// RateLimit implements state.Backend with scripts/ratelimit.lua.
+// RateLimit implements state.Backend with scripts/ratelimit.lua (an exact
+// log) up to state.ExactLimitMax and scripts/ratelimit_counter.lua above it.
 func (b *Backend) RateLimit(ctx context.Context, key string, limit, cost int64, window time.Duration) (messages.RateLimitResult, error) {
-	r, err := run(ctx, b.c, rateLimitScript, b.rateKeys(key), limit, window.Microseconds(), cost, nuid.Next())
+	keys := b.rateKeys(key, window, limit)
+	var r []any
+	var err error
+	if limit > state.ExactLimitMax {
+		r, err = run(ctx, b.c, rateCounterScript, keys[:1], limit, window.Microseconds(), cost)
+	} else {
+		r, err = run(ctx, b.c, rateLimitScript, keys, limit, window.Microseconds(), cost, nuid.Next())
+	}
 	if err != nil {
 		return messages.RateLimitResult{}, fmt.Errorf("rate limit %q: %w", key, err)
 	}
@@ -248,16 +270,20 @@ func expiresAt(nowMS, ttlMS int64) *time.Time {
 }
 
 // AcquireLock implements state.Backend with scripts/lock_acquire.lua.
-func (b *Backend) AcquireLock(ctx context.Context, key, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
-	r, err := run(ctx, b.c, lockAcquireScript, b.lockKeys(key), owner, ttl.Milliseconds())
+func (b *Backend) AcquireLock(ctx context.Context, key state.LockKey, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
+	lease := state.NewLease()
+	r, err := run(ctx, b.c, lockAcquireScript, b.lockKeys(key), owner, lease, ttl.Milliseconds())
 	if err != nil {
 		return messages.LockAcquireResult{}, fmt.Errorf("acquire lock %q: %w", key, err)
 	}
-	if toInt(r[0]) == 1 {
-		return messages.LockAcquireResult{Acquired: true, Owner: owner, Token: toInt(r[1]), ExpiresAt: expiresAt(toInt(r[3]), toInt(r[2]))}, nil
+	if toInt(r[0]) == 1 && len(r) == 3 {
+		return messages.LockAcquireResult{Acquired: true, Owner: owner, Lease: lease, Token: toInt(r[1]), ExpiresAt: expiresAt(toInt(r[2]), ttl.Milliseconds())}, nil
+	}
+	if len(r) != 4 {
+		return messages.LockAcquireResult{}, fmt.Errorf("acquire lock %q: reply of %d values", key, len(r))
 	}
 	holder, _ := r[1].(string)
-	return messages.LockAcquireResult{Owner: holder, ExpiresInMS: max(toInt(r[2]), 1)}, nil
+	return messages.LockAcquireResult{Owner: holder, Token: toInt(r[2]), ExpiresInMS: max(toInt(r[3]), 1)}, nil
 }
 
 func reason(code int64) string {
@@ -268,8 +294,8 @@ func reason(code int64) string {
 }
 
 // ReleaseLock implements state.Backend with scripts/lock_release.lua.
-func (b *Backend) ReleaseLock(ctx context.Context, key, owner string) (messages.LockReleaseResult, error) {
-	r, err := run(ctx, b.c, lockReleaseScript, b.lockKeys(key)[:1], owner)
+func (b *Backend) ReleaseLock(ctx context.Context, key state.LockKey, lease string) (messages.LockReleaseResult, error) {
+	r, err := run(ctx, b.c, lockReleaseScript, b.lockKeys(key)[:1], lease)
 	if err != nil {
 		return messages.LockReleaseResult{}, fmt.Errorf("release lock %q: %w", key, err)
 	}
@@ -280,8 +306,8 @@ func (b *Backend) ReleaseLock(ctx context.Context, key, owner string) (messages.
 }
 
 // RefreshLock implements state.Backend with scripts/lock_refresh.lua.
-func (b *Backend) RefreshLock(ctx context.Context, key, owner string, ttl time.Duration) (messages.LockRefreshResult, error) {
-	r, err := run(ctx, b.c, lockRefreshScript, b.lockKeys(key)[:1], owner, ttl.Milliseconds())
+func (b *Backend) RefreshLock(ctx context.Context, key state.LockKey, lease string, ttl time.Duration) (messages.LockRefreshResult, error) {
+	r, err := run(ctx, b.c, lockRefreshScript, b.lockKeys(key)[:1], lease, ttl.Milliseconds())
 	if err != nil {
 		return messages.LockRefreshResult{}, fmt.Errorf("refresh lock %q: %w", key, err)
 	}
@@ -292,7 +318,7 @@ func (b *Backend) RefreshLock(ctx context.Context, key, owner string, ttl time.D
 }
 
 // LockStatus implements state.Backend with scripts/lock_status.lua.
-func (b *Backend) LockStatus(ctx context.Context, key string) (messages.LockStatusResult, error) {
+func (b *Backend) LockStatus(ctx context.Context, key state.LockKey) (messages.LockStatusResult, error) {
 	r, err := run(ctx, b.c, lockStatusScript, b.lockKeys(key)[:1])
 	if err != nil {
 		return messages.LockStatusResult{}, fmt.Errorf("lock status %q: %w", key, err)

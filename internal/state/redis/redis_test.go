@@ -37,11 +37,11 @@ func TestKeysExpire(t *testing.T) {
 	b = redis.New(b.Client(), prefix)
 	_, err := b.RateLimit(ctx, "u", 5, 1, 2*time.Second)
 	require.NoError(t, err)
-	ttl, err := b.Client().PTTL(ctx, prefix+"rl:{u}").Result()
+	ttl, err := b.Client().PTTL(ctx, prefix+"rl:{u}:2000000:5").Result()
 	require.NoError(t, err)
 	require.Greater(t, ttl, time.Second)
 	require.LessOrEqual(t, ttl, 4*time.Second)
-	_, err = b.AcquireLock(ctx, "l", "o", time.Minute)
+	_, err = b.AcquireLock(ctx, state.CallerLock("l"), "o", time.Minute)
 	require.NoError(t, err)
 	ttl, err = b.Client().PTTL(ctx, prefix+"lock:{l}:fence").Result()
 	require.NoError(t, err)
@@ -78,4 +78,41 @@ func TestNewClientURLs(t *testing.T) {
 		require.NoError(t, err, good)
 		c.Close()
 	}
+}
+
+// TestRateLimitCostBounded: the key admitted with limit 1e9 grew to
+// 200k sorted-set members, and each denied call scanned them all. Above
+// state.ExactLimitMax a key is one small hash, whatever the calls; below it
+// the log holds at most limit members.
+func TestRateLimitCostBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := testenv.NewRedisPrefix(t)
+	b := redis.New(open(t).Client(), prefix)
+	c := b.Client()
+	const calls = 3 * state.ExactLimitMax
+	for i := 0; i < calls; i++ {
+		res, err := b.RateLimit(ctx, "huge", 1e9, 1, time.Hour)
+		require.NoError(t, err)
+		require.True(t, res.Allowed)
+	}
+	for i := 0; i < calls; i++ {
+		_, err := b.RateLimit(ctx, "exact", state.ExactLimitMax, 1, time.Hour)
+		require.NoError(t, err)
+	}
+	keys, err := c.Keys(ctx, prefix+"*").Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, keys)
+	for _, k := range keys {
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "zset":
+			require.LessOrEqual(t, c.ZCard(ctx, k).Val(), int64(state.ExactLimitMax), k)
+		case "hash":
+			require.LessOrEqual(t, c.HLen(ctx, k).Val(), int64(3), k)
+		case "string":
+		default:
+			t.Fatalf("%s is a %s", k, typ)
+		}
+	}
+	require.LessOrEqual(t, len(keys), 3, "one hash for the huge key, a log and its sum for the exact one: %v", keys)
 }

@@ -27,9 +27,14 @@ func Run(t *testing.T, open Open) {
 		"RateLimitCost":           rateLimitCost,
 		"RateLimitEdges":          rateLimitEdges,
 		"RateLimitConcurrent":     rateLimitConcurrent,
+		"RateLimitIdentity":       rateLimitIdentity,
+		"RateLimitCounter":        rateLimitCounter,
 		"LockOwnership":           lockOwnership,
+		"LockThirdPartyCannot":    lockThirdPartyCannotSteal,
+		"LockSpaces":              lockSpaces,
 		"LockExpiry":              lockExpiry,
 		"LockRefresh":             lockRefresh,
+		"LockTokensFollowClock":   lockTokensFollowClock,
 		"LockFencingContended":    lockFencingContended,
 		"Cache":                   cache,
 		"KV":                      kv,
@@ -128,13 +133,78 @@ func rateLimitEdges(t *testing.T, b state.Backend) {
 	require.Zero(t, res.Remaining)
 	require.True(t, rl(t, b, "zero", 0, 0, time.Minute).Allowed)
 
-	// A lower limit on a busy key: remaining never goes negative.
-	for i := 0; i < 4; i++ {
-		rl(t, b, "shrink", 10, 1, time.Minute)
+}
+
+// The issue's reset: one call with window_ms 1 wiped a key's history. The
+// window and the limit are part of a key's identity: a call with another
+// window or limit counts in a bucket of its own and leaves this one alone.
+func rateLimitIdentity(t *testing.T, b state.Backend) {
+	for _, limit := range []int64{5, state.ExactLimitMax + 5} {
+		key := fmt.Sprint("id", limit)
+		cost := max(limit/5, 1)
+		for i := 0; i < 5; i++ {
+			require.True(t, rl(t, b, key, limit, cost, time.Minute).Allowed)
+		}
+		require.False(t, rl(t, b, key, limit, cost, time.Minute).Allowed)
+		require.True(t, rl(t, b, key, limit, cost, time.Millisecond).Allowed, "a 1 ms window is another bucket")
+		require.True(t, rl(t, b, key, limit, cost, 2*time.Minute).Allowed, "so is a longer one")
+		require.True(t, rl(t, b, key, limit+1, cost, time.Minute).Allowed, "and another limit")
+		for i := 0; i < 5; i++ {
+			res := rl(t, b, key, limit, cost, time.Minute)
+			require.False(t, res.Allowed, "limit %d, call %d after the others: not reset", limit, i)
+			require.Zero(t, res.Remaining)
+		}
 	}
-	res = rl(t, b, "shrink", 2, 1, time.Minute)
-	require.False(t, res.Allowed)
-	require.Zero(t, res.Remaining)
+}
+
+// Above ExactLimitMax the key is a sliding-window counter: the same answers
+// while its calls fit one aligned window (a day here).
+func rateLimitCounter(t *testing.T, b state.Backend) {
+	const limit, cost = 5000, 1000
+	for want := int64(4000); want >= 0; want -= cost {
+		res := rl(t, b, "ctr", limit, cost, 24*time.Hour)
+		require.True(t, res.Allowed)
+		require.Equal(t, want, res.Remaining)
+		require.Zero(t, res.RetryAfterMS)
+		require.Positive(t, res.ResetMS)
+	}
+	for i := 0; i < 20; i++ {
+		res := rl(t, b, "ctr", limit, 1, 24*time.Hour)
+		require.False(t, res.Allowed, "full")
+		require.Zero(t, res.Remaining)
+		require.Greater(t, res.RetryAfterMS, int64(0))
+		require.LessOrEqual(t, res.RetryAfterMS, int64(48*time.Hour/time.Millisecond))
+	}
+	res := rl(t, b, "ctr", limit, 0, 24*time.Hour)
+	require.True(t, res.Allowed, "cost 0 asks")
+	require.Zero(t, res.Remaining, "denied calls were not counted, nor was the ask")
+	res = rl(t, b, "ctr", limit, limit+1, 24*time.Hour)
+	require.Equal(t, int64(-1), res.RetryAfterMS, "cost above limit can never pass")
+
+	// Concurrent callers never get more than the limit admitted.
+	var mu sync.Mutex
+	admitted := int64(0)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				res, err := b.RateLimit(ctx, "ctr-conc", 2000, 100, 24*time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Allowed {
+					mu.Lock()
+					admitted += 100
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int64(2000), admitted)
 }
 
 // Concurrent callers on one key never get more than the limit admitted.
@@ -167,13 +237,32 @@ func rateLimitConcurrent(t *testing.T, b state.Backend) {
 
 func acquire(t *testing.T, b state.Backend, key, owner string, ttl time.Duration) messages.LockAcquireResult {
 	t.Helper()
-	res, err := b.AcquireLock(ctx, key, owner, ttl)
+	res, err := b.AcquireLock(ctx, state.CallerLock(key), owner, ttl)
+	require.NoError(t, err)
+	if res.Acquired {
+		require.GreaterOrEqual(t, len(res.Lease), 26, "a lease of at least 128 bits")
+	} else {
+		require.Empty(t, res.Lease, "a refused acquire never shows a lease")
+	}
+	return res
+}
+
+func release(t *testing.T, b state.Backend, key, lease string) messages.LockReleaseResult {
+	t.Helper()
+	res, err := b.ReleaseLock(ctx, state.CallerLock(key), lease)
 	require.NoError(t, err)
 	return res
 }
 
-// The seed's cases: a lock can't be taken twice and is released only by its
-// owner (the seed released any lock: the bug not to copy).
+func status(t *testing.T, b state.Backend, key string) messages.LockStatusResult {
+	t.Helper()
+	res, err := b.LockStatus(ctx, state.CallerLock(key))
+	require.NoError(t, err)
+	return res
+}
+
+// A lock can't be taken twice and only the holder of its lease releases it
+// (the seed released any lock; then the owner name alone did).
 func lockOwnership(t *testing.T, b state.Backend) {
 	a := acquire(t, b, "job", "a", time.Minute)
 	require.True(t, a.Acquired)
@@ -185,35 +274,69 @@ func lockOwnership(t *testing.T, b state.Backend) {
 	other := acquire(t, b, "job", "b", time.Minute)
 	require.False(t, other.Acquired)
 	require.Equal(t, "a", other.Owner, "the answer names the holder")
+	require.Equal(t, a.Token, other.Token, "and its fencing token")
 	require.InDelta(t, 60000, other.ExpiresInMS, 5000)
-	require.Zero(t, other.Token)
 
 	again := acquire(t, b, "job", "a", time.Minute)
-	require.True(t, again.Acquired, "the owner acquiring again renews")
-	require.Equal(t, a.Token, again.Token)
+	require.False(t, again.Acquired, "the owner's name alone does not take a held lock")
 
-	rel, err := b.ReleaseLock(ctx, "job", "b")
-	require.NoError(t, err)
+	rel := release(t, b, "job", "")
 	require.Equal(t, messages.LockReleaseResult{Reason: messages.ReasonNotOwner}, rel)
-	st, err := b.LockStatus(ctx, "job")
-	require.NoError(t, err)
-	require.True(t, st.Held)
-	require.Equal(t, "a", st.Owner)
-	require.Equal(t, a.Token, st.Token)
+	st := status(t, b, "job")
+	require.Equal(t, messages.LockStatusResult{Held: true, Owner: "a", Token: a.Token, ExpiresInMS: st.ExpiresInMS}, st)
 
-	rel, err = b.ReleaseLock(ctx, "job", "a")
-	require.NoError(t, err)
-	require.Equal(t, messages.LockReleaseResult{Released: true}, rel)
-	rel, err = b.ReleaseLock(ctx, "job", "a")
-	require.NoError(t, err)
-	require.Equal(t, messages.LockReleaseResult{Reason: messages.ReasonNotHeld}, rel)
-	st, err = b.LockStatus(ctx, "job")
-	require.NoError(t, err)
-	require.Equal(t, messages.LockStatusResult{}, st)
+	require.Equal(t, messages.LockReleaseResult{Released: true}, release(t, b, "job", a.Lease))
+	require.Equal(t, messages.LockReleaseResult{Reason: messages.ReasonNotHeld}, release(t, b, "job", a.Lease))
+	require.Equal(t, messages.LockStatusResult{}, status(t, b, "job"))
 
 	next := acquire(t, b, "job", "b", time.Minute)
 	require.True(t, next.Acquired)
 	require.Greater(t, next.Token, a.Token, "tokens grow across releases")
+	require.NotEqual(t, a.Lease, next.Lease, "every acquisition has a lease of its own")
+}
+
+// The issue's theft: a third party that knows the key, the owner's name and
+// the token (all shown by status) can neither release nor refresh the lock,
+// and it stays held.
+func lockThirdPartyCannotSteal(t *testing.T, b state.Backend) {
+	key := state.CallerLock("vacuum")
+	a := acquire(t, b, "vacuum", "worker-1/run-1", time.Minute)
+	require.True(t, a.Acquired)
+	st := status(t, b, "vacuum")
+	for _, guess := range []string{"", "worker-1/run-1", st.Owner, fmt.Sprint(st.Token), a.Lease[:len(a.Lease)-1], a.Lease + "x"} {
+		rel, err := b.ReleaseLock(ctx, key, guess)
+		require.NoError(t, err)
+		require.Equal(t, messages.LockReleaseResult{Reason: messages.ReasonNotOwner}, rel, "release with %q", guess)
+		ref, err := b.RefreshLock(ctx, key, guess, time.Hour)
+		require.NoError(t, err)
+		require.Equal(t, messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, ref, "refresh with %q", guess)
+	}
+	after := status(t, b, "vacuum")
+	require.True(t, after.Held, "the lock is still held")
+	require.Equal(t, a.Token, after.Token)
+	require.LessOrEqual(t, after.ExpiresInMS, int64(60000), "nobody extended it")
+	require.False(t, acquire(t, b, "vacuum", "thief", time.Minute).Acquired, "nor can anyone take it")
+}
+
+// Callers' and internal locks of one name are different locks.
+func lockSpaces(t *testing.T, b state.Backend) {
+	caller, internal := state.CallerLock("maint:vacuum:public.users"), state.InternalLock("maint:vacuum:public.users")
+	c, err := b.AcquireLock(ctx, caller, "squatter", 30*24*time.Hour)
+	require.NoError(t, err)
+	require.True(t, c.Acquired)
+	st, err := b.LockStatus(ctx, internal)
+	require.NoError(t, err)
+	require.False(t, st.Held, "a caller's lock is not an internal lock")
+	i, err := b.AcquireLock(ctx, internal, "worker", time.Minute)
+	require.NoError(t, err)
+	require.True(t, i.Acquired, "the internal lock is free whatever callers hold")
+	rel, err := b.ReleaseLock(ctx, caller, i.Lease)
+	require.NoError(t, err)
+	require.Equal(t, messages.ReasonNotOwner, rel.Reason, "a lease opens only its own lock")
+	rel, err = b.ReleaseLock(ctx, internal, i.Lease)
+	require.NoError(t, err)
+	require.True(t, rel.Released)
+	require.True(t, status(t, b, "maint:vacuum:public.users").Held, "releasing the internal lock leaves the caller's")
 }
 
 // The seed's case: a lock expires after its TTL; the fencing token survives.
@@ -221,37 +344,48 @@ func lockExpiry(t *testing.T, b state.Backend) {
 	a := acquire(t, b, "exp", "a", 150*time.Millisecond)
 	require.True(t, a.Acquired)
 	require.Eventually(t, func() bool {
-		st, err := b.LockStatus(ctx, "exp")
+		st, err := b.LockStatus(ctx, state.CallerLock("exp"))
 		return err == nil && !st.Held
 	}, 3*time.Second, 10*time.Millisecond)
-	c := acquire(t, b, "exp", "c", time.Minute)
+	c := acquire(t, b, "exp", "a", time.Minute)
 	require.True(t, c.Acquired)
 	require.Greater(t, c.Token, a.Token, "tokens grow across expiries")
-	rel, err := b.ReleaseLock(ctx, "exp", "a")
-	require.NoError(t, err)
-	require.Equal(t, messages.ReasonNotOwner, rel.Reason, "an expired owner cannot release the new holder's lock")
+	require.Equal(t, messages.ReasonNotOwner, release(t, b, "exp", a.Lease).Reason, "an expired acquisition cannot release the new one, even of the same owner")
 }
 
 func lockRefresh(t *testing.T, b state.Backend) {
-	require.True(t, acquire(t, b, "ref", "a", time.Second).Acquired)
-	res, err := b.RefreshLock(ctx, "ref", "b", time.Hour)
+	key := state.CallerLock("ref")
+	a := acquire(t, b, "ref", "a", time.Second)
+	require.True(t, a.Acquired)
+	res, err := b.RefreshLock(ctx, key, "a", time.Hour)
 	require.NoError(t, err)
-	require.Equal(t, messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, res)
-	res, err = b.RefreshLock(ctx, "ref", "a", time.Hour)
+	require.Equal(t, messages.LockRefreshResult{Reason: messages.ReasonNotOwner}, res, "the owner's name is not its lease")
+	res, err = b.RefreshLock(ctx, key, a.Lease, time.Hour)
 	require.NoError(t, err)
 	require.True(t, res.Refreshed)
 	require.WithinDuration(t, time.Now().Add(time.Hour), *res.ExpiresAt, 5*time.Second)
-	st, err := b.LockStatus(ctx, "ref")
-	require.NoError(t, err)
+	st := status(t, b, "ref")
 	require.Greater(t, st.ExpiresInMS, int64(3500000))
-	res, err = b.RefreshLock(ctx, "nothing", "a", time.Hour)
+	require.Equal(t, a.Token, st.Token, "a refresh keeps the token")
+	res, err = b.RefreshLock(ctx, state.CallerLock("nothing"), a.Lease, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, messages.LockRefreshResult{Reason: messages.ReasonNotHeld}, res)
+}
+
+// Tokens are seeded from the clock (µs since the epoch), so a store that lost
+// its counters still issues tokens past the earlier ones.
+func lockTokensFollowClock(t *testing.T, b state.Backend) {
+	before := time.Now()
+	a := acquire(t, b, "clock", "a", time.Minute)
+	require.True(t, a.Acquired)
+	require.GreaterOrEqual(t, a.Token, before.Add(-time.Second).UnixMicro(), "a token is at least the clock in µs")
+	require.LessOrEqual(t, a.Token, time.Now().Add(time.Second).UnixMicro())
 }
 
 // Fencing tokens strictly increase across 1000 contended acquisitions.
 func lockFencingContended(t *testing.T, b state.Backend) {
 	const total, workers = 1000, 8
+	key := state.CallerLock("fence")
 	var mu sync.Mutex
 	var tokens []int64
 	var wg sync.WaitGroup
@@ -267,7 +401,7 @@ func lockFencingContended(t *testing.T, b state.Backend) {
 				if done {
 					return
 				}
-				res, err := b.AcquireLock(ctx, "fence", owner, time.Minute)
+				res, err := b.AcquireLock(ctx, key, owner, time.Minute)
 				if err != nil {
 					t.Error(err)
 					return
@@ -278,7 +412,7 @@ func lockFencingContended(t *testing.T, b state.Backend) {
 				mu.Lock() // recorded while held: the slice is in acquisition order
 				tokens = append(tokens, res.Token)
 				mu.Unlock()
-				if rel, err := b.ReleaseLock(ctx, "fence", owner); err != nil || !rel.Released {
+				if rel, err := b.ReleaseLock(ctx, key, res.Lease); err != nil || !rel.Released {
 					t.Errorf("release: %v %+v", err, rel)
 					return
 				}

@@ -1,24 +1,30 @@
--- Takes a lock once. A lock its owner already holds has its TTL renewed and
--- keeps its token.
+-- Takes a lock once, with a new lease. A held lock is refused, even to an
+-- acquire naming the same owner: only the lease proves who holds it.
 --
--- KEYS[1]  lock hash {owner, token}, expiring with the lock
--- KEYS[2]  fencing counter of the key, never expiring: tokens keep growing
---          across releases and expiries
--- ARGV[1]  owner
--- ARGV[2]  ttl in ms
--- Returns  {1, token, ttl_ms, now_ms} when held by ARGV[1] after the call,
---          {0, holder, pttl_ms, now_ms} when another owner holds it
+-- KEYS[1]  lock hash {owner, token, lease}, expiring with the lock
+-- KEYS[2]  fencing counter of the key, never expiring
+-- ARGV[1]  owner (a display name)
+-- ARGV[2]  lease (the secret of this acquisition)
+-- ARGV[3]  ttl in ms
+-- Returns  {1, token, now_ms} when taken,
+--          {0, holder_owner, holder_token, pttl_ms} when held
+--
+-- The token is max(counter + 1, now in µs): it grows with every acquisition,
+-- and when Redis lost the counter (a restart without persistence, FLUSHALL)
+-- the clock still puts it past every token issued before. Numbers are
+-- formatted with %.0f: Lua's default formatting would round µs timestamps.
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = redis.call('HGET', KEYS[1], 'owner')
-if holder then
-  if holder ~= ARGV[1] then
-    return {0, holder, redis.call('PTTL', KEYS[1]), now}
-  end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('HGET', KEYS[1], 'token')), tonumber(ARGV[2]), now}
+local v = redis.call('HMGET', KEYS[1], 'owner', 'token')
+if v[1] then
+  return {0, v[1], tonumber(v[2]), redis.call('PTTL', KEYS[1])}
 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, token, tonumber(ARGV[2]), now}
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local token = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+if token < now_us then
+  token = now_us
+end
+local s = string.format('%.0f', token)
+redis.call('SET', KEYS[2], s)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', s, 'lease', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, token, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}

@@ -1,13 +1,14 @@
--- Releases a lock only for its owner: the check and the delete are one step.
+-- Releases a lock only for the holder of its lease: the check and the delete
+-- are one step.
 --
--- KEYS[1]  lock hash {owner, token}
--- ARGV[1]  owner
--- Returns  1 released, 0 not held, -1 held by another owner
-local holder = redis.call('HGET', KEYS[1], 'owner')
-if not holder then
+-- KEYS[1]  lock hash {owner, token, lease}
+-- ARGV[1]  lease
+-- Returns  1 released, 0 not held, -1 held under another lease
+local lease = redis.call('HGET', KEYS[1], 'lease')
+if not lease then
   return 0
 end
-if holder ~= ARGV[1] then
+if lease ~= ARGV[1] then
   return -1
 end
 redis.call('DEL', KEYS[1])

@@ -1,6 +1,6 @@
--- Describes a lock in one consistent read.
+-- Describes a lock in one consistent read, without its lease.
 --
--- KEYS[1]  lock hash {owner, token}
+-- KEYS[1]  lock hash {owner, token, lease}
 -- Returns  {owner, token, pttl_ms}, or {} when the lock is not held
 local v = redis.call('HMGET', KEYS[1], 'owner', 'token')
 if not v[1] then

@@ -1,4 +1,5 @@
--- Exact sliding-window rate limit; a denied call is not counted.
+-- Exact sliding-window rate limit, for limits up to state.ExactLimitMax (so
+-- at most that many members); a denied call is not counted.
 --
 -- KEYS[1]  sorted set of admitted calls: member "<us>:<nonce>:<cost>", score = time in µs
 -- KEYS[2]  running sum of the costs in KEYS[1]
