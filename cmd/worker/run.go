@@ -161,16 +161,23 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Warn().Msg("pgvector is not installed: db.vector is not served")
 	}
 	m.w, err = worker.New(worker.Config{
-		ID:              cfg.WorkerID,
-		ServiceName:     cfg.ServiceName,
-		QueueGroup:      cfg.QueueGroup,
-		Subjects:        subs,
-		MaxConcurrent:   cfg.MaxConcurrent,
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		DrainTimeout:    cfg.ShutdownTimeout.D(),
-		Logger:          m.Log,
-		Metrics:         reg,
-		Pprof:           cfg.Pprof,
+		ID:               cfg.WorkerID,
+		ServiceName:      cfg.ServiceName,
+		QueueGroup:       cfg.QueueGroup,
+		Subjects:         subs,
+		MaxConcurrent:    cfg.MaxConcurrent,
+		StateConcurrent:  cfg.StateConcurrent,
+		MaintConcurrent:  cfg.MaintConcurrent,
+		HealthConcurrent: cfg.HealthConcurrent,
+		MaxQueued:        cfg.MaxQueued,
+		MaxQueuedBytes:   cfg.MaxQueuedBytes,
+		DefaultTimeout:   cfg.StatementTimeout.D(),
+		MaxTimeout:       cfg.MaxStatementTimeout.D(),
+		MaxRequestBytes:  cfg.MaxRequestBytes,
+		DrainTimeout:     cfg.ShutdownTimeout.D(),
+		Logger:           m.Log,
+		Metrics:          reg,
+		Pprof:            cfg.Pprof,
 	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {
