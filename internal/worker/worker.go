@@ -189,6 +189,9 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		laneMaint:  newLane(laneMaint, cfg.MaintConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 		laneHealth: newLane(laneHealth, cfg.HealthConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 	}
+	for name, l := range lanes {
+		cfg.Metrics.WatchLane(name, func() int { return len(l.slots) }, func() int { return int(l.queued.Load()) })
+	}
 	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres),
 		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
