@@ -101,3 +101,45 @@ func TestVacuumWaitAndHistory(t *testing.T) {
 	code, _, _ = runCLI(t, "history", "reindex")
 	require.Equal(t, exitUsage, code)
 }
+
+// TestUnderTheShippedConf runs the publisher as user publisher, with its own
+// inbox prefix, against the shipped nats-server.conf: it queues a job,
+// follows it to its result and reads the history, with no more JetStream
+// rights than the file gives it.
+func TestUnderTheShippedConf(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewShippedNATS(t, "../../nats-server.conf")
+	ctx := context.Background()
+	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
+	if err != nil {
+		testenv.Unavailable(t, "PostgreSQL", err)
+	}
+	defer cl.Close()
+	mem := memory.New(memory.Options{})
+	defer mem.Close()
+	w, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}, ProgressInterval: 50 * time.Millisecond},
+		testenv.ConnectAs(t, ns, "worker"), cl, mem)
+	require.NoError(t, err)
+	require.NoError(t, w.Start(ctx))
+	defer w.Stop(ctx)
+	pg.Exec(t, "CREATE TABLE users (id int)")
+
+	t.Setenv("NATS_URL", ns.ClientURL())
+	t.Setenv("NATS_USER", "publisher")
+	t.Setenv("NATS_PASSWORD", testenv.ShippedPasswords["publisher"])
+	t.Setenv("NATS_INBOX_PREFIX", "_INBOX_publisher")
+	code, out, errOut := runCLI(t, "vacuum", "--table", pg.Schema+".users", "--wait", "--timeout", "30s")
+	require.Equal(t, exitOK, code, errOut)
+	var res messages.VacuumResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.Equal(t, messages.StatusOK, res.Status)
+	code, out, errOut = runCLI(t, "history", "vacuum", "--table", pg.Schema+".users", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, res.JobID)
+
+	// On the default _INBOX, the publisher cannot read its answers.
+	t.Setenv("NATS_INBOX_PREFIX", "")
+	os.Unsetenv("NATS_INBOX_PREFIX")
+	code, _, _ = runCLI(t, "history", "vacuum", "--table", pg.Schema+".users", "--json")
+	require.NotEqual(t, exitOK, code)
+}

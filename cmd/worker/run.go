@@ -74,13 +74,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.nc, err = m.connectNATS(); err != nil {
 		return err
 	}
+	// A read-only worker runs no DDL: its login must not be able to.
+	readOnly := cfg.ExecuteMode == pgexec.ModeReadOnly
 	m.pg, err = pgexec.Connect(ctx, pgexec.Config{
 		DSN:                     cfg.PostgresDSN(),
 		MaxConns:                int32(cfg.PoolMax()),
 		AcquireTimeout:          cfg.PoolTimeout.D(),
 		MaxConnLifetime:         cfg.PoolRecycle.D(),
 		SessionStatementTimeout: cfg.MaxStatementTimeout.D(),
-		CreateExtension:         cfg.CreateExtension,
+		CreateExtension:         cfg.CreateExtension && !readOnly,
 		ApplicationName:         "dbworker/" + cfg.WorkerID,
 		Logger:                  &m.Log,
 	})
@@ -88,7 +90,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("postgres %s: %w", cfg.RedactedPostgresDSN(), err)
 	}
 	m.Log.Info().Str("server_version", m.pg.ServerVersion()).Str("pgvector", m.pg.PGVectorVersion()).Msg("postgres connected")
-	if cfg.SchemaDir != "" {
+	if readOnly {
+		if err := m.pg.CheckReadOnlyRole(ctx); err != nil {
+			if !cfg.ReadOnlyPrivileged {
+				return fmt.Errorf("DB_EXECUTE_MODE=read_only: %w (DB_READ_ONLY_ALLOW_PRIVILEGED=true overrides, for development only)", err)
+			}
+			m.Log.Warn().Err(err).Msg("read-only worker with a privileged login (DB_READ_ONLY_ALLOW_PRIVILEGED): the role does not back read-only up")
+		}
+		m.Log.Info().Msg("read-only: start-up DDL (schema files, graph and vector catalogs) skipped")
+	}
+	if cfg.SchemaDir != "" && !readOnly {
 		applied, err := m.pg.ApplySchema(ctx, os.DirFS(cfg.SchemaDir))
 		if err != nil {
 			return err
@@ -148,14 +159,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	graphs := graph.New(m.pg)
-	if err := graphs.Init(ctx); err != nil {
-		return fmt.Errorf("graph tables: %w", err)
+	if !readOnly {
+		if err := graphs.Init(ctx); err != nil {
+			return fmt.Errorf("graph tables: %w", err)
+		}
 	}
 	var vectors *vector.Service
 	if m.pg.PGVectorVersion() != "" {
 		vectors = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension})
-		if err := vectors.Init(ctx); err != nil {
-			return err
+		if !readOnly {
+			if err := vectors.Init(ctx); err != nil {
+				return err
+			}
 		}
 	} else {
 		m.Log.Warn().Msg("pgvector is not installed: db.vector is not served")
@@ -178,6 +193,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:           m.Log,
 		Metrics:          reg,
 		Pprof:            cfg.Pprof,
+
+		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
 	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -22,6 +23,11 @@ type Client struct {
 	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" desc:"prefix of every subject, e.g. prod."`
 	LogLevel      string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
 	LogFormat     string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+
+	// NATSInboxPrefix is where this program's answers come back: a broker
+	// that gives each user an inbox of its own (the shipped nats-server.conf)
+	// needs that user's, such as _INBOX_worker. Defaults to nats.go's _INBOX.
+	NATSInboxPrefix string `envconfig:"NATS_INBOX_PREFIX" default:"_INBOX" desc:"prefix of this connection's reply inboxes; the shipped nats-server.conf gives user U the prefix _INBOX_U"`
 }
 
 func (c *Client) validate(bad func(name, format string, args ...any)) {
@@ -30,6 +36,9 @@ func (c *Client) validate(bad func(name, format string, args ...any)) {
 	}
 	if _, err := subjects.New(c.SubjectPrefix); err != nil {
 		bad("SUBJECT_PREFIX", "%v", err)
+	}
+	if err := subjects.ValidateInboxPrefix(c.NATSInboxPrefix); err != nil {
+		bad("NATS_INBOX_PREFIX", "%v", err)
 	}
 	if _, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || c.LogLevel == "" {
 		bad("LOG_LEVEL", "must be trace, debug, info, warn or error, got %q", c.LogLevel)
@@ -65,6 +74,7 @@ func (c *Client) ConnectNATS(name, url string, log zerolog.Logger) (*nats.Conn, 
 	}
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.CustomInboxPrefix(cmp.Or(c.NATSInboxPrefix, subjects.InboxPrefixDefault)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -71,6 +71,10 @@ type Config struct {
 	HTTPAddr         string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
 	ShutdownTimeout  Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
 
+	// TrustedReplyPrefixes are the strings a reply subject must begin with for
+	// the worker to answer on it (worker.Config.TrustedReplyPrefixes).
+	TrustedReplyPrefixes []string `envconfig:"WORKER_TRUSTED_REPLY_PREFIXES" default:"_INBOX.,_INBOX_" desc:"answer only reply subjects beginning with one of these (comma separated); others are dropped, logged and counted"`
+
 	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" default:"single_node" desc:"single_node (state in memory) or distributed (state in Redis)"`
 	StateBackend   string  `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
 	RedisURL       string  `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
@@ -93,6 +97,7 @@ type Config struct {
 	MaintVacuumTimeout Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
 
 	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
+	ReadOnlyPrivileged  bool    `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" default:"false" desc:"development only: let a read_only worker start with a login that can write"`
 	NamedQueriesFile    string  `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
 	AllowAdHocSQL       bool    `envconfig:"DB_ALLOW_ADHOC" default:"true" desc:"false allows only named queries on db.execute (an allowlist)"`
 	MaxRows             int     `envconfig:"DB_MAX_ROWS" default:"10000" desc:"cap on max_rows; also the default when a request names none"`
@@ -196,6 +201,14 @@ func (c *Config) Validate() error {
 		{"WORKER_HEALTH_CONCURRENT", c.HealthConcurrent}, {"WORKER_MAX_QUEUED", c.MaxQueued}, {"WORKER_MAX_QUEUED_BYTES", c.MaxQueuedBytes}} {
 		if v.n < 1 {
 			bad(v.name, "must be at least 1, got %d", v.n)
+		}
+	}
+	if len(c.TrustedReplyPrefixes) == 0 {
+		bad("WORKER_TRUSTED_REPLY_PREFIXES", "must name at least one prefix, such as _INBOX.")
+	}
+	for _, p := range c.TrustedReplyPrefixes {
+		if err := c.Subjects().ValidateReplyPrefix(p); err != nil {
+			bad("WORKER_TRUSTED_REPLY_PREFIXES", "%v", err)
 		}
 	}
 	if c.MaxRequestBytes < 1024 {
@@ -336,6 +349,8 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("nats", RedactURL(c.NATSURL)).
 		Bool("nats_embedded", c.NATSEmbedded).
 		Str("subject_prefix", c.SubjectPrefix).
+		Str("inbox_prefix", c.NATSInboxPrefix).
+		Strs("trusted_reply_prefixes", c.TrustedReplyPrefixes).
 		Str("worker_id", c.WorkerID).
 		Int("max_concurrent", c.MaxConcurrent).
 		Int("state_concurrent", c.StateConcurrent).

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 )
 
 // cleanEnv unsets every variable of Config for the test, so the caller's
@@ -59,27 +62,29 @@ func TestPartsAndSecrets(t *testing.T) {
 
 func TestInvalidValuesNameTheVariable(t *testing.T) {
 	cases := map[string][2]string{
-		"POSTGRES_POOL_SIZE":       {"0", "POSTGRES_POOL_SIZE"},
-		"POSTGRES_PORT":            {"abc", "POSTGRES_PORT"},
-		"DB_EXECUTE_MODE":          {"rw", "DB_EXECUTE_MODE"},
-		"LOG_LEVEL":                {"loud", "LOG_LEVEL"},
-		"LOG_FORMAT":               {"xml", "LOG_FORMAT"},
-		"POSTGRES_POOL_TIMEOUT":    {"soon", "POSTGRES_POOL_TIMEOUT"},
-		"SUBJECT_PREFIX":           {"a b", "SUBJECT_PREFIX"},
-		"POSTGRES_URL":             {"mysql://x", "POSTGRES_URL"},
-		"DB_STATEMENT_TIMEOUT":     {"10m", "DB_STATEMENT_TIMEOUT"},
-		"WORKER_MAX_CONCURRENT":    {"-1", "WORKER_MAX_CONCURRENT"},
-		"WORKER_STATE_CONCURRENT":  {"0", "WORKER_STATE_CONCURRENT"},
-		"WORKER_HEALTH_CONCURRENT": {"0", "WORKER_HEALTH_CONCURRENT"},
-		"WORKER_MAX_QUEUED":        {"0", "WORKER_MAX_QUEUED"},
-		"DB_MAX_STATEMENT_TIMEOUT": {"0", "DB_MAX_STATEMENT_TIMEOUT"},
-		"DEPLOYMENT_MODE":          {"cloud", "DEPLOYMENT_MODE"},
-		"STATE_BACKEND":            {"etcd", "STATE_BACKEND"},
-		"STATE_LOCK_TTL":           {"0", "STATE_LOCK_TTL"},
-		"MAINT_ACK_WAIT":           {"-1s", "MAINT_ACK_WAIT"},
-		"MAINT_BACKOFF":            {"1s,2s,3s,4s,5s,6s,7s,8s,9s,10s", "MAINT_MAX_DELIVER"},
-		"JS_REPLICAS":              {"7", "JS_REPLICAS"},
-		"DB_ALLOW_ADHOC":           {"false", "DB_NAMED_QUERIES"},
+		"POSTGRES_POOL_SIZE":            {"0", "POSTGRES_POOL_SIZE"},
+		"POSTGRES_PORT":                 {"abc", "POSTGRES_PORT"},
+		"DB_EXECUTE_MODE":               {"rw", "DB_EXECUTE_MODE"},
+		"LOG_LEVEL":                     {"loud", "LOG_LEVEL"},
+		"LOG_FORMAT":                    {"xml", "LOG_FORMAT"},
+		"POSTGRES_POOL_TIMEOUT":         {"soon", "POSTGRES_POOL_TIMEOUT"},
+		"SUBJECT_PREFIX":                {"a b", "SUBJECT_PREFIX"},
+		"POSTGRES_URL":                  {"mysql://x", "POSTGRES_URL"},
+		"DB_STATEMENT_TIMEOUT":          {"10m", "DB_STATEMENT_TIMEOUT"},
+		"WORKER_MAX_CONCURRENT":         {"-1", "WORKER_MAX_CONCURRENT"},
+		"WORKER_STATE_CONCURRENT":       {"0", "WORKER_STATE_CONCURRENT"},
+		"WORKER_HEALTH_CONCURRENT":      {"0", "WORKER_HEALTH_CONCURRENT"},
+		"WORKER_MAX_QUEUED":             {"0", "WORKER_MAX_QUEUED"},
+		"DB_MAX_STATEMENT_TIMEOUT":      {"0", "DB_MAX_STATEMENT_TIMEOUT"},
+		"DEPLOYMENT_MODE":               {"cloud", "DEPLOYMENT_MODE"},
+		"STATE_BACKEND":                 {"etcd", "STATE_BACKEND"},
+		"STATE_LOCK_TTL":                {"0", "STATE_LOCK_TTL"},
+		"MAINT_ACK_WAIT":                {"-1s", "MAINT_ACK_WAIT"},
+		"MAINT_BACKOFF":                 {"1s,2s,3s,4s,5s,6s,7s,8s,9s,10s", "MAINT_MAX_DELIVER"},
+		"JS_REPLICAS":                   {"7", "JS_REPLICAS"},
+		"DB_ALLOW_ADHOC":                {"false", "DB_NAMED_QUERIES"},
+		"NATS_INBOX_PREFIX":             {"_INBOX.>", "NATS_INBOX_PREFIX"},
+		"WORKER_TRUSTED_REPLY_PREFIXES": {"_INBOX.,db.vacuum.", "WORKER_TRUSTED_REPLY_PREFIXES"},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {
@@ -133,4 +138,39 @@ func TestStateBackendChoice(t *testing.T) {
 	c, err = Load()
 	require.NoError(t, err)
 	require.Equal(t, "redis", c.StateBackendName())
+}
+
+// TestInboxPrefixes: by default a plain local nats-server works as before
+// (_INBOX), the worker answers any caller's inbox, and a configured prefix
+// is what the connection uses.
+func TestInboxPrefixes(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load()
+	require.NoError(t, err)
+	require.Equal(t, "_INBOX", c.NATSInboxPrefix)
+	require.Equal(t, []string{"_INBOX.", "_INBOX_"}, c.TrustedReplyPrefixes)
+
+	for _, bad := range []string{"$JS.", "state.", "_INBOX.*", "d"} {
+		t.Setenv("WORKER_TRUSTED_REPLY_PREFIXES", bad)
+		_, err = Load()
+		require.ErrorContains(t, err, "WORKER_TRUSTED_REPLY_PREFIXES", bad)
+	}
+	t.Setenv("WORKER_TRUSTED_REPLY_PREFIXES", "_INBOX_orders.,_INBOX_billing.")
+	t.Setenv("NATS_INBOX_PREFIX", "_INBOX_worker")
+	c, err = Load()
+	require.NoError(t, err)
+	require.Equal(t, []string{"_INBOX_orders.", "_INBOX_billing."}, c.TrustedReplyPrefixes)
+
+	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := c.ConnectNATS("test", ns.ClientURL(), zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	require.True(t, strings.HasPrefix(nc.NewRespInbox(), "_INBOX_worker."), nc.NewRespInbox())
+	require.True(t, strings.HasPrefix(nc.NewInbox(), "_INBOX_worker."))
+
+	p, err := LoadPublisher()
+	require.NoError(t, err)
+	require.Equal(t, "_INBOX_worker", p.NATSInboxPrefix, "the publisher reads it too")
 }

@@ -23,8 +23,8 @@ func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
 }
 
 var composeEnv = map[string]string{
-	"POSTGRES_PASSWORD": "pg", "NATS_WORKER_PASSWORD": "w", "NATS_CLIENT_PASSWORD": "c",
-	"NATS_PUBLISHER_PASSWORD": "p", "NATS_OPS_PASSWORD": "o",
+	"POSTGRES_PASSWORD": "pg", "NATS_WORKER_PASSWORD": "w", "NATS_ORDERS_PASSWORD": "or",
+	"NATS_BILLING_PASSWORD": "b", "NATS_PUBLISHER_PASSWORD": "p", "NATS_OPS_PASSWORD": "o",
 }
 
 // TestComposeFile loads docker-compose.yml with the Compose specification's
@@ -55,10 +55,13 @@ func TestComposeFile(t *testing.T) {
 	require.Equal(t, "distributed", *w.Environment["DEPLOYMENT_MODE"], "a pool shares state in Redis")
 	require.Equal(t, "worker", *w.Environment["NATS_USER"])
 	require.Equal(t, "w", *w.Environment["NATS_PASSWORD"])
+	require.Equal(t, "_INBOX_worker", *w.Environment["NATS_INBOX_PREFIX"], "the worker reads its answers in its own inbox")
+	require.Equal(t, "_INBOX_orders.,_INBOX_billing.,_INBOX_publisher.", *w.Environment["WORKER_TRUSTED_REPLY_PREFIXES"])
 	require.Equal(t, []string{"CMD", "/usr/local/bin/worker", "-ready"}, []string(w.HealthCheck.Test))
 
 	pub := svc("publisher")
 	require.Equal(t, "publisher", *pub.Environment["NATS_USER"])
+	require.Equal(t, "_INBOX_publisher", *pub.Environment["NATS_INBOX_PREFIX"])
 	require.Equal(t, types.ServiceConditionHealthy, pub.DependsOn["worker"].Condition)
 }
 

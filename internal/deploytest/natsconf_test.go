@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
@@ -24,34 +25,22 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-var passwords = map[string]string{"worker": "w-secret", "client": "c-secret", "publisher": "p-secret", "ops": "o-secret"}
-
 // startConfiguredServer runs a nats-server from the repository's
 // nats-server.conf, with passwords from the environment.
 func startConfiguredServer(t *testing.T) *server.Server {
 	t.Helper()
-	for user, pw := range passwords {
-		t.Setenv("NATS_"+strings.ToUpper(user)+"_PASSWORD", pw)
-	}
+	s := testenv.NewShippedNATS(t, "../../nats-server.conf")
 	opts, err := server.ProcessConfigFile("../../nats-server.conf")
 	require.NoError(t, err)
 	require.True(t, opts.JetStream)
 	require.EqualValues(t, 8<<20, opts.MaxPayload)
-	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, -1
-	opts.StoreDir = t.TempDir()
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	require.NoError(t, err)
-	go s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	require.True(t, s.ReadyForConnections(10*time.Second))
 	return s
 }
 
 // TestConfigNeedsPasswordsFromTheEnvironment: without the variables the file
 // does not load; it has no fixed password to fall back on.
 func TestConfigNeedsPasswordsFromTheEnvironment(t *testing.T) {
-	for user := range passwords {
+	for user := range testenv.ShippedPasswords {
 		key := "NATS_" + strings.ToUpper(user) + "_PASSWORD"
 		t.Setenv(key, "")
 		os.Unsetenv(key)
@@ -73,18 +62,42 @@ type as struct {
 	violations chan string
 }
 
-func connectAs(t *testing.T, s *server.Server, user string) *as {
+// connectAs connects as user, with the user's own inbox prefix unless opts
+// name another.
+func connectAs(t *testing.T, s *server.Server, user string, opts ...nats.Option) *as {
 	t.Helper()
 	a := &as{violations: make(chan string, 64)}
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, passwords[user]), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	a.nc = testenv.ConnectAs(t, s, user, append([]nats.Option{nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 			a.violations <- err.Error()
 		}
-	}))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	a.nc = nc
+	})}, opts...)...)
 	return a
+}
+
+// startWorker runs a real worker, with maintenance, over nc and a schema of
+// the test's own, and returns the schema and the worker's metrics.
+func startWorker(t *testing.T, s *server.Server, nc *nats.Conn, trusted ...string) (*testenv.Postgres, *metrics.Metrics) {
+	t.Helper()
+	ctx := context.Background()
+	pg := testenv.NewPostgres(t)
+	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
+	if err != nil {
+		testenv.Unavailable(t, "PostgreSQL", err)
+	}
+	t.Cleanup(cl.Close)
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	maint, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}}, nc, cl, mem)
+	require.NoError(t, err)
+	reg := metrics.New()
+	wk, err := worker.New(worker.Config{ID: "w1", Logger: zerolog.Nop(), Metrics: reg, TrustedReplyPrefixes: trusted},
+		worker.Deps{NATS: nc, Postgres: cl, Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}),
+			State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
+	require.NoError(t, err)
+	require.NoError(t, wk.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, wk.Stop(context.Background())) })
+	return pg, reg
 }
 
 // refused checks that do() makes the server report a permission violation
@@ -111,29 +124,12 @@ func (a *as) refused(t *testing.T, what, subject string, do func()) {
 // nats-server.conf and checks what each role may and may not do.
 func TestRolePermissions(t *testing.T) {
 	s := startConfiguredServer(t)
-	pg := testenv.NewPostgres(t)
 	ctx := context.Background()
-
-	// The worker serves, manages its streams and consumes jobs as "worker".
-	w := connectAs(t, s, "worker")
-	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(t, "PostgreSQL", err)
-	}
-	defer cl.Close()
-	mem := memory.New(memory.Options{})
-	defer mem.Close()
-	maint, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}}, w.nc, cl, mem)
-	require.NoError(t, err)
-	wk, err := worker.New(worker.Config{ID: "w1", Logger: zerolog.Nop()}, worker.Deps{NATS: w.nc, Postgres: cl,
-		Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}), State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
-	require.NoError(t, err)
-	require.NoError(t, wk.Start(ctx))
-	defer wk.Stop(ctx)
+	pg, _ := startWorker(t, s, connectAs(t, s, "worker").nc)
 	pg.Exec(t, "CREATE TABLE t (x int)")
 
-	// client: may request its endpoints, nothing else.
-	c := connectAs(t, s, "client")
+	// orders, a calling service: may request its endpoints, nothing else.
+	c := connectAs(t, s, "orders")
 	cc := client.New(c.nc)
 	res, err := cc.Query(ctx, "select 1 as x", nil)
 	require.NoError(t, err)
@@ -144,11 +140,11 @@ func TestRolePermissions(t *testing.T) {
 	vac, err := cc.Vacuum(ctx, messages.VacuumRequest{Table: "t"})
 	require.NoError(t, err)
 	require.Equal(t, "ok", vac.Status, "the worker may store the result")
-	c.refused(t, "client subscribing to db.>", "db.>", func() { _, _ = c.nc.SubscribeSync("db.>") })
-	c.refused(t, "client reading requests on db.execute", "db.execute", func() { _, _ = c.nc.SubscribeSync("db.execute") })
-	c.refused(t, "client publishing a job", "db.vacuum.jobs", func() { _ = c.nc.Publish("db.vacuum.jobs", []byte(`{}`)) })
-	c.refused(t, "client publishing a result", "db.vacuum.results._database", func() { _ = c.nc.Publish("db.vacuum.results._database", []byte(`{}`)) })
-	c.refused(t, "client using the JetStream API", "$JS.API.STREAM.DELETE.DB_VACUUM", func() { _ = c.nc.PublishRequest("$JS.API.STREAM.DELETE.DB_VACUUM", c.nc.NewRespInbox(), nil) })
+	c.refused(t, "orders subscribing to db.>", "db.>", func() { _, _ = c.nc.SubscribeSync("db.>") })
+	c.refused(t, "orders reading requests on db.execute", "db.execute", func() { _, _ = c.nc.SubscribeSync("db.execute") })
+	c.refused(t, "orders publishing a job", "db.vacuum.jobs", func() { _ = c.nc.Publish("db.vacuum.jobs", []byte(`{}`)) })
+	c.refused(t, "orders publishing a result", "db.vacuum.results._database", func() { _ = c.nc.Publish("db.vacuum.results._database", []byte(`{}`)) })
+	c.refused(t, "orders using the JetStream API", "$JS.API.STREAM.DELETE.DB_VACUUM", func() { _ = c.nc.PublishRequest("$JS.API.STREAM.DELETE.DB_VACUUM", c.nc.NewRespInbox(), nil) })
 
 	// publisher: queues jobs, reads results; cannot serve or delete.
 	p := connectAs(t, s, "publisher")

@@ -18,6 +18,7 @@ type Metrics struct {
 	maintenance *prometheus.CounterVec
 	locks       *prometheus.CounterVec
 	rateLimits  *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
 }
 
 // New registers every metric on a new registry.
@@ -42,7 +43,10 @@ func New() *Metrics {
 	m.rateLimits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dbworker_ratelimit_checks_total", Help: "state.ratelimit checks by outcome (allowed, denied).",
 	}, []string{"outcome"})
-	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.maintenance, m.locks, m.rateLimits,
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dbworker_replies_dropped_total", Help: "Answers not sent because the reply subject was not trusted, by reason (untrusted, own_subject, system, malformed).",
+	}, []string{"reason"})
+	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.maintenance, m.locks, m.rateLimits, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,6 +91,13 @@ func (m *Metrics) RateLimit(allowed bool) {
 		outcome = "allowed"
 	}
 	m.rateLimits.WithLabelValues(outcome).Inc()
+}
+
+// ReplyDropped records an answer the worker would not send, and why.
+func (m *Metrics) ReplyDropped(reason string) {
+	if m != nil {
+		m.dropped.WithLabelValues(reason).Inc()
+	}
 }
 
 // WatchLane exports the requests running in a worker's lane and waiting for

@@ -1,6 +1,7 @@
 package pgexec
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ const (
 	AcquireTimeoutDefault  = 30 * time.Second
 	MaxConnLifetimeDefault = time.Hour
 	SessionTimeoutDefault  = 5 * time.Minute
+	MaxMessageBytesDefault = 64 << 20
 )
 
 // Config configures a Client.
@@ -38,6 +40,10 @@ type Config struct {
 	// SessionStatementTimeout is set as every connection's statement_timeout, a
 	// server-side cap on any statement. Defaults to 5m.
 	SessionStatementTimeout time.Duration
+	// MaxMessageBytes bounds one protocol message from the server, such as one
+	// row: a larger one fails the request with TOO_LARGE and closes its
+	// connection, instead of being read into memory. Defaults to 64 MiB.
+	MaxMessageBytes int
 	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at Connect.
 	CreateExtension bool
 	// ApplicationName shows in pg_stat_activity. Defaults to "dbworker".
@@ -94,6 +100,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		pcfg.MaxConnLifetime = MaxConnLifetimeDefault
 	}
 	pcfg.MaxConnLifetimeJitter = pcfg.MaxConnLifetime / 10
+	pcfg.ConnConfig.MaxProtocolMessageBodyLen = cmp.Or(max(cfg.MaxMessageBytes, 0), MaxMessageBytesDefault)
 	sessionTimeout := cfg.SessionStatementTimeout
 	if sessionTimeout <= 0 {
 		sessionTimeout = SessionTimeoutDefault

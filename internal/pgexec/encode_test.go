@@ -89,7 +89,7 @@ func BenchmarkAppendRow(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		var err error
-		if buf, err = appendRow(buf[:0], row, types, names, false); err != nil {
+		if buf, err = appendRow(buf[:0], row, types, names, false, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -31,7 +32,10 @@ func AsError(err error) *messages.Error {
 	if errors.As(err, &pe) {
 		return fromPgError(pe)
 	}
+	var big *pgproto3.ExceededMaxBodyLenErr
 	switch {
+	case errors.As(err, &big):
+		return messages.Errorf(messages.CodeTooLarge, "a message from the database (one row) is %d bytes, over the worker's bound of %d", big.ActualBodyLen, big.MaxExpectedBodyLen)
 	case errors.Is(err, ErrPoolExhausted):
 		return messages.Errorf(messages.CodeUnavailable, "database pool exhausted: %v", ErrPoolExhausted)
 	case errors.Is(err, context.DeadlineExceeded):

@@ -27,6 +27,7 @@ type placeholder struct {
 type statement struct {
 	start, end int
 	keyword    string // the first word, upper-cased ("SELECT", "BEGIN", ...)
+	keyword2   string // the word after it, upper-cased ("TRANSACTION" in PREPARE TRANSACTION)
 }
 
 // scanned is what the lexer learned about a SQL text.
@@ -57,13 +58,13 @@ func isIdentChar(c byte) bool {
 func scanSQL(sql string) scanned {
 	var s scanned
 	stmtStart := 0
-	keyword := ""
+	keyword, keyword2 := "", ""
 	n := len(sql)
 	endStmt := func(end int) {
 		if keyword != "" {
-			s.statements = append(s.statements, statement{start: stmtStart, end: end, keyword: keyword})
+			s.statements = append(s.statements, statement{start: stmtStart, end: end, keyword: keyword, keyword2: keyword2})
 		}
-		stmtStart, keyword = end+1, ""
+		stmtStart, keyword, keyword2 = end+1, "", ""
 	}
 	for i := 0; i < n; {
 		c := sql[i]
@@ -74,7 +75,8 @@ func scanSQL(sql string) scanned {
 		case c == '"':
 			i = skipQuoted(sql, i+1, '"', false)
 		case c == '-' && i+1 < n && sql[i+1] == '-':
-			j := strings.IndexByte(sql[i:], '\n')
+			// PostgreSQL ends a line comment at \n or \r.
+			j := strings.IndexAny(sql[i:], "\n\r")
 			if j < 0 {
 				i = n
 			} else {
@@ -134,9 +136,12 @@ func scanSQL(sql string) scanned {
 			for j < n && isIdentChar(sql[j]) {
 				j++
 			}
-			if keyword == "" {
+			switch {
+			case keyword == "":
 				keyword = strings.ToUpper(sql[i:j])
 				stmtStart = min(stmtStart, i)
+			case keyword2 == "":
+				keyword2 = strings.ToUpper(sql[i:j])
 			}
 			i = j
 		default:

@@ -10,11 +10,144 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// many runs one statement once per item of params_list, as one pipelined
-// batch in one transaction: all items apply or none.
+// readKeywords start statements that return rows without writing.
+var readKeywords = map[string]bool{"SELECT": true, "VALUES": true, "TABLE": true, "SHOW": true}
+
+// checkStatements checks that sc holds statements (one unless multi) and
+// none that begins or ends a transaction.
+func checkStatements(field string, sc scanned, multi bool) error {
+	if len(sc.statements) == 0 {
+		return messages.BadRequest(field, "sql holds no statement")
+	}
+	if !multi && len(sc.statements) > 1 {
+		return messages.BadRequest(field, "sql holds %d statements; op query takes one (use op script or tx)", len(sc.statements))
+	}
+	for _, st := range sc.statements {
+		if err := checkTxControl(field, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindOne checks that sql is one statement that leaves transactions alone,
+// and binds its params.
+func bindOne(field, sql string, params json.RawMessage) (boundSQL, string, error) {
+	sc := scanSQL(sql)
+	if err := checkStatements(field, sc, false); err != nil {
+		return boundSQL{}, "", err
+	}
+	b, err := bindScanned(sql, sc, params, 0)
+	return b, sc.statements[0].keyword, err
+}
+
+// single runs op query or one.
+func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
+	b, keyword, err := bindOne("sql", req.SQL, req.Params)
+	if err != nil {
+		return buf, err
+	}
+	return s.statement(ctx, b, keyword, sh, buf)
+}
+
+// statement runs one bound statement as a request of its own. It runs in an
+// explicit transaction when the session is read-only, and when it writes and
+// returns rows (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE),
+// so that an answer found TOO_LARGE rolls the write back instead of leaving it
+// applied behind an error. A cached statement whose table changed under it is
+// refused by the server before it runs; it is prepared again, once.
+func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh shape, buf []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		sd, cached, err := s.describe(ctx, b.sql)
+		if err != nil {
+			return buf, err
+		}
+		args, err := s.encodeArgs(ctx, sd, b, "params")
+		if err != nil {
+			return buf, err
+		}
+		explicit := s.readOnly || (!readKeywords[keyword] && len(sd.Fields) > 0)
+		out, err := s.runStatement(ctx, sd, args, explicit, sh, buf)
+		if err == nil || !cached || !planChanged(err) || attempt > 0 || s.broken {
+			return out, err
+		}
+		s.cache.remove(b.sql)
+	}
+}
+
+// runStatement runs a described statement in one pipeline, or two when a
+// write in a transaction must be read before it is committed.
+func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescription, args encodedArgs, explicit bool, sh shape, buf []byte) ([]byte, error) {
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	if explicit {
+		s.sendBegin(p)
+	}
+	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
+	p.SendPipelineSync()
+	// Unless a write's outcome decides between COMMIT and ROLLBACK, the end
+	// goes with the statement: one round trip.
+	oneTrip := !explicit || s.readOnly
+	var err error
+	if oneTrip {
+		err = s.sendEnd(p, false)
+	} else {
+		err = p.Flush()
+	}
+	if err != nil {
+		s.broken = true
+		return buf, err
+	}
+	if explicit {
+		err = readBegin(p)
+	}
+	if err == nil {
+		buf, _, err = s.readStatement(p, args.types, sh, buf)
+	}
+	want := byte('I')
+	if explicit {
+		want = 'T'
+	}
+	err = s.readSync(p, want, err)
+	if s.broken {
+		_ = p.Close()
+		return buf, err
+	}
+	if oneTrip {
+		if endErr := s.readEnd(p, false); err == nil {
+			err = endErr
+		}
+		return buf, err
+	}
+	if cerr := p.Close(); cerr != nil && err == nil {
+		s.broken = true
+		return buf, cerr
+	}
+	if endErr := s.finish(ctx, err == nil); err == nil {
+		err = endErr
+	}
+	return buf, err
+}
+
+// readStatement reads one statement's result from a pipeline and writes it.
+func (s *session) readStatement(p *pgconn.Pipeline, types map[uint32]*typeInfo, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	res, err := p.GetResults()
+	if err != nil {
+		return buf, pgconn.CommandTag{}, err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		s.broken = true
+		return buf, pgconn.CommandTag{}, errOutOfStep
+	}
+	return s.readResult(rr, types, sh, buf)
+}
+
+// many runs one statement once per item of params_list, pipelined in one
+// transaction: all items apply or none.
 func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
 	sc := scanSQL(req.SQL)
-	if err := s.checkStatements(sc, false); err != nil {
+	if err := checkStatements("sql", sc, false); err != nil {
 		return buf, err
 	}
 	items := make([]boundSQL, len(req.ParamsList))
@@ -25,94 +158,106 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 		}
 		items[i] = b
 	}
-	// An explicit transaction (not the batch's implicit one), so that an
-	// answer found TOO_LARGE, or any failure, rolls every item back.
-	var out []byte
-	err := s.inTx(ctx, true, func() error {
-		var err error
-		out, err = s.batch(ctx, items, sh, buf)
-		return err
-	})
-	return out, err
-}
-
-func (s *session) batch(ctx context.Context, items []boundSQL, sh shape, buf []byte) ([]byte, error) {
-	batch := &pgconn.Batch{}
-	types := make(map[uint32]*typeInfo)
-	for i, b := range items {
-		sd, _, err := s.describe(ctx, b.sql)
-		if err != nil {
-			return buf, withIndex(err, i)
-		}
-		args, err := s.encodeArgs(ctx, sd, b, "params_list")
-		if err != nil {
-			return buf, withIndex(err, i)
-		}
-		for oid, t := range args.types {
-			types[oid] = t
-		}
-		batch.ExecPrepared(sd.Name, args.values, nil, args.formats)
+	// Every item binds the same text; describe it once.
+	sd, _, err := s.describe(ctx, items[0].sql)
+	if err != nil {
+		return buf, err
 	}
-	mrr := s.pg.ExecBatch(ctx, batch)
+	args := make([]encodedArgs, len(items))
+	for i, b := range items {
+		if args[i], err = s.encodeArgs(ctx, sd, b, "params_list"); err != nil {
+			return buf, withIndex(err, i)
+		}
+	}
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	s.sendBegin(p)
+	for _, a := range args {
+		p.SendQueryPrepared(sd.Name, a.values, nil, a.formats)
+	}
+	p.SendPipelineSync()
+	if s.readOnly {
+		err = s.sendEnd(p, false)
+	} else {
+		err = p.Flush()
+	}
+	if err != nil {
+		s.broken = true
+		return buf, err
+	}
 	start := len(buf)
 	buf = append(buf, `{"results":[`...)
-	var total int64
-	i := 0
-	var firstErr error
-	for mrr.NextResult() {
-		if firstErr != nil {
-			_, _ = mrr.ResultReader().Close()
-			continue
-		}
+	var written int64
+	failed := -1
+	err = readBegin(p)
+	for i := 0; i < len(args) && err == nil; i++ {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		var tag pgconn.CommandTag
-		var err error
-		buf, tag, err = s.readResult(mrr.ResultReader(), types, sh, buf)
+		buf, tag, err = s.readStatement(p, args[i].types, sh, buf)
 		if err != nil {
-			firstErr = withIndex(err, i)
+			failed = i
 		}
-		total += tag.RowsAffected()
-		i++
+		written += writtenRows(tag)
 	}
-	if err := mrr.Close(); err != nil && firstErr == nil {
-		firstErr = withIndex(err, min(i, len(items)-1))
+	err = s.readSync(p, 'T', err)
+	if !s.broken {
+		if s.readOnly {
+			if endErr := s.readEnd(p, false); err == nil {
+				err = endErr
+			}
+		} else {
+			_ = p.Close()
+			if endErr := s.finish(ctx, err == nil); err == nil {
+				err = endErr
+			}
+		}
+	} else {
+		_ = p.Close()
 	}
-	if firstErr != nil {
-		return buf[:start], firstErr
+	if err != nil {
+		if failed >= 0 {
+			err = withIndex(err, failed)
+		}
+		return buf[:start], err
 	}
 	buf = append(buf, `],"rows_affected":`...)
-	buf = strconv.AppendInt(buf, total, 10)
+	buf = strconv.AppendInt(buf, written, 10)
 	return append(buf, '}'), nil
 }
 
-// script runs several statements with the simple protocol, as one implicit
-// transaction, and answers their command tags.
+// script runs several statements, each parsed on its own by the server, in
+// one transaction, and answers their command tags. A script of one statement
+// runs on its own, so that statements PostgreSQL refuses in a transaction
+// block (CREATE INDEX CONCURRENTLY, VACUUM) still can. A script never runs in
+// read-only mode.
 func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, error) {
 	sc := scanSQL(sql)
-	if err := s.checkStatements(sc, true); err != nil {
+	if err := checkStatements("sql", sc, true); err != nil {
 		return buf, err
 	}
-	var tags []pgconn.CommandTag
-	err := s.inTx(ctx, s.readOnly, func() error {
-		// Rows a script's SELECTs return are read and dropped, never held.
-		mrr := s.pg.Exec(ctx, sql)
-		for mrr.NextResult() {
-			rr := mrr.ResultReader()
-			for rr.NextRow() {
+	alone := len(sc.statements) == 1
+	tags := make([]pgconn.CommandTag, 0, len(sc.statements))
+	for i, st := range sc.statements {
+		tag, err := s.scriptStatement(ctx, sql[st.start:st.end], i == 0 && !alone, alone)
+		if err != nil {
+			if !alone && !s.broken {
+				_ = s.finish(ctx, false)
 			}
-			if tag, err := rr.Close(); err == nil {
-				s.noteTag(tag)
-				tags = append(tags, tag)
+			if !alone {
+				err = withIndex(err, i)
 			}
+			return buf, err
 		}
-		return mrr.Close()
-	})
-	if err != nil {
-		return buf, err
+		tags = append(tags, tag)
 	}
-	var total int64
+	if !alone {
+		if err := s.finish(ctx, true); err != nil {
+			return buf, err
+		}
+	}
+	var written int64
 	buf = append(buf, `{"commands":[`...)
 	last := ""
 	for i, tag := range tags {
@@ -121,45 +266,151 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 		}
 		last = tag.String()
 		buf = appendJSONString(buf, last)
-		total += tag.RowsAffected()
+		written += writtenRows(tag)
 	}
 	buf = append(buf, `],"command":`...)
 	buf = appendJSONString(buf, last)
 	buf = append(buf, `,"rows_affected":`...)
-	buf = strconv.AppendInt(buf, total, 10)
+	buf = strconv.AppendInt(buf, written, 10)
 	return append(buf, '}'), nil
 }
 
-// tx runs statements in one transaction; the first failure rolls back all and
-// names its index.
+// scriptStatement runs one statement of a script with the extended protocol
+// (the server refuses a text that holds two), opening the script's
+// transaction first when begin is set, or ending the request when alone.
+func (s *session) scriptStatement(ctx context.Context, text string, begin, alone bool) (pgconn.CommandTag, error) {
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	if begin {
+		s.sendBegin(p)
+	}
+	p.SendQueryParams(text, nil, nil, nil, nil)
+	p.SendPipelineSync()
+	var err error
+	if alone {
+		err = s.sendEnd(p, false)
+	} else {
+		err = p.Flush()
+	}
+	if err != nil {
+		s.broken = true
+		return pgconn.CommandTag{}, err
+	}
+	if begin {
+		err = readBegin(p)
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		var res any
+		if res, err = p.GetResults(); err == nil {
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				s.broken = true
+				_ = p.Close()
+				return tag, errOutOfStep
+			}
+			for rr.NextRow() { // a script's rows are read and dropped, never held
+			}
+			tag, err = rr.Close()
+			s.noteTag(tag)
+		}
+	}
+	want := byte('T')
+	if alone {
+		want = 'I'
+	}
+	err = s.readSync(p, want, err)
+	if s.broken {
+		_ = p.Close()
+		return tag, err
+	}
+	if alone {
+		if endErr := s.readEnd(p, false); err == nil {
+			err = endErr
+		}
+		return tag, err
+	}
+	if cerr := p.Close(); cerr != nil && err == nil {
+		s.broken = true
+		err = cerr
+	}
+	return tag, err
+}
+
+// tx runs statements in one transaction, one round trip each so that the
+// server's transaction status is checked before the next one runs. The first
+// failure rolls back all and names its index.
 func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
-	if err := s.begin(ctx); err != nil {
-		return buf, err
+	bound := make([]boundSQL, len(req.Statements))
+	for i, st := range req.Statements {
+		b, _, err := bindOne("statements["+strconv.Itoa(i)+"].sql", st.SQL, st.Params)
+		if err != nil {
+			return buf, withIndex(err, i)
+		}
+		bound[i] = b
 	}
 	start := len(buf)
 	buf = append(buf, `{"results":[`...)
-	var total int64
-	for i, st := range req.Statements {
+	var written int64
+	for i, b := range bound {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		ssh := sh
-		ssh.one = st.Op == messages.OpOne
+		ssh.one = req.Statements[i].Op == messages.OpOne
 		var tag pgconn.CommandTag
 		var err error
-		buf, tag, err = s.run(ctx, st.SQL, st.Params, ssh, buf)
+		buf, tag, err = s.txStatement(ctx, b, i == 0, ssh, buf)
 		if err != nil {
-			s.rollback()
+			if !s.broken {
+				_ = s.finish(ctx, false)
+			}
 			return buf[:start], withIndex(err, i)
 		}
-		total += tag.RowsAffected()
+		written += writtenRows(tag)
 	}
-	if err := s.commit(ctx); err != nil {
+	if err := s.finish(ctx, true); err != nil {
 		return buf[:start], err
 	}
 	buf = append(buf, `],"rows_affected":`...)
-	buf = strconv.AppendInt(buf, total, 10)
+	buf = strconv.AppendInt(buf, written, 10)
 	return append(buf, '}'), nil
+}
+
+// txStatement runs one statement of a tx, opening the transaction first when
+// begin is set.
+func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	var tag pgconn.CommandTag
+	sd, _, err := s.describe(ctx, b.sql)
+	if err != nil {
+		return buf, tag, err
+	}
+	args, err := s.encodeArgs(ctx, sd, b, "params")
+	if err != nil {
+		return buf, tag, err
+	}
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	if begin {
+		s.sendBegin(p)
+	}
+	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
+	if err := p.Sync(); err != nil {
+		s.broken = true
+		return buf, tag, err
+	}
+	if begin {
+		err = readBegin(p)
+	}
+	if err == nil {
+		buf, tag, err = s.readStatement(p, args.types, sh, buf)
+	}
+	err = s.readSync(p, 'T', err)
+	if cerr := p.Close(); cerr != nil && err == nil {
+		s.broken = true
+		err = cerr
+	}
+	return buf, tag, err
 }
 
 // insert inserts one row: identifiers checked against the catalog and quoted,
@@ -179,8 +430,7 @@ func (s *session) insert(ctx context.Context, req *messages.ExecuteRequest, sh s
 		b.args[i] = req.Data[col]
 	}
 	sh.one = true
-	out, _, err := s.exec(ctx, b, sh, buf)
-	return out, err
+	return s.statement(ctx, b, "INSERT", sh, buf)
 }
 
 // update sets data on the rows matching where (SQL with :name placeholders
@@ -197,6 +447,9 @@ func (s *session) update(ctx context.Context, req *messages.ExecuteRequest, sh s
 		if len(sc.statements) > 1 {
 			return buf, messages.BadRequest("where", "where must be one condition, not several statements")
 		}
+		if err := checkParamCount("where_params", len(cols)+sc.named); err != nil {
+			return buf, err
+		}
 		if where, err = bindScanned(req.Where, sc, req.WhereParams, len(cols)); err != nil {
 			return buf, err
 		}
@@ -211,8 +464,7 @@ func (s *session) update(ctx context.Context, req *messages.ExecuteRequest, sh s
 	}
 	b.args = append(b.args, where.args...)
 	sh.tagOnly = true
-	out, _, err := s.exec(ctx, b, sh, buf)
-	return out, err
+	return s.statement(ctx, b, "UPDATE", sh, buf)
 }
 
 // withIndex records which statement or item failed.

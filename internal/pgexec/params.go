@@ -28,7 +28,27 @@ func bind(sql string, params json.RawMessage, offset int) (boundSQL, error) {
 	return bindScanned(sql, sc, params, offset)
 }
 
+// maxParams is the protocol's limit on a statement's parameters: Bind counts
+// them in an int16.
+const maxParams = 65535
+
+// checkParamCount refuses more parameters than the protocol carries.
+func checkParamCount(field string, n int) error {
+	if n > maxParams {
+		return messages.BadRequest(field, "the statement has %d parameters; PostgreSQL takes at most %d", n, maxParams)
+	}
+	return nil
+}
+
 func bindScanned(sql string, sc scanned, params json.RawMessage, offset int) (boundSQL, error) {
+	b, err := bindParams(sql, sc, params, offset)
+	if err == nil {
+		err = checkParamCount("params", offset+len(b.args))
+	}
+	return b, err
+}
+
+func bindParams(sql string, sc scanned, params json.RawMessage, offset int) (boundSQL, error) {
 	params = bytes.TrimSpace(params)
 	switch {
 	case len(params) == 0 || string(params) == "null":

@@ -23,6 +23,7 @@ type stmtCache struct {
 	m       map[string]*list.Element
 	seq     uint64
 	evicted []string // names to DEALLOCATE before the next PREPARE
+	house   bool     // the worker's transaction statements are prepared (session.go)
 }
 
 func newStmtCache() *stmtCache {

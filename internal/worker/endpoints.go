@@ -41,11 +41,25 @@ func (w *Worker) endpoints() []endpoint {
 	}
 	if v := w.deps.Vector; v != nil {
 		eps = append(eps, endpoint{name: "vector", subject: subjects.DBVector, description: "pgvector collections: upsert, similarity search, stats",
-			handle: jsonHandler(v.Handle, func(r *messages.VectorRequest) string { return r.Op })})
+			handle: jsonHandler(func(ctx context.Context, req *messages.VectorRequest) (any, error) {
+				if req.Writes() {
+					if err := w.deps.Executor.CheckWrite(subjects.DBVector, req.ReadOnly); err != nil {
+						return nil, err
+					}
+				}
+				return v.Handle(ctx, req)
+			}, func(r *messages.VectorRequest) string { return r.Op })})
 	}
 	if g := w.deps.Graph; g != nil {
 		eps = append(eps, endpoint{name: "graph", subject: subjects.DBGraph, description: "property graph: nodes, edges, neighbors, paths, subgraphs",
-			handle: jsonHandler(g.Handle, func(r *messages.GraphRequest) string { return r.Op })})
+			handle: jsonHandler(func(ctx context.Context, req *messages.GraphRequest) (any, error) {
+				if req.Writes() {
+					if err := w.deps.Executor.CheckWrite(subjects.DBGraph, req.ReadOnly); err != nil {
+						return nil, err
+					}
+				}
+				return g.Handle(ctx, req)
+			}, func(r *messages.GraphRequest) string { return r.Op })})
 	}
 	return append(eps, w.extra...)
 }

@@ -215,7 +215,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 		reply.Header.Set(micro.ErrorHeader, oneLine(me.Message))
 	}
 	err = nil
-	if reply.Subject != "" {
+	if w.mayAnswer(req, r.id) {
 		err = w.deps.NATS.PublishMsg(reply)
 	}
 	took := time.Since(start)

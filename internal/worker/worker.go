@@ -113,6 +113,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Pprof serves /debug/pprof on the HTTP handler, for profiling.
 	Pprof bool
+	// TrustedReplyPrefixes are the strings a reply subject must begin with for
+	// the worker to answer on it, such as "_INBOX_orders.". Others, and any
+	// $ subject or subject of the worker's own, are dropped, logged and
+	// counted (reply.go). Defaults to TrustedReplyPrefixesDefault.
+	TrustedReplyPrefixes []string
 }
 
 // Deps are the connections a worker serves with. The worker does not close them.

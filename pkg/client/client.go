@@ -9,6 +9,11 @@
 // A context deadline is the request's timeout; without one the client's
 // default (WithTimeout, 30s) applies. Failed requests return *Error, which
 // carries the protocol's status, code and, for database errors, the SQLSTATE.
+//
+// Answers come back on the connection's inboxes. On a broker that gives each
+// user an inbox prefix of its own (dbworker's nats-server.conf), connect with
+// that prefix: nats.Connect(url, nats.UserInfo("orders", pw),
+// client.InboxPrefix("_INBOX_orders")).
 package client
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,4 +198,19 @@ func TestVectorRaw(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &st))
 	require.Equal(t, "client_raw", st.Name)
 	require.Equal(t, "cosine", st.Metric)
+}
+
+// TestInboxPrefix: requests are answered on the connection's inbox prefix.
+func TestInboxPrefix(t *testing.T) {
+	for prefix, want := range map[string]string{"_INBOX_orders": "_INBOX_orders.", "_INBOX_orders.": "_INBOX_orders.", "": "_INBOX."} {
+		pnc, err := nats.Connect(nc.ConnectedUrl(), client.InboxPrefix(prefix))
+		require.NoError(t, err)
+		defer pnc.Close()
+		require.True(t, strings.HasPrefix(pnc.NewRespInbox(), want), pnc.NewRespInbox())
+		h, err := client.New(pnc).Health(context.Background())
+		require.NoError(t, err, prefix)
+		require.NotEmpty(t, h.Status)
+	}
+	_, err := nats.Connect(nc.ConnectedUrl(), client.InboxPrefix("_INBOX.>"))
+	require.Error(t, err)
 }

@@ -34,6 +34,17 @@ type GraphRequest struct {
 	MaxDepth   int             `json:"max_depth,omitempty"`
 	Root       string          `json:"root,omitempty"`
 	Depth      int             `json:"depth,omitempty"`
+	// ReadOnly refuses the request when it would write, as on db.execute.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// Writes reports whether the request's op changes data.
+func (r *GraphRequest) Writes() bool {
+	switch r.Op {
+	case OpGetNeighbors, OpFindPath, OpQuerySubgraph:
+		return false
+	}
+	return true
 }
 
 // GraphNode is a node.

@@ -33,6 +33,17 @@ type VectorRequest struct {
 	// TimeoutMS bounds the request from its receipt by the worker, time
 	// queued included. Defaults to DB_STATEMENT_TIMEOUT.
 	TimeoutMS *int `json:"timeout_ms,omitempty"`
+	// ReadOnly refuses the request when it would write, as on db.execute.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// Writes reports whether the request's op changes data.
+func (r *VectorRequest) Writes() bool {
+	switch r.Op {
+	case OpSearch, OpStats:
+		return false
+	}
+	return true
 }
 
 // VectorItem is one row of a bulk upsert.

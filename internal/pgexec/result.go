@@ -1,0 +1,232 @@
+package pgexec
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// describe returns the prepared statement for sql, preparing it (and first
+// deallocating statements evicted from the cache) when the connection has not
+// seen it.
+func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.StatementDescription, cached bool, err error) {
+	cache := s.cache
+	if sd := cache.get(sql); sd != nil {
+		return sd, true, nil
+	}
+	if len(cache.evicted) > 0 && s.pg.TxStatus() != 'E' {
+		q := ""
+		for _, name := range cache.evicted {
+			q += "DEALLOCATE " + name + ";"
+		}
+		if _, err := s.pg.Exec(ctx, q).ReadAll(); err != nil {
+			return nil, false, err
+		}
+		cache.evicted = cache.evicted[:0]
+	}
+	sd, err = s.pg.Prepare(ctx, cache.nextName(), sql, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	cache.put(sd)
+	return sd, false, nil
+}
+
+// planChanged reports the server's refusal to run a prepared statement whose
+// result types changed, or one that is gone.
+func planChanged(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan") || pe.Code == "26000")
+}
+
+// encodedArgs is a statement's arguments in wire form, the result formats to
+// ask for, and the types of both.
+type encodedArgs struct {
+	values  [][]byte
+	formats []int16
+	types   map[uint32]*typeInfo
+}
+
+// encodeArgs converts b's JSON arguments by the parameter types of sd and
+// picks the result format of each column. field names the request field for
+// a count mismatch.
+func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescription, b boundSQL, field string) (encodedArgs, error) {
+	if len(sd.ParamOIDs) != len(b.args) {
+		return encodedArgs{}, messages.BadRequest(field, "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.args))
+	}
+	oids := make([]uint32, 0, len(sd.ParamOIDs)+len(sd.Fields))
+	oids = append(oids, sd.ParamOIDs...)
+	for _, f := range sd.Fields {
+		oids = append(oids, f.DataTypeOID)
+	}
+	types, err := s.e.c.types.lookup(ctx, s.pg, oids...)
+	if err != nil {
+		return encodedArgs{}, err
+	}
+	a := encodedArgs{values: make([][]byte, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types}
+	for i, raw := range b.args {
+		if a.values[i], err = encodeParam(types[sd.ParamOIDs[i]], b.names[i], raw); err != nil {
+			return encodedArgs{}, err
+		}
+	}
+	for i, f := range sd.Fields {
+		a.formats[i] = types[f.DataTypeOID].format()
+	}
+	return a, nil
+}
+
+// readResult writes one result object: columns and rows (or row), then
+// rows_affected, command and truncated.
+func (s *session) readResult(rr *pgconn.ResultReader, types map[uint32]*typeInfo, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	start := len(buf)
+	fields := rr.FieldDescriptions()
+	colTypes := make([]*typeInfo, len(fields))
+	for i, f := range fields {
+		t, ok := types[f.DataTypeOID]
+		if !ok || t.format() != f.Format {
+			// Defensive: named statements make the server refuse a changed
+			// result type, so this is not expected; never misread a value.
+			t = &typeInfo{oid: f.DataTypeOID, name: "oid:" + strconv.FormatUint(uint64(f.DataTypeOID), 10)}
+			if f.Format == 1 {
+				t.kind = kBytea
+			}
+		}
+		colTypes[i] = t
+	}
+	if sh.tagOnly {
+		tag, err := rr.Close()
+		if err != nil {
+			return buf, tag, err
+		}
+		s.noteTag(tag)
+		buf = append(buf, `{"rows_affected":`...)
+		buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
+		buf = append(buf, `,"command":`...)
+		buf = appendJSONString(buf, tag.String())
+		return append(buf, '}'), tag, nil
+	}
+	// Column names as JSON strings, encoded once for every row.
+	names := make([][]byte, len(fields))
+	for i, f := range fields {
+		names[i] = appendJSONString(nil, f.Name)
+	}
+	buf = append(buf, `{"columns":[`...)
+	for i := range fields {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"name":`...)
+		buf = append(buf, names[i]...)
+		buf = append(buf, `,"type":`...)
+		buf = appendJSONString(buf, colTypes[i].name)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, ']')
+	if sh.one {
+		buf = append(buf, `,"row":`...)
+	} else {
+		buf = append(buf, `,"rows":[`...)
+	}
+	count, truncated, tooLarge := 0, false, false
+	var encErr error
+	for rr.NextRow() {
+		if tooLarge || encErr != nil {
+			continue // drain
+		}
+		if (sh.one && count >= 1) || (!sh.one && count >= sh.maxRows) {
+			truncated = !sh.one
+			continue
+		}
+		if count > 0 {
+			buf = append(buf, ',')
+		}
+		buf, encErr = appendRow(buf, rr.Values(), colTypes, names, sh.arrays, s.maxBytes)
+		count++
+		if errors.Is(encErr, errTooLarge) {
+			tooLarge, encErr = true, nil
+		}
+	}
+	tag, err := rr.Close()
+	if err != nil {
+		return buf[:start], tag, err
+	}
+	s.noteTag(tag)
+	if encErr != nil {
+		return buf[:start], tag, messages.Errorf(messages.CodeInternal, "encode result: %v", encErr)
+	}
+	if tooLarge {
+		return buf[:start], tag, messages.Errorf(messages.CodeTooLarge, "the answer would exceed %d bytes; lower max_rows or select fewer columns", s.maxBytes)
+	}
+	if sh.one {
+		if count == 0 {
+			buf = append(buf, "null"...)
+		}
+	} else {
+		buf = append(buf, ']')
+	}
+	buf = append(buf, `,"rows_affected":`...)
+	buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
+	buf = append(buf, `,"command":`...)
+	buf = appendJSONString(buf, tag.String())
+	if !sh.one {
+		buf = append(buf, `,"truncated":`...)
+		buf = strconv.AppendBool(buf, truncated)
+	}
+	buf = append(buf, '}')
+	return buf, tag, nil
+}
+
+// errTooLarge stops encoding a row once the answer passes its bound.
+var errTooLarge = errors.New("answer too large")
+
+// appendRow writes one row. With limit > 0 it stops with errTooLarge as soon
+// as the answer would pass limit bytes, before encoding a value that could not
+// fit: a request never holds much more than its bound in answer bytes,
+// whatever one value's size.
+func appendRow(buf []byte, values [][]byte, types []*typeInfo, names [][]byte, arrays bool, limit int) ([]byte, error) {
+	var err error
+	if arrays {
+		buf = append(buf, '[')
+	} else {
+		buf = append(buf, '{')
+	}
+	for i, v := range values {
+		if limit > 0 && len(buf)+minEncodedLen(types[i], v) > limit {
+			return buf, errTooLarge
+		}
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if !arrays {
+			buf = append(buf, names[i]...)
+			buf = append(buf, ':')
+		}
+		if buf, err = appendValue(buf, types[i], v); err != nil {
+			return buf, err
+		}
+		if limit > 0 && len(buf) > limit {
+			return buf, errTooLarge
+		}
+	}
+	if arrays {
+		return append(buf, ']'), nil
+	}
+	return append(buf, '}'), nil
+}
+
+// minEncodedLen is a lower bound of the JSON size of a value: text-like
+// values and bytea never shrink when encoded; binary numbers, arrays and
+// vectors shrink by at most 8 to 1 (an int4 element is 8 bytes on the wire and
+// can print as one digit and a comma).
+func minEncodedLen(t *typeInfo, v []byte) int {
+	switch {
+	case !t.binary() && t.kind != kArray, t.kind == kText, t.kind == kJSON, t.kind == kJSONB, t.kind == kBytea:
+		return len(v)
+	}
+	return len(v) / 8
+}

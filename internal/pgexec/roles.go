@@ -1,0 +1,61 @@
+package pgexec
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// privilegeSQL lists what the login role can do beyond reading: each column
+// is one power a read-only worker's login must not have. Table privileges are
+// checked with has_table_privilege, so ownership and inherited memberships
+// count.
+const privilegeSQL = `SELECT
+	r.rolsuper,
+	r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls,
+	EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	        WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm')
+	          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+	          AND pg_catalog.has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+	EXISTS (SELECT FROM pg_catalog.pg_namespace n
+	        WHERE n.nspname NOT LIKE 'pg\_%' AND pg_catalog.has_schema_privilege(n.oid, 'CREATE')),
+	pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),
+	ARRAY(SELECT g.rolname FROM pg_catalog.pg_roles g
+	      WHERE g.rolname IN ('pg_write_server_files', 'pg_execute_server_program', 'pg_read_server_files',
+	                          'pg_signal_backend', 'pg_write_all_data', 'pg_checkpoint')
+	        AND pg_catalog.pg_has_role(g.oid, 'USAGE'))
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`
+
+// CheckReadOnlyRole returns an error naming every power beyond reading that
+// the login role has: superuser, role or database creation, a table it may
+// write, a schema or the database it may create in, and the pg_* roles that
+// reach server files, programs or other backends. A read-only worker checks
+// this at start: READ ONLY transactions stop table writes, and only the role
+// stops what they let through.
+func (c *Client) CheckReadOnlyRole(ctx context.Context) error {
+	var super, admin, writes, createSchema, createDB bool
+	var roles []string
+	if err := c.pool.QueryRow(ctx, privilegeSQL).Scan(&super, &admin, &writes, &createSchema, &createDB, &roles); err != nil {
+		return fmt.Errorf("check the login role's privileges: %w", err)
+	}
+	var found []string
+	if super {
+		found = append(found, "is a superuser")
+	}
+	if admin {
+		found = append(found, "may create roles or databases, or bypass row security")
+	}
+	if writes {
+		found = append(found, "may write a table")
+	}
+	if createSchema || createDB {
+		found = append(found, "may create objects")
+	}
+	if len(roles) > 0 {
+		found = append(found, "is a member of "+strings.Join(roles, ", "))
+	}
+	if len(found) > 0 {
+		return fmt.Errorf("the login role %s; a read-only worker needs a role that can only read (docs/operations.md, deploy/postgres/roles.sql)", strings.Join(found, ", "))
+	}
+	return nil
+}
