@@ -55,16 +55,23 @@ type Config struct {
 	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" default:"true" desc:"create the pgvector extension at start when allowed"`
 	SchemaDir       string `envconfig:"POSTGRES_SCHEMA_DIR" desc:"folder of .sql files applied once each at start, tracked in dbworker_schema_migrations"`
 
-	NATSEmbedded    bool    `envconfig:"NATS_EMBEDDED" default:"false" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
-	NATSEmbeddedDir string  `envconfig:"NATS_EMBEDDED_STORE_DIR" desc:"JetStream store of the embedded server (default: a folder under the OS temp dir)"`
-	ServiceName     string  `envconfig:"SERVICE_NAME" default:"dbworker" desc:"micro service name (nats micro ls)"`
-	QueueGroup      string  `envconfig:"QUEUE_GROUP" default:"dbworker" desc:"queue group shared by the pool of workers"`
-	WorkerID        string  `envconfig:"WORKER_ID" desc:"this worker's id (default: hostname-pid)"`
-	MaxConcurrent   int     `envconfig:"WORKER_MAX_CONCURRENT" default:"64" desc:"requests handled at once; more wait in NATS's pending buffer"`
-	MaxRequestBytes int     `envconfig:"MAX_REQUEST_BYTES" default:"1048576" desc:"largest request body accepted (TOO_LARGE above)"`
-	Pprof           bool    `envconfig:"PPROF" default:"false" desc:"serve /debug/pprof on HTTP_ADDR (profiling; keep it off in production)"`
-	HTTPAddr        string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
-	ShutdownTimeout Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
+	NATSEmbedded    bool   `envconfig:"NATS_EMBEDDED" default:"false" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
+	NATSEmbeddedDir string `envconfig:"NATS_EMBEDDED_STORE_DIR" desc:"JetStream store of the embedded server (default: a folder under the OS temp dir)"`
+	ServiceName     string `envconfig:"SERVICE_NAME" default:"dbworker" desc:"micro service name (nats micro ls)"`
+	QueueGroup      string `envconfig:"QUEUE_GROUP" default:"dbworker" desc:"queue group shared by the pool of workers"`
+	WorkerID        string `envconfig:"WORKER_ID" desc:"this worker's id (default: hostname-pid)"`
+	// Lanes: each kind of work has its own concurrency budget, so slow
+	// queries cannot starve state requests or health checks.
+	MaxConcurrent    int     `envconfig:"WORKER_MAX_CONCURRENT" default:"64" desc:"db lane: db.execute, db.vector and db.graph requests handled at once"`
+	StateConcurrent  int     `envconfig:"WORKER_STATE_CONCURRENT" default:"64" desc:"state lane: state.* and cache.* requests handled at once"`
+	MaintConcurrent  int     `envconfig:"WORKER_MAINT_CONCURRENT" default:"4" desc:"maint lane: db.stats and db.vacuum requests handled at once (jobs: MAINT_CONCURRENCY)"`
+	HealthConcurrent int     `envconfig:"WORKER_HEALTH_CONCURRENT" default:"2" desc:"health lane: db.health requests handled at once"`
+	MaxQueued        int     `envconfig:"WORKER_MAX_QUEUED" default:"256" desc:"requests waiting for a slot, per lane; more are answered UNAVAILABLE at once"`
+	MaxQueuedBytes   int     `envconfig:"WORKER_MAX_QUEUED_BYTES" default:"33554432" desc:"bytes of the requests waiting in a lane; past it UNAVAILABLE (one request may always wait)"`
+	MaxRequestBytes  int     `envconfig:"MAX_REQUEST_BYTES" default:"1048576" desc:"largest request body accepted (TOO_LARGE above)"`
+	Pprof            bool    `envconfig:"PPROF" default:"false" desc:"serve /debug/pprof on HTTP_ADDR (profiling; keep it off in production)"`
+	HTTPAddr         string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
+	ShutdownTimeout  Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
 
 	// TrustedReplyPrefixes are the strings a reply subject must begin with for
 	// the worker to answer on it (worker.Config.TrustedReplyPrefixes).
@@ -196,8 +203,14 @@ func (c *Config) Validate() error {
 	}
 	c.Client.validate(bad)
 	c.Streams.validate(bad)
-	if c.MaxConcurrent < 1 {
-		bad("WORKER_MAX_CONCURRENT", "must be at least 1, got %d", c.MaxConcurrent)
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"WORKER_MAX_CONCURRENT", c.MaxConcurrent}, {"WORKER_STATE_CONCURRENT", c.StateConcurrent}, {"WORKER_MAINT_CONCURRENT", c.MaintConcurrent},
+		{"WORKER_HEALTH_CONCURRENT", c.HealthConcurrent}, {"WORKER_MAX_QUEUED", c.MaxQueued}, {"WORKER_MAX_QUEUED_BYTES", c.MaxQueuedBytes}} {
+		if v.n < 1 {
+			bad(v.name, "must be at least 1, got %d", v.n)
+		}
 	}
 	if len(c.TrustedReplyPrefixes) == 0 {
 		bad("WORKER_TRUSTED_REPLY_PREFIXES", "must name at least one prefix, such as _INBOX.")
@@ -352,6 +365,10 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Strs("trusted_reply_prefixes", c.TrustedReplyPrefixes).
 		Str("worker_id", c.WorkerID).
 		Int("max_concurrent", c.MaxConcurrent).
+		Int("state_concurrent", c.StateConcurrent).
+		Int("maint_concurrent", c.MaintConcurrent).
+		Int("health_concurrent", c.HealthConcurrent).
+		Int("max_queued", c.MaxQueued).
 		Str("execute_mode", c.ExecuteMode).
 		Str("state_backend", c.StateBackendName()).
 		Str("redis", RedactURL(c.RedisURL)).

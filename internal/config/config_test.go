@@ -37,6 +37,8 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, time.Hour, c.PoolRecycle.D())
 	require.Equal(t, ExecuteReadWrite, c.ExecuteMode)
 	require.Equal(t, 2, c.MaintMaxConnections)
+	require.Equal(t, []int{64, 64, 4, 2, 256, 32 << 20}, []int{c.MaxConcurrent, c.StateConcurrent, c.MaintConcurrent, c.HealthConcurrent, c.MaxQueued, c.MaxQueuedBytes},
+		"the lanes' defaults, as docs/operations.md gives them")
 	require.NotEmpty(t, c.WorkerID)
 	require.Equal(t, "postgres://postgres@127.0.0.1:5432/postgres", c.PostgresDSN())
 }
@@ -71,6 +73,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"POSTGRES_URL":                  {"mysql://x", "POSTGRES_URL"},
 		"DB_STATEMENT_TIMEOUT":          {"10m", "DB_STATEMENT_TIMEOUT"},
 		"WORKER_MAX_CONCURRENT":         {"-1", "WORKER_MAX_CONCURRENT"},
+		"WORKER_STATE_CONCURRENT":       {"0", "WORKER_STATE_CONCURRENT"},
+		"WORKER_HEALTH_CONCURRENT":      {"0", "WORKER_HEALTH_CONCURRENT"},
+		"WORKER_MAX_QUEUED":             {"0", "WORKER_MAX_QUEUED"},
 		"DB_MAX_STATEMENT_TIMEOUT":      {"0", "DB_MAX_STATEMENT_TIMEOUT"},
 		"DEPLOYMENT_MODE":               {"cloud", "DEPLOYMENT_MODE"},
 		"STATE_BACKEND":                 {"etcd", "STATE_BACKEND"},

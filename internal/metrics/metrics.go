@@ -100,6 +100,21 @@ func (m *Metrics) ReplyDropped(reason string) {
 	}
 }
 
+// WatchLane exports the requests running in a worker's lane and waiting for
+// one of its slots.
+func (m *Metrics) WatchLane(lane string, running, queued func() int) {
+	if m == nil {
+		return
+	}
+	labels := prometheus.Labels{"lane": lane}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dbworker_lane_running", Help: "Requests running in a lane (db, state, maint, health).", ConstLabels: labels},
+			func() float64 { return float64(running()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dbworker_lane_queued", Help: "Requests waiting for a slot of a lane.", ConstLabels: labels},
+			func() float64 { return float64(queued()) }),
+	)
+}
+
 // WatchPool exports the pool's connection counts.
 func (m *Metrics) WatchPool(pool *pgxpool.Pool) {
 	gauge := func(name, help string, f func(*pgxpool.Stat) float64) prometheus.Collector {

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
@@ -32,8 +34,12 @@ const (
 	MaxHNSWDimension = 2000
 	KDefault         = 10
 	MaxK             = 1000
-	MaxBatch         = 10000
-	catalogTable     = "dbworker_collections"
+	// MaxSearchCollections caps the distinct collections of one search, and
+	// MaxSearchRows caps k × collections: the rows one search may read.
+	MaxSearchCollections = 64
+	MaxSearchRows        = 10000
+	MaxBatch             = 10000
+	catalogTable         = "dbworker_collections"
 )
 
 // Metrics and their pgvector operators and operator classes.
@@ -98,6 +104,16 @@ func (s *Service) Init(ctx context.Context) error {
 func (s *Service) Handle(ctx context.Context, req *messages.VectorRequest) (any, error) {
 	if s.pg.PGVectorVersion() == "" {
 		return nil, messages.Errorf(messages.CodeUnavailable, "pgvector is not installed in this database")
+	}
+	if req.TimeoutMS != nil {
+		// The worker already runs the request under this deadline, counted
+		// from its receipt; here it also holds for callers of the package.
+		if *req.TimeoutMS <= 0 {
+			return nil, messages.BadRequest("timeout_ms", "timeout_ms must be positive")
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*req.TimeoutMS)*time.Millisecond)
+		defer cancel()
 	}
 	switch req.Op {
 	case messages.OpCreateCollection:
@@ -305,20 +321,56 @@ func score(metric string, d float64) float64 {
 	return 1 / (1 + d)
 }
 
-func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any, error) {
-	names := req.Collections
+// searchNames returns the distinct collections of a search, in the order
+// given, checking their names and the caps.
+func searchNames(req *messages.VectorRequest, k int) ([]string, error) {
+	var names []string
+	seen := make(map[string]bool)
+	add := func(field, name string) error {
+		if seen[name] {
+			return nil
+		}
+		if err := checkName(field, name); err != nil {
+			return err
+		}
+		if len(names) == MaxSearchCollections {
+			return messages.BadRequest("collections", "a search takes at most %d distinct collections", MaxSearchCollections)
+		}
+		seen[name] = true
+		names = append(names, name)
+		return nil
+	}
 	if req.Collection != "" {
-		names = append([]string{req.Collection}, names...)
+		if err := add("collection", req.Collection); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range req.Collections {
+		if err := add("collections", name); err != nil {
+			return nil, err
+		}
 	}
 	if len(names) == 0 {
 		return nil, messages.BadRequest("collection", "search needs collection or collections")
 	}
+	if k*len(names) > MaxSearchRows {
+		return nil, messages.BadRequest("k", "k × collections must be at most %d, got %d × %d: lower k or search fewer collections",
+			MaxSearchRows, k, len(names))
+	}
+	return names, nil
+}
+
+func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any, error) {
 	k := req.K
 	if k == 0 {
 		k = KDefault
 	}
 	if k < 1 || k > MaxK {
 		return nil, messages.BadRequest("k", "k must be 1 to %d, got %d", MaxK, k)
+	}
+	names, err := searchNames(req, k)
+	if err != nil {
+		return nil, err
 	}
 	if req.EFSearch != 0 && (req.EFSearch < 1 || req.EFSearch > 1000) {
 		return nil, messages.BadRequest("ef_search", "ef_search must be 1 to 1000, got %d", req.EFSearch)
@@ -332,6 +384,10 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 	if err != nil {
 		return nil, err
 	}
+	cols, err := s.collections(ctx, names)
+	if err != nil {
+		return nil, err
+	}
 	matches := []messages.VectorMatch{}
 	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
 		if req.EFSearch > 0 {
@@ -339,11 +395,7 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 				return err
 			}
 		}
-		for _, name := range names {
-			c, err := s.collection(ctx, name)
-			if err != nil {
-				return err
-			}
+		for _, c := range cols {
 			vec, err := toVector("vector", req.Vector, c.Dimension)
 			if err != nil {
 				return err
@@ -385,17 +437,51 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 			if err := rows.Err(); err != nil {
 				return err
 			}
+			// Keep the best k so far: at most 2k matches are held at once.
+			matches = best(matches, k)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	return messages.VectorSearchResult{Matches: best(matches, k)}, nil
+}
+
+// best sorts matches best first and keeps the first k.
+func best(matches []messages.VectorMatch, k int) []messages.VectorMatch {
 	sort.SliceStable(matches, func(i, j int) bool { return matches[i].Score > matches[j].Score })
 	if len(matches) > k {
+		clear(matches[k:])
 		matches = matches[:k]
 	}
-	return messages.VectorSearchResult{Matches: matches}, nil
+	return matches
+}
+
+// collections reads the definitions of the named collections from the
+// catalog in one query, in the order given; an unknown one is NOT_FOUND.
+func (s *Service) collections(ctx context.Context, names []string) ([]messages.Collection, error) {
+	rows, err := s.pg.Pool().Query(ctx, `SELECT name, dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = ANY($1)`, names)
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (messages.Collection, error) {
+		var c messages.Collection
+		err := row.Scan(&c.Name, &c.Dimension, &c.Metric, &c.Index)
+		return c, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	cols := make([]messages.Collection, 0, len(names))
+	for _, name := range names {
+		i := slices.IndexFunc(found, func(c messages.Collection) bool { return c.Name == name })
+		if i < 0 {
+			return nil, messages.Errorf(messages.CodeNotFound, "collection %q does not exist", name)
+		}
+		cols = append(cols, found[i])
+	}
+	return cols, nil
 }
 
 func (s *Service) delete(ctx context.Context, req *messages.VectorRequest) (any, error) {

@@ -12,31 +12,31 @@ import (
 func (w *Worker) endpoints() []endpoint {
 	eps := []endpoint{
 		{name: "execute", subject: subjects.DBExecute, description: "run SQL: query, one, many, script, tx, insert, update", handle: w.handleExecute},
-		{name: "health", subject: subjects.DBHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
-		{name: "ratelimit", subject: subjects.StateRateLimit, description: "sliding-window rate limits: an exact log up to limit 1000, a bounded counter above", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
+		{name: "health", subject: subjects.DBHealth, lane: laneHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
+		{name: "ratelimit", lane: laneState, subject: subjects.StateRateLimit, description: "sliding-window rate limits: an exact log up to limit 1000, a bounded counter above", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
 			res, err := w.deps.State.RateLimit(ctx, req)
 			if err == nil {
 				w.cfg.Metrics.RateLimit(res.Allowed)
 			}
 			return res, err
 		}, nil)},
-		{name: "lock", subject: subjects.StateLock, description: "locks with secret leases, TTLs and fencing tokens", handle: jsonHandler(func(ctx context.Context, req *messages.LockRequest) (any, error) {
+		{name: "lock", lane: laneState, subject: subjects.StateLock, description: "locks with secret leases, TTLs and fencing tokens", handle: jsonHandler(func(ctx context.Context, req *messages.LockRequest) (any, error) {
 			res, err := w.deps.State.Lock(ctx, req)
 			if err == nil {
 				w.cfg.Metrics.Lock(req.Op, lockOutcome(res))
 			}
 			return res, err
 		}, func(r *messages.LockRequest) string { return r.Op })},
-		{name: "kv", subject: subjects.StateKV, description: "JSON values with TTLs and counters", handle: jsonHandler(w.deps.State.KV,
+		{name: "kv", lane: laneState, subject: subjects.StateKV, description: "JSON values with TTLs and counters", handle: jsonHandler(w.deps.State.KV,
 			func(r *messages.KVRequest) string { return r.Op })},
-		{name: "embedding", subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: jsonHandler(w.deps.State.Embedding,
+		{name: "embedding", lane: laneState, subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: jsonHandler(w.deps.State.Embedding,
 			func(r *messages.EmbeddingRequest) string { return r.Op })},
 	}
 	if m := w.deps.Maintenance; m != nil {
 		eps = append(eps,
-			endpoint{name: "stats", subject: subjects.DBStats, description: "table and database statistics, stored in DB_STATS", handle: jsonHandler(
+			endpoint{name: "stats", lane: laneMaint, subject: subjects.DBStats, description: "table and database statistics, stored in DB_STATS", handle: jsonHandler(
 				func(ctx context.Context, req *messages.StatsRequest) (any, error) { return m.Stats(ctx, req) }, nil)},
-			endpoint{name: "vacuum", subject: subjects.DBVacuum, description: "VACUUM one table or the database, one run per target, stored in DB_VACUUM", handle: jsonHandler(m.Vacuum, nil)},
+			endpoint{name: "vacuum", lane: laneMaint, subject: subjects.DBVacuum, description: "VACUUM one table or the database, one run per target, stored in DB_VACUUM", handle: jsonHandler(m.Vacuum, nil)},
 		)
 	}
 	if v := w.deps.Vector; v != nil {
@@ -130,7 +130,9 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	h := messages.HealthResult{
-		Postgres: w.deps.Postgres.Health(ctx),
+		// On the check's own connection: a pool full of slow queries is
+		// busy, not unhealthy.
+		Postgres: w.pgCheck.health(ctx, w.deps.Postgres),
 		State:    w.deps.State.Backend().Health(ctx),
 		NATS: messages.NATSHealth{
 			Server:    w.deps.NATS.ConnectedServerVersion(),
@@ -141,8 +143,14 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 			Version:  Version,
 			UptimeS:  time.Since(w.started).Round(time.Millisecond).Seconds(),
 			InFlight: w.inFlight.Load(),
+			Lanes:    make(map[string]messages.LaneHealth, len(w.lanes)),
 		},
 	}
+	for name, l := range w.lanes {
+		h.Worker.Lanes[name] = l.health()
+	}
+	pool := h.Postgres.Pool
+	h.Worker.Busy = w.lanes[laneDB].full() || pool.Acquired >= pool.Max
 	if _, err := w.js.AccountInfo(ctx); err == nil {
 		h.NATS.JetStream = true
 	}

@@ -21,7 +21,9 @@ func (w *Worker) Ready(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := w.deps.Postgres.Pool().Ping(ctx); err != nil {
+	// The health check's own connection: a pool busy with slow queries does
+	// not make the worker unready.
+	if err := w.pgCheck.ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
 	return nil

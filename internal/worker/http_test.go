@@ -51,6 +51,8 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`dbworker_ratelimit_checks_total{outcome="denied"} 1`,
 		`dbworker_lock_operations_total{op="acquire",outcome="acquired"} 1`,
 		`dbworker_pg_pool_max_connections 8`,
+		`dbworker_lane_running{lane="health"} 0`,
+		`dbworker_lane_queued{lane="db"} 0`,
 		`go_goroutines`,
 	} {
 		require.Contains(t, body, want)

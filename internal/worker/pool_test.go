@@ -57,7 +57,7 @@ func TestSlowQueriesDoNotBlockFastOnes(t *testing.T) {
 func TestDrainAnswersInFlight(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *options) { o.maxConcurrent = 4 })
-	const n = 12 // more than the pool: some wait in the pending buffer
+	const n = 12 // more than the db lane: some wait in its queue
 	inbox := b.nc.NewRespInbox()
 	replies, err := b.nc.SubscribeSync(inbox + ".*")
 	require.NoError(t, err)
@@ -66,8 +66,8 @@ func TestDrainAnswersInFlight(t *testing.T) {
 		require.NoError(t, b.nc.PublishRequest(b.sub.Of(subjects.DBExecute), fmt.Sprintf("%s.%d", inbox, i), []byte(body)))
 	}
 	require.NoError(t, b.nc.Flush()) // the server has every request
-	require.Eventually(t, func() bool { return b.w.InFlight() == 5 }, 5*time.Second, 5*time.Millisecond,
-		"four running and one waiting for the pool")
+	require.Eventually(t, func() bool { return b.w.InFlight() == n }, 5*time.Second, 5*time.Millisecond,
+		"four running and the others waiting in the lane's queue")
 	require.NoError(t, b.w.Stop(context.Background()))
 	got := map[string]bool{}
 	for i := 0; i < n; i++ {

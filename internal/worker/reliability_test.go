@@ -80,7 +80,7 @@ func TestLoadMixed(t *testing.T) {
 		sent.Load(), answered.Load(), failed.Load(), d, float64(answered.Load())/d.Seconds(), lat[len(lat)/2], p99, baseline)
 	require.Zero(t, failed.Load(), "no unexpected errors")
 	require.Equal(t, sent.Load(), answered.Load(), "nothing lost")
-	// The pool keeps at most WORKER_MAX_CONCURRENT goroutines; they go with it.
+	// A goroutine per request, at most one per caller here; they go with it.
 	require.LessOrEqual(t, runtime.NumGoroutine(), baseline+64+10, "goroutines stay bounded")
 	require.NoError(t, b.w.Stop(context.Background()))
 	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline }, 10*time.Second, 50*time.Millisecond,

@@ -26,10 +26,11 @@ import (
 // Nats-Msg-Id header is used when it is absent.
 const RequestIDHeader = "Request-Id"
 
-// endpoint is one request-reply subject and its handler. A handler returns the
-// JSON answer or an error; AsError maps the error to the protocol.
+// endpoint is one request-reply subject, its lane and its handler. A handler
+// returns the JSON answer or an error; AsError maps the error to the protocol.
 type endpoint struct {
 	name, subject, description string
+	lane                       string // laneDB when empty
 	handle                     func(ctx context.Context, r *request) ([]byte, error)
 }
 
@@ -83,24 +84,94 @@ func badJSON(err error) error {
 	return messages.BadRequest("", "malformed JSON: %v", err)
 }
 
-// dispatch returns the micro handler of an endpoint: it hands the request to
-// the pool, waiting for a free slot when all are busy.
+// dispatch returns the micro handler of an endpoint. It never blocks: the
+// request gets a slot of its lane or a place in the lane's queue, and a
+// goroutine of its own; or, with the lane full or the request too large, it
+// is answered at once.
 func (w *Worker) dispatch(ep endpoint) micro.HandlerFunc {
+	l := w.lanes[cmpOr(ep.lane, laneDB)]
 	return func(req micro.Request) {
+		t := ticket{received: time.Now(), lane: l}
 		w.inFlight.Add(1)
 		w.cfg.Metrics.InFlight(1)
-		w.pool.Go(func() {
+		if n := len(req.Data()); n > w.cfg.MaxRequestBytes {
+			t.refused = messages.Errorf(messages.CodeTooLarge, "request is %d bytes; the limit is %d", n, w.cfg.MaxRequestBytes)
+		} else if t.queued, t.refused = l.admit(n); t.refused != nil {
+			t.refused = messages.Errorf(messages.CodeUnavailable, "the worker is busy: its %s lane has %d requests running and %d waiting; retry later",
+				l.name, cap(l.slots), l.queued.Load())
+		}
+		if t.refused != nil {
 			defer w.cfg.Metrics.InFlight(-1)
 			defer w.inFlight.Add(-1)
-			w.serve(ep, req)
-		})
+			w.serve(ep, req, t)
+			return
+		}
+		w.running.Add(1)
+		go func() {
+			defer w.running.Done()
+			defer w.cfg.Metrics.InFlight(-1)
+			defer w.inFlight.Add(-1)
+			w.serve(ep, req, t)
+		}()
 	}
+}
+
+// ticket is a request's admission: when it arrived, its lane, whether it
+// waits for a slot, or why it was refused.
+type ticket struct {
+	received time.Time
+	lane     *lane
+	queued   bool
+	refused  error
+}
+
+// run takes the request's slot (waiting for one when queued, at most until
+// its deadline), then calls the handler, under the deadline for lanes that
+// run under it. A request that cannot start in time is TIMEOUT.
+func (w *Worker) run(ep endpoint, r *request, t ticket) ([]byte, error) {
+	timeout := w.timeoutOf(r.data)
+	ctx, cancel := context.WithDeadline(w.ctx, t.received.Add(timeout))
+	defer cancel()
+	l := t.lane
+	if t.queued {
+		if err := l.wait(ctx, len(r.data)); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, messages.Errorf(messages.CodeTimeout, "no free slot in the worker's %s lane within the request's timeout of %s",
+					l.name, timeout)
+			}
+			return nil, err // cancelled: the worker is shutting down
+		}
+	}
+	defer l.leave()
+	if !l.deadline {
+		ctx = w.ctx
+	}
+	return ep.handle(ctx, r)
+}
+
+// timeoutOf returns a request's timeout: its timeout_ms when it names a
+// positive one (capped by MaxTimeout), else DefaultTimeout. A bad value is
+// left for the handler to refuse.
+func (w *Worker) timeoutOf(data []byte) time.Duration {
+	if !bytes.Contains(data, []byte(`"timeout_ms"`)) {
+		return w.cfg.DefaultTimeout
+	}
+	var peek struct {
+		TimeoutMS int64 `json:"timeout_ms"`
+	}
+	if json.Unmarshal(data, &peek) != nil || peek.TimeoutMS <= 0 {
+		return w.cfg.DefaultTimeout
+	}
+	if peek.TimeoutMS >= w.cfg.MaxTimeout.Milliseconds() { // compare before multiplying: no overflow
+		return w.cfg.MaxTimeout
+	}
+	return time.Duration(peek.TimeoutMS) * time.Millisecond
 }
 
 // serve handles one request and answers it, whatever happens: a panic becomes
 // an INTERNAL answer and a log line.
-func (w *Worker) serve(ep endpoint, req micro.Request) {
-	start := time.Now()
+func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
+	start := t.received
 	r := &request{data: req.Data(), maxAnswer: w.maxAnswer()}
 	h := req.Headers()
 	r.id = h.Get(RequestIDHeader)
@@ -120,11 +191,11 @@ func (w *Worker) serve(ep endpoint, req micro.Request) {
 				err = messages.Errorf(messages.CodeInternal, "internal error")
 			}
 		}()
-		if len(r.data) > w.cfg.MaxRequestBytes {
-			err = messages.Errorf(messages.CodeTooLarge, "request is %d bytes; the limit is %d", len(r.data), w.cfg.MaxRequestBytes)
+		if t.refused != nil {
+			err = t.refused
 			return
 		}
-		answer, err = ep.handle(w.ctx, r)
+		answer, err = w.run(ep, r, t)
 	}()
 	if err == nil && len(answer) > r.maxAnswer {
 		err = messages.Errorf(messages.CodeTooLarge, "the answer is %d bytes; the server's max payload is %d", len(answer), r.maxAnswer)

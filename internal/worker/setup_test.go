@@ -38,6 +38,7 @@ type options struct {
 	maxRows       int
 	maxPayload    int32
 	maxConcurrent int
+	maxQueued     int
 	extra         []endpoint
 	state         func(t testing.TB) state.Backend // default: memory
 	maintenance   bool
@@ -121,7 +122,8 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	}
 	reg := metrics.New()
 	reg.WatchPool(cl.Pool())
-	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, Logger: logger, DrainTimeout: 20 * time.Second, Metrics: reg}, deps)
+	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, MaxQueued: o.maxQueued, Logger: logger, DrainTimeout: 20 * time.Second,
+		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra
 	require.NoError(t, w.Start(ctx))

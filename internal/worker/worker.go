@@ -2,15 +2,28 @@
 // endpoints share a queue group, so any number of workers split the load and
 // `nats micro ls/info/stats` see them all.
 //
-// micro calls an endpoint's handler for one message at a time. The worker hands
-// each request to a bounded pool (sourcegraph/conc), so a slow query does not
-// hold up fast ones and the goroutine count never exceeds MaxConcurrent. When
-// the pool is full the handler waits, and further requests queue in the
-// subscription's pending buffer.
+// # Lanes
 //
-// Stop drains: the endpoints unsubscribe, requests already delivered are still
-// handled and answered, then the pool is waited for. Only past the drain
-// timeout are requests in flight cancelled, and those are still answered.
+// Each kind of work has a concurrency budget of its own, a lane: db
+// (db.execute, db.vector, db.graph; MaxConcurrent), state (state.*, cache.*;
+// StateConcurrent), maint (db.stats, db.vacuum; MaintConcurrent) and health
+// (db.health; HealthConcurrent). Slow queries fill the db lane and nothing
+// else: state requests and health checks keep their own slots, and db.health
+// pings PostgreSQL on a connection of its own, outside the pool.
+//
+// micro calls an endpoint's handler for one message at a time. The handler
+// never blocks: it gives the request a free slot of its lane, or a place in
+// the lane's bounded queue (MaxQueued requests, MaxQueuedBytes bytes), or,
+// with both full, answers UNAVAILABLE at once. A request's deadline starts
+// when the worker receives it: its timeout_ms, or DefaultTimeout, capped by
+// MaxTimeout. A queued request whose deadline passes before a slot frees is
+// answered TIMEOUT then, not when the requests ahead of it finish; db lane
+// requests also run under that deadline, so the time queued counts toward it.
+//
+// Stop drains: the endpoints unsubscribe, requests already delivered (queued
+// ones included) are still handled and answered, then Stop returns. Only
+// past the drain timeout are requests in flight cancelled, and those are
+// still answered.
 package worker
 
 import (
@@ -25,7 +38,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -38,11 +50,18 @@ import (
 
 // Defaults of Config.
 const (
-	ServiceNameDefault     = "dbworker"
-	QueueGroupDefault      = "dbworker"
-	MaxConcurrentDefault   = 64
-	MaxRequestBytesDefault = 1 << 20
-	DrainTimeoutDefault    = 30 * time.Second
+	ServiceNameDefault      = "dbworker"
+	QueueGroupDefault       = "dbworker"
+	MaxConcurrentDefault    = 64
+	StateConcurrentDefault  = 64
+	MaintConcurrentDefault  = 4
+	HealthConcurrentDefault = 2
+	MaxQueuedDefault        = 256
+	MaxQueuedBytesDefault   = 32 << 20
+	MaxRequestBytesDefault  = 1 << 20
+	DrainTimeoutDefault     = 30 * time.Second
+	DefaultTimeoutDefault   = 30 * time.Second
+	MaxTimeoutDefault       = 5 * time.Minute
 )
 
 // Version is the worker's version, reported by micro and db.health. It is set
@@ -59,8 +78,31 @@ type Config struct {
 	QueueGroup string
 	// Subjects carries the subject prefix.
 	Subjects subjects.Subjects
-	// MaxConcurrent bounds the requests handled at once. Defaults to 64.
+	// MaxConcurrent bounds the db lane: db.execute, db.vector and db.graph
+	// requests handled at once. Defaults to 64.
 	MaxConcurrent int
+	// StateConcurrent bounds the state lane: state.* and cache.* requests
+	// handled at once. Defaults to 64.
+	StateConcurrent int
+	// MaintConcurrent bounds the maint lane: db.stats and db.vacuum requests
+	// handled at once (jobs from DB_JOBS are not counted here). Defaults to 4.
+	MaintConcurrent int
+	// HealthConcurrent bounds the health lane: db.health requests handled at
+	// once. Defaults to 2.
+	HealthConcurrent int
+	// MaxQueued bounds the requests waiting for a slot, in each lane; more are
+	// answered UNAVAILABLE at once. Defaults to 256.
+	MaxQueued int
+	// MaxQueuedBytes bounds the bytes of the requests waiting in each lane; a
+	// request that would pass it is answered UNAVAILABLE (one request always
+	// may wait, whatever its size). Defaults to 32 MiB.
+	MaxQueuedBytes int
+	// DefaultTimeout is a request's deadline, from its receipt, when it names
+	// no timeout_ms; MaxTimeout caps timeout_ms. They should match the
+	// executor's (DB_STATEMENT_TIMEOUT, DB_MAX_STATEMENT_TIMEOUT). Default to
+	// 30s and 5m.
+	DefaultTimeout time.Duration
+	MaxTimeout     time.Duration
 	// MaxRequestBytes is the largest request body accepted. Defaults to 1 MiB.
 	MaxRequestBytes int
 	// DrainTimeout bounds Stop's wait for requests in flight. Defaults to 30s.
@@ -102,7 +144,9 @@ type Worker struct {
 	ctx    context.Context // cancelled when a drain runs out of time
 	cancel context.CancelFunc
 
-	pool     *pool.Pool
+	lanes    map[string]*lane
+	running  sync.WaitGroup // every request handed to a goroutine
+	pgCheck  *pgCheck
 	svc      micro.Service
 	inFlight atomic.Int64
 	stats    stats
@@ -124,8 +168,15 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	}
 	cfg.ServiceName = cmpOr(cfg.ServiceName, ServiceNameDefault)
 	cfg.QueueGroup = cmpOr(cfg.QueueGroup, QueueGroupDefault)
-	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = MaxConcurrentDefault
+	cfg.MaxConcurrent = positiveOr(cfg.MaxConcurrent, MaxConcurrentDefault)
+	cfg.StateConcurrent = positiveOr(cfg.StateConcurrent, StateConcurrentDefault)
+	cfg.MaintConcurrent = positiveOr(cfg.MaintConcurrent, MaintConcurrentDefault)
+	cfg.HealthConcurrent = positiveOr(cfg.HealthConcurrent, HealthConcurrentDefault)
+	cfg.MaxQueued = positiveOr(cfg.MaxQueued, MaxQueuedDefault)
+	cfg.MaxQueuedBytes = positiveOr(cfg.MaxQueuedBytes, MaxQueuedBytesDefault)
+	cfg.MaxTimeout = positiveOr(cfg.MaxTimeout, MaxTimeoutDefault)
+	if cfg.DefaultTimeout <= 0 || cfg.DefaultTimeout > cfg.MaxTimeout {
+		cfg.DefaultTimeout = min(DefaultTimeoutDefault, cfg.MaxTimeout)
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = MaxRequestBytesDefault
@@ -137,7 +188,24 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
-	return &Worker{cfg: cfg, deps: deps, js: js, log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
+	lanes := map[string]*lane{
+		laneDB:     newLane(laneDB, cfg.MaxConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, true),
+		laneState:  newLane(laneState, cfg.StateConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
+		laneMaint:  newLane(laneMaint, cfg.MaintConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
+		laneHealth: newLane(laneHealth, cfg.HealthConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
+	}
+	for name, l := range lanes {
+		cfg.Metrics.WatchLane(name, func() int { return len(l.slots) }, func() int { return int(l.queued.Load()) })
+	}
+	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres),
+		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
+}
+
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 func cmpOr(a, b string) string {
@@ -152,7 +220,6 @@ func cmpOr(a, b string) string {
 func (w *Worker) Start(ctx context.Context) error {
 	w.started = time.Now()
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	w.pool = pool.New().WithMaxGoroutines(w.cfg.MaxConcurrent)
 
 	if w.deps.Maintenance != nil {
 		if err := w.deps.Maintenance.Start(ctx); err != nil {
@@ -192,7 +259,8 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("flush subscriptions: %w", err)
 	}
 	w.log.Info().Str("service", w.cfg.ServiceName).Str("queue_group", w.cfg.QueueGroup).
-		Str("prefix", w.cfg.Subjects.Prefix()).Int("max_concurrent", w.cfg.MaxConcurrent).Msg("worker serving")
+		Str("prefix", w.cfg.Subjects.Prefix()).Int("max_concurrent", w.cfg.MaxConcurrent).Int("state_concurrent", w.cfg.StateConcurrent).
+		Int("maint_concurrent", w.cfg.MaintConcurrent).Int("health_concurrent", w.cfg.HealthConcurrent).Msg("worker serving")
 	return nil
 }
 
@@ -223,7 +291,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	err := w.svc.Stop()
 	// Once the server has processed the unsubscribes (the flush), no more
 	// requests arrive; the barrier fires when every handler has taken the
-	// requests already queued here, so all of them are in the pool.
+	// requests already queued here, so all of them are counted in running.
 	if err == nil && !w.deps.NATS.IsClosed() {
 		barrier := make(chan struct{})
 		if ferr := w.deps.NATS.FlushWithContext(ctx); ferr == nil {
@@ -237,7 +305,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		w.pool.Wait()
+		w.running.Wait()
 		close(done)
 	}()
 	select {
@@ -255,6 +323,7 @@ func (w *Worker) stop(ctx context.Context) error {
 		}
 	}
 	w.cancel()
+	w.pgCheck.close()
 	if ferr := w.deps.NATS.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		err = errors.Join(err, fmt.Errorf("flush answers: %w", ferr))
 	}

@@ -57,4 +57,19 @@ type WorkerHealth struct {
 	Version  string  `json:"version"`
 	UptimeS  float64 `json:"uptime_s"`
 	InFlight int64   `json:"in_flight"`
+	// Busy is true when the db lane has no free slot or the PostgreSQL pool
+	// no free connection: database requests wait. It does not make the
+	// worker unhealthy.
+	Busy bool `json:"busy"`
+	// Lanes are the worker's concurrency budgets by name: db, state, maint,
+	// health.
+	Lanes map[string]LaneHealth `json:"lanes,omitempty"`
+}
+
+// LaneHealth is the use of one lane: requests running, its slots, and
+// requests waiting for a slot.
+type LaneHealth struct {
+	Running int `json:"running"`
+	Max     int `json:"max"`
+	Queued  int `json:"queued"`
 }

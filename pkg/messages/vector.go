@@ -30,6 +30,9 @@ type VectorRequest struct {
 	MinSimilarity *float64        `json:"min_similarity,omitempty"`
 	Filter        json.RawMessage `json:"filter,omitempty"`
 	EFSearch      int             `json:"ef_search,omitempty"`
+	// TimeoutMS bounds the request from its receipt by the worker, time
+	// queued included. Defaults to DB_STATEMENT_TIMEOUT.
+	TimeoutMS *int `json:"timeout_ms,omitempty"`
 	// ReadOnly refuses the request when it would write, as on db.execute.
 	ReadOnly bool `json:"read_only,omitempty"`
 }

@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// Lanes: each kind of work has a concurrency budget of its own, so that one
+// kind cannot starve another. Slow queries fill the db lane; state requests,
+// maintenance requests and health checks keep theirs.
+const (
+	laneDB     = "db"     // db.execute, db.vector, db.graph
+	laneState  = "state"  // state.*, cache.*
+	laneMaint  = "maint"  // db.stats, db.vacuum
+	laneHealth = "health" // db.health
+)
+
+// errLaneFull is returned by admit when a lane's slots are taken and its
+// queue is full.
+var errLaneFull = errors.New("lane full")
+
+// lane is a bounded number of slots and a bounded queue of requests waiting
+// for one. Waiters take freed slots in arrival order (a channel's blocked
+// senders are served first in, first out).
+type lane struct {
+	name      string
+	slots     chan struct{}
+	maxQueued int64
+	maxBytes  int64
+	// deadline: requests run under their deadline (db work), rather than
+	// only waiting under it.
+	deadline bool
+
+	queued      atomic.Int64
+	queuedBytes atomic.Int64
+}
+
+func newLane(name string, size, maxQueued, maxBytes int, deadline bool) *lane {
+	return &lane{name: name, slots: make(chan struct{}, size), maxQueued: int64(maxQueued), maxBytes: int64(maxBytes), deadline: deadline}
+}
+
+// admit takes a free slot (queued false) or a place in the queue (queued
+// true, then wait must follow). It never blocks: with every slot taken and
+// the queue full (by count, or by bytes once one request waits), it returns
+// errLaneFull.
+func (l *lane) admit(size int) (queued bool, err error) {
+	select {
+	case l.slots <- struct{}{}:
+		return false, nil
+	default:
+	}
+	if n := l.queued.Add(1); n > l.maxQueued {
+		l.queued.Add(-1)
+		return false, errLaneFull
+	}
+	if b := l.queuedBytes.Add(int64(size)); b > l.maxBytes && b != int64(size) {
+		l.queuedBytes.Add(-int64(size))
+		l.queued.Add(-1)
+		return false, errLaneFull
+	}
+	return true, nil
+}
+
+// wait takes a slot for a queued request, or gives up when ctx is done. Either
+// way the request leaves the queue.
+func (l *lane) wait(ctx context.Context, size int) error {
+	defer l.queued.Add(-1)
+	defer l.queuedBytes.Add(-int64(size))
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leave frees a slot.
+func (l *lane) leave() { <-l.slots }
+
+// health reports the lane's use.
+func (l *lane) health() messages.LaneHealth {
+	return messages.LaneHealth{Running: len(l.slots), Max: cap(l.slots), Queued: int(l.queued.Load())}
+}
+
+// full reports whether every slot is taken.
+func (l *lane) full() bool { return len(l.slots) == cap(l.slots) }
