@@ -1,0 +1,55 @@
+package pgexec
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+// BenchmarkSessionReset is the cost of the reset that ends every request,
+// run here as a round trip of its own (in a request it shares the last
+// round trip). pg-cpu-µs/op is the PostgreSQL backend's CPU time per reset,
+// read from /proc: the reset's price on the server.
+func BenchmarkSessionReset(b *testing.B) {
+	ctx := context.Background()
+	c, err := Connect(ctx, Config{DSN: testenv.BaseURL(), MaxConns: 1})
+	if err != nil {
+		testenv.Unavailable(b, "PostgreSQL", err)
+	}
+	defer c.Close()
+	conn, err := c.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	pg := conn.Conn().PgConn()
+	s := &session{conn: conn, pg: pg, cache: c.stmtCacheFor(pg)}
+	cpu0 := backendCPU(b, pg.PID())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		s.reset = false
+		if err := s.finish(ctx, false); err != nil || s.broken {
+			b.Fatalf("reset: %v (broken %v)", err, s.broken)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(backendCPU(b, pg.PID())-cpu0)/float64(b.N), "pg-cpu-µs/op")
+}
+
+// backendCPU is a local backend's user+system CPU time in microseconds.
+func backendCPU(b *testing.B, pid uint32) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Skipf("PostgreSQL is not on this machine: %v", err)
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return (utime + stime) * 10000 // clock ticks of 10 ms
+}
