@@ -134,12 +134,18 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The caller's context may end sooner (the worker counts a request's
+	// timeout from its receipt): the server-side cap is what is left.
+	left := timeout
+	if dl, ok := ctx.Deadline(); ok {
+		left = min(left, time.Until(dl))
+	}
 	conn, err := e.c.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	pg := conn.Conn().PgConn()
-	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: readOnly, timeout: timeout, maxBytes: maxBytes}
+	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: readOnly, timeout: left, maxBytes: maxBytes}
 	defer s.release()
 
 	buf := make([]byte, 0, 512)
@@ -164,7 +170,7 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) || pe.Code == "57014" {
-				return nil, messages.Errorf(messages.CodeTimeout, "statement timed out after %s", timeout)
+				return nil, messages.Errorf(messages.CodeTimeout, "the request's %s deadline passed (counted from its receipt by the worker)", timeout)
 			}
 		}
 		return nil, err
