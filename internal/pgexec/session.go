@@ -35,8 +35,10 @@ import (
 // cannot undo cheaply: temporary objects, SQL-level prepared statements (a
 // caller could also replace one of the worker's own by name), held cursors and
 // LISTEN. When the check finds any, the connection is closed rather than
-// reused. The reset statements are parsed afresh every time (unnamed), so no
-// request can replace them. After the reset the server must report the
+// reused. After a read-only request, whose rollback already undid the rest,
+// the reset is only the advisory unlock and the prepared-statement check.
+// The reset statements are parsed afresh every time (unnamed), so no request
+// can replace them. After the reset the server must report the
 // connection idle; anything else closes it.
 //
 // The transaction status byte of every ReadyForQuery is checked against what
@@ -45,7 +47,7 @@ import (
 
 // resetSQL are the unnamed statements of the reset, in order; the last one
 // answers whether the connection must be closed.
-var resetSQL = [...]string{
+var resetSQL = []string{
 	"RESET SESSION AUTHORIZATION",
 	"RESET ALL",
 	"DISCARD SEQUENCES",
@@ -54,6 +56,15 @@ var resetSQL = [...]string{
 	   OR EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql)
 	   OR EXISTS (SELECT FROM pg_catalog.pg_cursors WHERE is_holdable)
 	   OR EXISTS (SELECT FROM pg_catalog.pg_listening_channels())`,
+}
+
+// readOnlyResetSQL is the reset after a read-only request. Its ROLLBACK has
+// already undone settings, the role, LISTEN and held cursors, and READ ONLY
+// refused temporary objects and nextval: what is left is what no rollback
+// undoes, session advisory locks and SQL-level prepared statements.
+var readOnlyResetSQL = []string{
+	`SELECT pg_catalog.pg_advisory_unlock_all(),
+	   EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql)`,
 }
 
 // The worker's own transaction statements, prepared once per connection. A
@@ -256,7 +267,7 @@ func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 			p.SendQueryPrepared(stmtRollback, nil, nil, nil)
 		}
 	}
-	for _, q := range resetSQL {
+	for _, q := range s.resetStatements() {
 		p.SendQueryParams(q, nil, nil, nil, nil)
 	}
 	return p.Sync()
@@ -305,7 +316,8 @@ func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 // readReset reads the reset's results and decides whether the connection may
 // be reused.
 func (s *session) readReset(p *pgconn.Pipeline) {
-	for i := range resetSQL {
+	stmts := s.resetStatements()
+	for i := range stmts {
 		res, err := p.GetResults()
 		if err != nil {
 			s.broken = true
@@ -316,7 +328,7 @@ func (s *session) readReset(p *pgconn.Pipeline) {
 			s.broken = true
 			break
 		}
-		if i == len(resetSQL)-1 {
+		if i == len(stmts)-1 {
 			for rr.NextRow() {
 				if v := rr.Values(); len(v) != 2 || string(v[1]) != "f" {
 					s.broken = true // temp objects, prepared statements, cursors or LISTEN
@@ -332,6 +344,17 @@ func (s *session) readReset(p *pgconn.Pipeline) {
 		s.broken = true
 	}
 	s.reset = !s.broken
+}
+
+// resetStatements are the reset for this session: the short one for a
+// read-only session, whose statements all ran in our READ ONLY transactions
+// (script, the one op that could run outside one, is refused), and those
+// always roll back.
+func (s *session) resetStatements() []string {
+	if s.readOnly {
+		return readOnlyResetSQL
+	}
+	return resetSQL
 }
 
 // finish ends the request in a pipeline of its own: the end of our
