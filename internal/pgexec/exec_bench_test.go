@@ -9,35 +9,57 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// BenchmarkExecuteSelect1 is the executor's part of db.execute SELECT 1, to
-// compare with BenchmarkPgxSelect1 (direct pgx) on the same server.
+// BenchmarkExecuteSelect1 is the executor's part of db.execute SELECT 1
+// (the session reset included), to compare with BenchmarkPgxSelect1 (direct
+// pgx) on the same server. pg-cpu-µs/op is the one backend's CPU per request.
 func BenchmarkExecuteSelect1(b *testing.B) {
-	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: testenv.BaseURL(), MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(b, "PostgreSQL", err)
-	}
-	defer c.Close()
-	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
-	req := &messages.ExecuteRequest{SQL: "SELECT 1"}
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if _, err := ex.Execute(context.Background(), req, 0); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name     string
+		readOnly bool
+	}{{"read_write", false}, {"read_only", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			cl, pid := benchClient(b)
+			ex := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
+			req := &messages.ExecuteRequest{SQL: "SELECT 1", ReadOnly: c.readOnly}
+			cpu0 := testenv.BackendCPU(b, pid)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := ex.Execute(context.Background(), req, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			testenv.ReportCPU(b, pid, cpu0, "pg-cpu-µs/op")
+		})
 	}
 }
 
 func BenchmarkPgxSelect1(b *testing.B) {
-	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: testenv.BaseURL(), MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(b, "PostgreSQL", err)
-	}
-	defer c.Close()
+	c, pid := benchClient(b)
+	cpu0 := testenv.BackendCPU(b, pid)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var x int
 		if err := c.Pool().QueryRow(context.Background(), "SELECT 1").Scan(&x); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	testenv.ReportCPU(b, pid, cpu0, "pg-cpu-µs/op")
+}
+
+// benchClient is a one-connection client and its backend's PID.
+func benchClient(b *testing.B) (*pgexec.Client, uint32) {
+	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: testenv.BaseURL(), MaxConns: 1})
+	if err != nil {
+		testenv.Unavailable(b, "PostgreSQL", err)
+	}
+	b.Cleanup(c.Close)
+	var pid uint32
+	if err := c.Pool().QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	return c, pid
 }

@@ -350,6 +350,31 @@ func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape
 		bound[i] = b
 	}
 	start := len(buf)
+	for attempt := 0; ; attempt++ {
+		out, failed, cached, err := s.txRun(ctx, req, bound, sh, buf)
+		if err == nil {
+			return out, nil
+		}
+		if !s.broken {
+			_ = s.finish(ctx, false)
+		}
+		// A cached statement whose table changed under it is refused before
+		// it runs; the transaction is rolled back, so all of it may run again.
+		if failed >= 0 && cached && planChanged(err) && attempt == 0 && !s.broken {
+			s.cache.remove(bound[failed].sql)
+			continue
+		}
+		if failed >= 0 {
+			err = withIndex(err, failed)
+		}
+		return buf[:start], err
+	}
+}
+
+// txRun runs a tx's statements and commits. On failure it returns the index
+// of the failing statement (-1 for the commit) and whether that statement
+// came from the cache; the caller rolls back.
+func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound []boundSQL, sh shape, buf []byte) (out []byte, failed int, cached bool, err error) {
 	buf = append(buf, `{"results":[`...)
 	var written int64
 	for i, b := range bound {
@@ -359,35 +384,31 @@ func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape
 		ssh := sh
 		ssh.one = req.Statements[i].Op == messages.OpOne
 		var tag pgconn.CommandTag
-		var err error
-		buf, tag, err = s.txStatement(ctx, b, i == 0, ssh, buf)
+		buf, tag, cached, err = s.txStatement(ctx, b, i == 0, ssh, buf)
 		if err != nil {
-			if !s.broken {
-				_ = s.finish(ctx, false)
-			}
-			return buf[:start], withIndex(err, i)
+			return buf, i, cached, err
 		}
 		written += writtenRows(tag)
 	}
 	if err := s.finish(ctx, true); err != nil {
-		return buf[:start], err
+		return buf, -1, false, err
 	}
 	buf = append(buf, `],"rows_affected":`...)
 	buf = strconv.AppendInt(buf, written, 10)
-	return append(buf, '}'), nil
+	return append(buf, '}'), -1, false, nil
 }
 
 // txStatement runs one statement of a tx, opening the transaction first when
 // begin is set.
-func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, bool, error) {
 	var tag pgconn.CommandTag
-	sd, _, err := s.describe(ctx, b.sql)
+	sd, cached, err := s.describe(ctx, b.sql)
 	if err != nil {
-		return buf, tag, err
+		return buf, tag, false, err
 	}
 	args, err := s.encodeArgs(ctx, sd, b, "params")
 	if err != nil {
-		return buf, tag, err
+		return buf, tag, cached, err
 	}
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
@@ -397,7 +418,7 @@ func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh sh
 	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
 	if err := p.Sync(); err != nil {
 		s.broken = true
-		return buf, tag, err
+		return buf, tag, cached, err
 	}
 	if begin {
 		err = readBegin(p)
@@ -410,7 +431,7 @@ func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh sh
 		s.broken = true
 		err = cerr
 	}
-	return buf, tag, err
+	return buf, tag, cached, err
 }
 
 // insert inserts one row: identifiers checked against the catalog and quoted,

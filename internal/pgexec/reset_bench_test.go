@@ -2,10 +2,6 @@ package pgexec
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
@@ -29,7 +25,7 @@ func BenchmarkSessionReset(b *testing.B) {
 	defer conn.Release()
 	pg := conn.Conn().PgConn()
 	s := &session{conn: conn, pg: pg, cache: c.stmtCacheFor(pg)}
-	cpu0 := backendCPU(b, pg.PID())
+	cpu0 := testenv.BackendCPU(b, pg.PID())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -39,17 +35,6 @@ func BenchmarkSessionReset(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(backendCPU(b, pg.PID())-cpu0)/float64(b.N), "pg-cpu-µs/op")
+	testenv.ReportCPU(b, pg.PID(), cpu0, "pg-cpu-µs/op")
 }
 
-// backendCPU is a local backend's user+system CPU time in microseconds.
-func backendCPU(b *testing.B, pid uint32) int64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Skipf("PostgreSQL is not on this machine: %v", err)
-	}
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return (utime + stime) * 10000 // clock ticks of 10 ms
-}

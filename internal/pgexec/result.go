@@ -24,10 +24,14 @@ func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.Statemen
 		for _, name := range cache.evicted {
 			q += "DEALLOCATE " + name + ";"
 		}
-		if _, err := s.pg.Exec(ctx, q).ReadAll(); err != nil {
+		_, err := s.pg.Exec(ctx, q).ReadAll()
+		cache.evicted = cache.evicted[:0]
+		if err != nil {
+			// One was already gone: the cache no longer matches the
+			// connection, which is closed at the end of the request.
+			s.broken = true
 			return nil, false, err
 		}
-		cache.evicted = cache.evicted[:0]
 	}
 	sd, err = s.pg.Prepare(ctx, cache.nextName(), sql, nil)
 	if err != nil {

@@ -45,26 +45,35 @@ import (
 // the request expects, so a transaction-control statement that slipped past
 // the keyword check (txcontrol.go) is caught before a later statement runs.
 
-// resetSQL are the unnamed statements of the reset, in order; the last one
-// answers whether the connection must be closed.
+// preparedSQL counts the connection's prepared statements: those made with
+// SQL (PREPARE, also inside DO or a function), and the worker's own (named
+// dbw_...), which a request could have dropped (DEALLOCATE inside DO).
+const preparedSQL = `(SELECT count(*) FILTER (WHERE from_sql) AS from_sql,
+	        count(*) FILTER (WHERE NOT from_sql AND name LIKE 'dbw\_%') AS own
+	 FROM pg_catalog.pg_prepared_statements) p`
+
+// resetSQL are the unnamed statements of the reset, in order. The last one
+// answers whether the connection must be closed: its columns are the
+// advisory unlock, whether other session state is left (temporary objects,
+// held cursors, LISTEN), and the prepared-statement counts.
 var resetSQL = []string{
 	"RESET SESSION AUTHORIZATION",
 	"RESET ALL",
 	"DISCARD SEQUENCES",
 	`SELECT pg_catalog.pg_advisory_unlock_all(),
 	   pg_catalog.pg_my_temp_schema() <> 0
-	   OR EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql)
 	   OR EXISTS (SELECT FROM pg_catalog.pg_cursors WHERE is_holdable)
-	   OR EXISTS (SELECT FROM pg_catalog.pg_listening_channels())`,
+	   OR EXISTS (SELECT FROM pg_catalog.pg_listening_channels()),
+	   p.from_sql, p.own
+	 FROM ` + preparedSQL,
 }
 
 // readOnlyResetSQL is the reset after a read-only request. Its ROLLBACK has
 // already undone settings, the role, LISTEN and held cursors, and READ ONLY
 // refused temporary objects and nextval: what is left is what no rollback
-// undoes, session advisory locks and SQL-level prepared statements.
+// undoes, session advisory locks and prepared statements.
 var readOnlyResetSQL = []string{
-	`SELECT pg_catalog.pg_advisory_unlock_all(),
-	   EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql)`,
+	`SELECT pg_catalog.pg_advisory_unlock_all(), false, p.from_sql, p.own FROM ` + preparedSQL,
 }
 
 // The worker's own transaction statements, prepared once per connection. A
@@ -329,9 +338,12 @@ func (s *session) readReset(p *pgconn.Pipeline) {
 			break
 		}
 		if i == len(stmts)-1 {
+			own := strconv.Itoa(s.cache.ownStatements())
 			for rr.NextRow() {
-				if v := rr.Values(); len(v) != 2 || string(v[1]) != "f" {
-					s.broken = true // temp objects, prepared statements, cursors or LISTEN
+				// Clean: no other state, no SQL-level prepared statement, and
+				// exactly the worker's own statements.
+				if v := rr.Values(); len(v) != 4 || string(v[1]) != "f" || string(v[2]) != "0" || string(v[3]) != own {
+					s.broken = true
 				}
 			}
 		}

@@ -50,6 +50,17 @@ func (c *stmtCache) put(sd *pgconn.StatementDescription) {
 	}
 }
 
+// ownStatements is how many of the worker's statements the connection holds:
+// the house statements, the cached ones and the evicted ones not yet
+// deallocated.
+func (c *stmtCache) ownStatements() int {
+	n := c.ll.Len() + len(c.evicted)
+	if c.house {
+		n += len(houseStatements)
+	}
+	return n
+}
+
 // nextName returns a statement name unique on the connection.
 func (c *stmtCache) nextName() string {
 	c.seq++
