@@ -79,3 +79,24 @@ func TestHostileAnswersKeepTheWorkerSmall(t *testing.T) {
 	t.Logf("worker peak RSS: %d MB", hwmKB/1024)
 	require.Less(t, hwmKB, int64(300<<10), "peak RSS %d MB", hwmKB/1024)
 }
+
+// TestReadWriteWorkerRunsAsTheShippedRole: the read-write login that
+// deploy/postgres/roles.sql makes can start a worker (its start-up DDL
+// included) and serve writes.
+func TestReadWriteWorkerRunsAsTheShippedRole(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, "CREATE TABLE items (id int)")
+	roles := pg.ApplyRoles(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+roles.ReadWriteURL, "VECTOR_SCHEMA="+pg.Schema, "WORKER_ID=rw-"+pg.Schema)
+	for subject, body := range map[string]string{
+		"db.execute": `{"sql":"INSERT INTO items VALUES (1)"}`,
+		"db.vector":  `{"op":"create_collection","collection":"docs","dimension":3}`,
+		"db.graph":   `{"op":"add_node","node_id":"n1"}`,
+	} {
+		msg, err := nc.Request(subject, []byte(body), 10*time.Second)
+		require.NoError(t, err)
+		require.Empty(t, msg.Header.Get("Nats-Service-Error-Code"), "%s %s: %s", subject, body, msg.Data)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,10 +83,11 @@ func (m *Main) Run(ctx context.Context) error {
 		AcquireTimeout:          cfg.PoolTimeout.D(),
 		MaxConnLifetime:         cfg.PoolRecycle.D(),
 		SessionStatementTimeout: cfg.MaxStatementTimeout.D(),
-		MaxMessageBytes:         cfg.MaxMessageBytes,
-		CreateExtension:         cfg.CreateExtension && !readOnly,
-		ApplicationName:         "dbworker/" + cfg.WorkerID,
-		Logger:                  &m.Log,
+		// A row larger than an answer can carry is refused before it is read.
+		MaxMessageBytes: cmp.Or(cfg.MaxMessageBytes, int(m.nc.MaxPayload())+64<<10),
+		CreateExtension: cfg.CreateExtension && !readOnly,
+		ApplicationName: "dbworker/" + cfg.WorkerID,
+		Logger:          &m.Log,
 	})
 	if err != nil {
 		return fmt.Errorf("postgres %s: %w", cfg.RedactedPostgresDSN(), err)

@@ -50,7 +50,7 @@ type Config struct {
 	PoolTimeout Seconds `envconfig:"POSTGRES_POOL_TIMEOUT" default:"30s" desc:"longest wait for a free connection (seconds or a Go duration)"`
 	PoolRecycle Seconds `envconfig:"POSTGRES_POOL_RECYCLE" default:"3600s" desc:"connection lifetime before it is replaced"`
 	// MaxMessageBytes bounds one message from PostgreSQL (one row).
-	MaxMessageBytes int `envconfig:"POSTGRES_MAX_MESSAGE_BYTES" default:"67108864" desc:"largest row (protocol message) read from PostgreSQL; a larger one is TOO_LARGE"`
+	MaxMessageBytes int `envconfig:"POSTGRES_MAX_MESSAGE_BYTES" default:"0" desc:"largest row (protocol message) read from PostgreSQL, a larger one is TOO_LARGE; 0: the NATS server's max payload plus 64 KiB"`
 	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at start.
 	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" default:"true" desc:"create the pgvector extension at start when allowed"`
 	SchemaDir       string `envconfig:"POSTGRES_SCHEMA_DIR" desc:"folder of .sql files applied once each at start, tracked in dbworker_schema_migrations"`
@@ -195,8 +195,8 @@ func (c *Config) Validate() error {
 	if c.PoolTimeout.D() <= 0 {
 		bad("POSTGRES_POOL_TIMEOUT", "must be positive, got %s", c.PoolTimeout.D())
 	}
-	if c.MaxMessageBytes < 1<<20 {
-		bad("POSTGRES_MAX_MESSAGE_BYTES", "must be at least 1048576 (1 MiB), got %d", c.MaxMessageBytes)
+	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < 1<<20 {
+		bad("POSTGRES_MAX_MESSAGE_BYTES", "must be 0 (the NATS max payload) or at least 1048576 (1 MiB), got %d", c.MaxMessageBytes)
 	}
 	if c.PoolRecycle.D() <= 0 {
 		bad("POSTGRES_POOL_RECYCLE", "must be positive, got %s", c.PoolRecycle.D())

@@ -85,6 +85,13 @@ func scalar[T any](t *testing.T, pg *testenv.Postgres, sql string, args ...any) 
 	return v
 }
 
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	out, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(out)
+}
+
 func body(v any) string {
 	out, err := json.Marshal(v)
 	if err != nil {
@@ -239,7 +246,7 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	pg.Exec(t, itemsSetup)
 	evil := pg.Schema + "_evil"
-	pg.Exec(t, "CREATE SCHEMA "+evil+"; CREATE TABLE "+evil+".items (id int, bal int); CREATE SEQUENCE seq")
+	pg.Exec(t, "CREATE SCHEMA "+evil+"; CREATE TABLE "+evil+".items (id int, bal int, extra text); CREATE SEQUENCE seq")
 	t.Cleanup(func() { pg.Exec(t, "DROP SCHEMA "+evil+" CASCADE") })
 	defaultPath := scalar[string](t, pg, "SHOW search_path")
 
@@ -252,6 +259,7 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 		{"SELECT current_user::text || '/' || session_user::text", "postgres/postgres"},
 		{"SELECT current_setting('default_transaction_read_only')", "off"},
 		{"SELECT current_setting('statement_timeout')", "5min"},
+		{"SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout'", "300000"},
 		{"SELECT current_setting('standard_conforming_strings')", "on"},
 		{"SELECT current_setting('TimeZone')", "UTC"},
 		{"SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", "0"},
@@ -288,6 +296,11 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 		// Replacing the worker's own prepared statements by name.
 		`{"sql":"DO $$ BEGIN EXECUTE 'DEALLOCATE dbw_rollback'; EXECUTE 'PREPARE dbw_rollback AS SELECT 1'; EXECUTE 'DEALLOCATE dbw_begin_ro'; EXECUTE 'PREPARE dbw_begin_ro AS SELECT 1'; END $$"}`,
 		`{"sql":"DO $d$ DECLARE r record; BEGIN FOR r IN SELECT name FROM pg_prepared_statements WHERE name LIKE 'dbw%' LOOP EXECUTE format('DEALLOCATE %I', r.name); EXECUTE format('PREPARE %I AS DELETE FROM items', r.name); END LOOP; END $d$"}`,
+		// Dropping them, which READ ONLY allows too.
+		`{"sql":"DO $$BEGIN EXECUTE 'DEALLOCATE dbw_timeout'; END$$"}`,
+		`{"sql":"DO $d$DECLARE r record; BEGIN FOR r IN SELECT name FROM pg_prepared_statements WHERE name ~ '^dbw_[0-9]+$' LOOP EXECUTE format('DEALLOCATE %I', r.name); END LOOP; END$d$"}`,
+		// Caching a statement under another search_path, where it has another shape.
+		`{"op":"tx","statements":[{"sql":"SELECT set_config('search_path', '` + evil + `', true)"},{"sql":"SELECT * FROM items"}]}`,
 	}
 	for _, mode := range []string{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
 		b := newBoundary(t, pg, pg.URL, mode)
@@ -301,15 +314,18 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 				a := b.ok(body(map[string]any{"sql": p.sql, "row_format": "array"}))
 				got := fmt.Sprint(a["rows"].([]any)[0].([]any)[0])
 				want := p.want
-				if want == "5min" && mode == pgexec.ModeReadOnly {
-					// A read-only request runs under what is left of its own
-					// timeout (30 s), set local.
+				if want == "5min" {
+					// A request runs under what is left of its own timeout
+					// (30 s), set local; the session's own is checked above.
 					d, err := time.ParseDuration(strings.Replace(got, "min", "m", 1))
 					require.NoError(t, err, got)
 					require.InDelta(t, 30*time.Second, d, float64(5*time.Second), "%s: after %s", mode, poison)
 					continue
 				}
 				require.Equal(t, want, got, "%s: after %s, %s", mode, poison, p.sql)
+			}
+			for _, r := range []string{`{"sql":"SELECT * FROM items"}`, `{"op":"tx","statements":[{"sql":"SELECT * FROM items"}]}`, `{"op":"many","sql":"SELECT * FROM items","params_list":[null]}`} {
+				require.Contains(t, mustJSON(t, b.ok(r)), `"columns":[{"name":"id","type":"int4"},{"name":"bal","type":"int4"}]`, "%s: after %s, %s", mode, poison, r)
 			}
 			_, me := b.run(`{"sql":"SELECT currval('seq')"}`)
 			require.NotNil(t, me, "%s: after %s the sequence state leaked", mode, poison)
@@ -335,8 +351,8 @@ func TestSettingsFromTheConnectionSurviveTheReset(t *testing.T) {
 	b := newBoundary(t, pg, pg.URL+"&work_mem=7MB", pgexec.ModeReadWrite)
 	for range 3 {
 		b.ok(`{"sql":"SET work_mem = '1MB'"}`)
-		a := b.ok(`{"sql":"SELECT current_setting('search_path') AS p, current_setting('work_mem') AS w, current_setting('application_name') AS a, current_setting('statement_timeout') AS s","op":"one"}`)
-		require.Equal(t, map[string]any{"p": pg.Schema + ",public", "w": "7MB", "a": "dbworker", "s": "5min"}, a["row"])
+		a := b.ok(`{"sql":"SELECT current_setting('search_path') AS p, current_setting('work_mem') AS w, current_setting('application_name') AS a, (SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout') AS s","op":"one"}`)
+		require.Equal(t, map[string]any{"p": pg.Schema + ",public", "w": "7MB", "a": "dbworker", "s": "300000"}, a["row"])
 	}
 	// A request's own timeout still applies inside its transaction.
 	a := b.ok(`{"sql":"SELECT current_setting('statement_timeout') AS s","op":"one","read_only":true,"timeout_ms":1500}`)
@@ -414,9 +430,60 @@ func TestScriptKeepsItsWord(t *testing.T) {
 	require.EqualValues(t, float64(3), a["rows_affected"], "rows read by the SELECT are not counted")
 	require.Equal(t, []any{"UPDATE 1", "SELECT 3", "UPDATE 2"}, a["commands"])
 	require.Equal(t, "1=1,2=2,3=2", itemsChecksum(t, pg))
-	// One statement runs on its own, so what PostgreSQL refuses in a
-	// transaction block still can.
+	// What PostgreSQL refuses in a transaction block runs alone.
 	b.ok(script("CREATE INDEX CONCURRENTLY items_bal ON items (bal)"))
+	b.ok(script("VACUUM items"))
+}
+
+// TestSingleStatementKeepsItsWord: a statement sent alone runs in a
+// transaction of the worker's too, so a procedure or DO block cannot commit
+// part of its work and answer an error.
+func TestSingleStatementKeepsItsWord(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, itemsSetup)
+	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; RAISE EXCEPTION 'after the commit'; END $$`)
+	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
+	for _, r := range []string{
+		`{"sql":"DO $$BEGIN UPDATE items SET bal = 2 WHERE id = 2; COMMIT; RAISE EXCEPTION 'boom'; END$$"}`,
+		`{"op":"script","sql":"DO $$BEGIN UPDATE items SET bal = 1 WHERE id = 1; COMMIT; PERFORM 1/0; END$$"}`,
+		`{"sql":"CALL purge()"}`,
+		`{"op":"script","sql":"CALL purge()"}`,
+		// Raising 25001 by hand only runs the block alone, where it fails whole.
+		`{"sql":"DO $$BEGIN UPDATE items SET bal = 3 WHERE id = 3; RAISE EXCEPTION USING ERRCODE = '25001'; END$$"}`,
+	} {
+		b.refused(r)
+		require.Equal(t, "1=100,2=100,3=100", itemsChecksum(t, pg), r)
+	}
+	b.ok(`{"sql":"VACUUM items"}`)
+	a := b.ok(`{"sql":"UPDATE items SET bal = 5 WHERE id = 1"}`)
+	require.EqualValues(t, float64(1), a["rows_affected"])
+	require.Equal(t, "1=5,2=100,3=100", itemsChecksum(t, pg))
+}
+
+// TestUnsupportedInputIsTheCallersError: COPY to or from the client and NUL
+// bytes are the caller's error (400), not an internal or retryable one, and
+// the worker keeps serving.
+func TestUnsupportedInputIsTheCallersError(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, itemsSetup)
+	for _, mode := range []string{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
+		b := newBoundary(t, pg, pg.URL, mode)
+		for _, r := range []string{
+			`{"sql":"COPY (SELECT 1) TO STDOUT"}`,
+			`{"sql":"COPY items FROM STDIN"}`,
+			`{"op":"tx","statements":[{"sql":"COPY items TO STDOUT"}]}`,
+			`{"sql":"\u0000DELETE FROM items"}`,
+			`{"sql":"SELECT 1 \u0000; DELETE FROM items"}`,
+			`{"op":"tx","statements":[{"sql":"SELECT 1"},{"sql":"DELETE FROM items\u0000"}]}`,
+		} {
+			e := b.refused(r) // FORBIDDEN where PostgreSQL refuses a read-only write first
+			require.Contains(t, []messages.Code{messages.CodeBadRequest, messages.CodeForbidden}, e.Code, "%s: %s: %s", mode, r, e.Message)
+		}
+		b.ok(`{"sql":"SELECT 1"}`)
+	}
+	require.Equal(t, "1=100,2=100,3=100", itemsChecksum(t, pg))
 }
 
 // TestParameterLimit: more parameters than the protocol carries is the
@@ -527,6 +594,19 @@ func TestCheckReadOnlyRole(t *testing.T) {
 	require.NoError(t, check(roles.ReadOnlyURL))
 	require.ErrorContains(t, check(roles.ReadWriteURL), "may write a table")
 	require.ErrorContains(t, check(pg.URL), "superuser")
+
+	// Powers reachable with SET ROLE count, as do replication and the pg_* roles.
+	login := func(name, attrs, grants string) string {
+		role := name + "_" + pg.Schema
+		pg.Exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN %s; GRANT USAGE ON SCHEMA %s TO %s; GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s; %s",
+			role, attrs, pg.Schema, role, pg.Schema, role, strings.ReplaceAll(grants, "$role", role)))
+		t.Cleanup(func() { pg.Exec(t, fmt.Sprintf("DROP OWNED BY %s; DROP ROLE %s", role, role)) })
+		return strings.Replace(roles.ReadOnlyURL, "dbworker_ro@", role+"@", 1)
+	}
+	require.ErrorContains(t, check(login("ni_super", "NOINHERIT", "GRANT postgres TO $role")), "superuser")
+	require.ErrorContains(t, check(login("ni_files", "NOINHERIT", "GRANT pg_write_server_files TO $role")), "pg_write_server_files")
+	require.ErrorContains(t, check(login("ni_writer", "NOINHERIT", "GRANT dbworker_rw TO $role")), "may write a table")
+	require.ErrorContains(t, check(login("repl", "REPLICATION", "")), "replicate")
 }
 
 // TestCleanConnectionIsReused: the reset keeps a connection that a request

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -180,6 +181,19 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 
 // validate checks the fields an op needs before any connection is taken.
 func (e *Executor) validate(op string, req *messages.ExecuteRequest, readOnly bool) error {
+	// PostgreSQL's protocol ends strings at NUL: refuse one rather than send
+	// a truncated statement, or a message the server calls malformed.
+	if strings.IndexByte(req.SQL, 0) >= 0 {
+		return messages.BadRequest("sql", "sql holds a NUL byte")
+	}
+	if strings.IndexByte(req.Where, 0) >= 0 {
+		return messages.BadRequest("where", "where holds a NUL byte")
+	}
+	for i, st := range req.Statements {
+		if strings.IndexByte(st.SQL, 0) >= 0 {
+			return messages.BadRequest("statements["+strconv.Itoa(i)+"].sql", "statement %d holds a NUL byte", i)
+		}
+	}
 	switch op {
 	case messages.OpQuery, messages.OpOne, messages.OpScript:
 		if req.SQL == "" {

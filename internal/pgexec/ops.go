@@ -3,6 +3,7 @@ package pgexec
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,13 +51,18 @@ func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh s
 	return s.statement(ctx, b, keyword, sh, buf)
 }
 
-// statement runs one bound statement as a request of its own. It runs in an
-// explicit transaction when the session is read-only, and when it writes and
-// returns rows (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE),
-// so that an answer found TOO_LARGE rolls the write back instead of leaving it
-// applied behind an error. A cached statement whose table changed under it is
-// refused by the server before it runs; it is prepared again, once.
+// statement runs one bound statement as a request of its own, inside a
+// transaction of the worker's: READ ONLY and rolled back for a read-only
+// session, committed otherwise, so that a procedure or DO block cannot commit
+// part of its work and still answer an error. A write that returns rows
+// (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE) is committed
+// only once its answer is known to fit, so an answer found TOO_LARGE rolls it
+// back. Two refusals the server makes before a statement runs are retried,
+// once: a cached statement whose table changed under it is prepared again,
+// and a statement PostgreSQL refuses in a transaction block (25001: VACUUM,
+// CREATE INDEX CONCURRENTLY) runs alone.
 func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh shape, buf []byte) ([]byte, error) {
+	alone := false
 	for attempt := 0; ; attempt++ {
 		sd, cached, err := s.describe(ctx, b.sql)
 		if err != nil {
@@ -66,55 +72,70 @@ func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh 
 		if err != nil {
 			return buf, err
 		}
-		explicit := s.readOnly || (!readKeywords[keyword] && len(sd.Fields) > 0)
-		out, err := s.runStatement(ctx, sd, args, explicit, sh, buf)
-		if err == nil || !cached || !planChanged(err) || attempt > 0 || s.broken {
+		how := stmtInTx
+		switch {
+		case alone:
+			how = stmtAlone
+		case !s.readOnly && !readKeywords[keyword] && len(sd.Fields) > 0:
+			how = stmtDecideAfter
+		}
+		out, err := s.runStatement(ctx, sd, args, how, sh, buf)
+		if err == nil || attempt > 0 || s.broken {
 			return out, err
 		}
-		s.cache.remove(b.sql)
+		switch {
+		case cached && planChanged(err):
+			s.cache.remove(b.sql)
+		case !s.readOnly && !alone && sqlState(err) == "25001":
+			alone = true
+		default:
+			return out, err
+		}
 	}
 }
 
+// How runStatement runs a statement.
+const (
+	stmtInTx        = iota // in our transaction, its end sent with it: one round trip
+	stmtDecideAfter        // in our transaction, committed once the answer is read
+	stmtAlone              // on its own, outside any transaction block
+)
+
 // runStatement runs a described statement in one pipeline, or two when a
-// write in a transaction must be read before it is committed.
-func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescription, args encodedArgs, explicit bool, sh shape, buf []byte) ([]byte, error) {
+// write must be read before it is committed.
+func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescription, args encodedArgs, how int, sh shape, buf []byte) ([]byte, error) {
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
-	if explicit {
+	if how != stmtAlone {
 		s.sendBegin(p)
 	}
 	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
 	p.SendPipelineSync()
-	// Unless a write's outcome decides between COMMIT and ROLLBACK, the end
-	// goes with the statement: one round trip.
-	oneTrip := !explicit || s.readOnly
 	var err error
-	if oneTrip {
-		err = s.sendEnd(p, false)
-	} else {
+	if how == stmtDecideAfter {
 		err = p.Flush()
+	} else {
+		err = s.sendEnd(p, true)
 	}
 	if err != nil {
 		s.broken = true
 		return buf, err
 	}
-	if explicit {
+	want := byte('I')
+	if how != stmtAlone {
+		want = 'T'
 		err = readBegin(p)
 	}
 	if err == nil {
 		buf, _, err = s.readStatement(p, args.types, sh, buf)
-	}
-	want := byte('I')
-	if explicit {
-		want = 'T'
 	}
 	err = s.readSync(p, want, err)
 	if s.broken {
 		_ = p.Close()
 		return buf, err
 	}
-	if oneTrip {
-		if endErr := s.readEnd(p, false); err == nil {
+	if how != stmtDecideAfter {
+		if endErr := s.readEnd(p, err == nil); err == nil {
 			err = endErr
 		}
 		return buf, err
@@ -127,6 +148,15 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 		err = endErr
 	}
 	return buf, err
+}
+
+// sqlState is the SQLSTATE of a PostgreSQL error, or "".
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }
 
 // readStatement reads one statement's result from a pipeline and writes it.
@@ -229,66 +259,65 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 
 // script runs several statements, each parsed on its own by the server, in
 // one transaction, and answers their command tags. A script of one statement
-// runs on its own, so that statements PostgreSQL refuses in a transaction
-// block (CREATE INDEX CONCURRENTLY, VACUUM) still can. A script never runs in
-// read-only mode.
+// that PostgreSQL refuses in a transaction block (25001: CREATE INDEX
+// CONCURRENTLY, VACUUM) runs alone. A script never runs in read-only mode.
 func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, error) {
 	sc := scanSQL(sql)
 	if err := checkStatements("sql", sc, true); err != nil {
 		return buf, err
 	}
-	alone := len(sc.statements) == 1
 	tags := make([]pgconn.CommandTag, 0, len(sc.statements))
+	last := len(sc.statements) - 1
 	for i, st := range sc.statements {
-		tag, err := s.scriptStatement(ctx, sql[st.start:st.end], i == 0 && !alone, alone)
+		text := sql[st.start:st.end]
+		tag, err := s.scriptStatement(ctx, text, i == 0, i == last)
+		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken {
+			tag, err = s.scriptAlone(ctx, text)
+		}
 		if err != nil {
-			if !alone && !s.broken {
+			if !s.broken && !s.reset {
 				_ = s.finish(ctx, false)
 			}
-			if !alone {
+			if last > 0 {
 				err = withIndex(err, i)
 			}
 			return buf, err
 		}
 		tags = append(tags, tag)
 	}
-	if !alone {
-		if err := s.finish(ctx, true); err != nil {
-			return buf, err
-		}
-	}
 	var written int64
 	buf = append(buf, `{"commands":[`...)
-	last := ""
+	lastTag := ""
 	for i, tag := range tags {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		last = tag.String()
-		buf = appendJSONString(buf, last)
+		lastTag = tag.String()
+		buf = appendJSONString(buf, lastTag)
 		written += writtenRows(tag)
 	}
 	buf = append(buf, `],"command":`...)
-	buf = appendJSONString(buf, last)
+	buf = appendJSONString(buf, lastTag)
 	buf = append(buf, `,"rows_affected":`...)
 	buf = strconv.AppendInt(buf, written, 10)
 	return append(buf, '}'), nil
 }
 
 // scriptStatement runs one statement of a script with the extended protocol
-// (the server refuses a text that holds two), opening the script's
-// transaction first when begin is set, or ending the request when alone.
-func (s *session) scriptStatement(ctx context.Context, text string, begin, alone bool) (pgconn.CommandTag, error) {
+// (the server refuses a text that holds two): the first opens the script's
+// transaction, the last commits it and resets the session, in the same round
+// trip.
+func (s *session) scriptStatement(ctx context.Context, text string, first, last bool) (pgconn.CommandTag, error) {
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
-	if begin {
+	if first {
 		s.sendBegin(p)
 	}
 	p.SendQueryParams(text, nil, nil, nil, nil)
 	p.SendPipelineSync()
 	var err error
-	if alone {
-		err = s.sendEnd(p, false)
+	if last {
+		err = s.sendEnd(p, true)
 	} else {
 		err = p.Flush()
 	}
@@ -296,36 +325,20 @@ func (s *session) scriptStatement(ctx context.Context, text string, begin, alone
 		s.broken = true
 		return pgconn.CommandTag{}, err
 	}
-	if begin {
+	if first {
 		err = readBegin(p)
 	}
 	var tag pgconn.CommandTag
 	if err == nil {
-		var res any
-		if res, err = p.GetResults(); err == nil {
-			rr, ok := res.(*pgconn.ResultReader)
-			if !ok {
-				s.broken = true
-				_ = p.Close()
-				return tag, errOutOfStep
-			}
-			for rr.NextRow() { // a script's rows are read and dropped, never held
-			}
-			tag, err = rr.Close()
-			s.noteTag(tag)
-		}
+		tag, err = s.readDiscard(p)
 	}
-	want := byte('T')
-	if alone {
-		want = 'I'
-	}
-	err = s.readSync(p, want, err)
+	err = s.readSync(p, 'T', err)
 	if s.broken {
 		_ = p.Close()
 		return tag, err
 	}
-	if alone {
-		if endErr := s.readEnd(p, false); err == nil {
+	if last {
+		if endErr := s.readEnd(p, err == nil); err == nil {
 			err = endErr
 		}
 		return tag, err
@@ -334,6 +347,49 @@ func (s *session) scriptStatement(ctx context.Context, text string, begin, alone
 		s.broken = true
 		err = cerr
 	}
+	return tag, err
+}
+
+// scriptAlone runs a script's one statement outside any transaction block,
+// after PostgreSQL refused it inside one (before running it), then resets
+// the session.
+func (s *session) scriptAlone(ctx context.Context, text string) (pgconn.CommandTag, error) {
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryParams(text, nil, nil, nil, nil)
+	p.SendPipelineSync()
+	if err := s.sendEnd(p, false); err != nil {
+		s.broken = true
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := s.readDiscard(p)
+	err = s.readSync(p, 'I', err)
+	if s.broken {
+		_ = p.Close()
+		return tag, err
+	}
+	if endErr := s.readEnd(p, false); err == nil {
+		err = endErr
+	}
+	return tag, err
+}
+
+// readDiscard reads one statement's result, dropping its rows (a script's
+// rows are never held), and returns its command tag.
+func (s *session) readDiscard(p *pgconn.Pipeline) (pgconn.CommandTag, error) {
+	res, err := p.GetResults()
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		s.broken = true
+		return pgconn.CommandTag{}, errOutOfStep
+	}
+	for rr.NextRow() {
+	}
+	tag, err := rr.Close()
+	s.noteTag(tag)
 	return tag, err
 }
 

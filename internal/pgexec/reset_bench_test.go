@@ -37,4 +37,3 @@ func BenchmarkSessionReset(b *testing.B) {
 	b.StopTimer()
 	testenv.ReportCPU(b, pg.PID(), cpu0, "pg-cpu-µs/op")
 }
-

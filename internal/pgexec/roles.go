@@ -6,30 +6,31 @@ import (
 	"strings"
 )
 
-// privilegeSQL lists what the login role can do beyond reading: each column
-// is one power a read-only worker's login must not have. Table privileges are
-// checked with has_table_privilege, so ownership and inherited memberships
-// count.
-const privilegeSQL = `SELECT
-	r.rolsuper,
-	r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls,
-	EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+// privilegeSQL lists what the login role can do beyond reading, through
+// itself or any role it is a member of (inherited or reachable with SET
+// ROLE): each column is one power a read-only worker's login must not have.
+// Table privileges are checked with has_table_privilege, so ownership counts.
+const privilegeSQL = `WITH m AS (SELECT r.* FROM pg_catalog.pg_roles r WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+SELECT
+	EXISTS (SELECT FROM m WHERE m.rolsuper),
+	EXISTS (SELECT FROM m WHERE m.rolcreaterole OR m.rolcreatedb OR m.rolbypassrls OR m.rolreplication),
+	EXISTS (SELECT FROM m, pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	        WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm')
 	          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-	          AND pg_catalog.has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
-	EXISTS (SELECT FROM pg_catalog.pg_namespace n
-	        WHERE n.nspname NOT LIKE 'pg\_%' AND pg_catalog.has_schema_privilege(n.oid, 'CREATE')),
-	pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),
-	ARRAY(SELECT g.rolname FROM pg_catalog.pg_roles g
-	      WHERE g.rolname IN ('pg_write_server_files', 'pg_execute_server_program', 'pg_read_server_files',
+	          AND pg_catalog.has_table_privilege(m.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+	EXISTS (SELECT FROM m, pg_catalog.pg_namespace n
+	        WHERE n.nspname NOT LIKE 'pg\_%' AND pg_catalog.has_schema_privilege(m.oid, n.oid, 'CREATE')),
+	EXISTS (SELECT FROM m WHERE pg_catalog.has_database_privilege(m.oid, pg_catalog.current_database(), 'CREATE')),
+	ARRAY(SELECT m.rolname::text FROM m
+	      WHERE m.rolname IN ('pg_write_server_files', 'pg_execute_server_program', 'pg_read_server_files',
 	                          'pg_signal_backend', 'pg_write_all_data', 'pg_checkpoint')
-	        AND pg_catalog.pg_has_role(g.oid, 'USAGE'))
-FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`
+	      ORDER BY 1)`
 
 // CheckReadOnlyRole returns an error naming every power beyond reading that
-// the login role has: superuser, role or database creation, a table it may
-// write, a schema or the database it may create in, and the pg_* roles that
-// reach server files, programs or other backends. A read-only worker checks
+// the login role has, itself or through a role it may SET ROLE to:
+// superuser, role or database creation, replication, a table it may write, a
+// schema or the database it may create in, and the pg_* roles that reach
+// server files, programs or other backends. A read-only worker checks
 // this at start: READ ONLY transactions stop table writes, and only the role
 // stops what they let through.
 func (c *Client) CheckReadOnlyRole(ctx context.Context) error {
@@ -43,7 +44,7 @@ func (c *Client) CheckReadOnlyRole(ctx context.Context) error {
 		found = append(found, "is a superuser")
 	}
 	if admin {
-		found = append(found, "may create roles or databases, or bypass row security")
+		found = append(found, "may create roles or databases, replicate, or bypass row security")
 	}
 	if writes {
 		found = append(found, "may write a table")

@@ -87,7 +87,17 @@ func (s *Service) Init(ctx context.Context) error {
 	if s.pg.PGVectorVersion() == "" {
 		return errors.New("pgvector is not installed in this database")
 	}
-	_, err := s.pg.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.cfg.Schema}.Sanitize()+`;
+	// CREATE SCHEMA IF NOT EXISTS asks for the database's CREATE privilege
+	// even when the schema exists, which a least-privilege login lacks.
+	var exists bool
+	if err := s.pg.Pool().QueryRow(ctx, "SELECT pg_catalog.to_regnamespace($1) IS NOT NULL", pgx.Identifier{s.cfg.Schema}.Sanitize()).Scan(&exists); err != nil {
+		return fmt.Errorf("look up the vector schema: %w", err)
+	}
+	q := ""
+	if !exists {
+		q = `CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{s.cfg.Schema}.Sanitize() + `;`
+	}
+	_, err := s.pg.Exec(ctx, q+`
 		CREATE TABLE IF NOT EXISTS `+s.ident(catalogTable)+` (
 			name       text PRIMARY KEY,
 			dimension  int NOT NULL,
