@@ -14,6 +14,13 @@ const stmtCacheSize = 256
 // connection, so a repeated statement is parsed, described and planned once.
 // It is used by one goroutine at a time: the holder of the connection.
 //
+// Why not pgx's own cache: it lives in pgx's internal/stmtcache (not
+// importable) and serves pgx's Query API, while the executor works on
+// pgconn, needs the server's description of each statement before binding
+// (JSON parameters are encoded by the types the server infers), and must
+// know exactly which statements are its own: the reset counts them to catch
+// a request that dropped or replaced one (session.go).
+//
 // Named statements are also what makes the cache safe: when a table changes
 // under a statement so its result columns differ, the server refuses to run it
 // ("cached plan must not change result type", 0A000) before doing anything,

@@ -1,0 +1,191 @@
+package pgexec
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// many runs one statement once per item of params_list, pipelined in one
+// transaction: all items apply or none.
+func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
+	sc := scanSQL(req.SQL)
+	if err := checkStatements("sql", sc, false); err != nil {
+		return buf, err
+	}
+	items := make([]boundSQL, len(req.ParamsList))
+	for i, p := range req.ParamsList {
+		b, err := bindScanned(req.SQL, sc, p, 0)
+		if err != nil {
+			return buf, withIndex(err, i)
+		}
+		items[i] = b
+	}
+	// Every item binds the same text; describe it once.
+	sd, _, err := s.describe(ctx, items[0].sql)
+	if err != nil {
+		return buf, err
+	}
+	args := make([]encodedArgs, len(items))
+	for i, b := range items {
+		if args[i], err = s.encodeArgs(ctx, sd, b, "params_list"); err != nil {
+			return buf, withIndex(err, i)
+		}
+	}
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	s.sendBegin(p)
+	for _, a := range args {
+		p.SendQueryPrepared(sd.Name, a.values, nil, a.formats)
+	}
+	p.SendPipelineSync()
+	if s.readOnly {
+		err = s.sendEnd(p, false)
+	} else {
+		err = p.Flush()
+	}
+	if err != nil {
+		s.broken = true
+		return buf, err
+	}
+	start := len(buf)
+	buf = append(buf, `{"results":[`...)
+	var written int64
+	failed := -1
+	err = readBegin(p)
+	for i := 0; i < len(args) && err == nil; i++ {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var tag pgconn.CommandTag
+		buf, tag, err = s.readStatement(p, args[i].types, sh, buf)
+		if err != nil {
+			failed = i
+		}
+		written += writtenRows(tag)
+	}
+	err = s.readSync(p, 'T', err)
+	if !s.broken {
+		if s.readOnly {
+			if endErr := s.readEnd(p, false); err == nil {
+				err = endErr
+			}
+		} else {
+			_ = p.Close()
+			if endErr := s.finish(ctx, err == nil); err == nil {
+				err = endErr
+			}
+		}
+	} else {
+		_ = p.Close()
+	}
+	if err != nil {
+		if failed >= 0 {
+			err = withIndex(err, failed)
+		}
+		return buf[:start], err
+	}
+	buf = append(buf, `],"rows_affected":`...)
+	buf = strconv.AppendInt(buf, written, 10)
+	return append(buf, '}'), nil
+}
+
+// tx runs statements in one transaction, one round trip each so that the
+// server's transaction status is checked before the next one runs. The first
+// failure rolls back all and names its index.
+func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
+	bound := make([]boundSQL, len(req.Statements))
+	for i, st := range req.Statements {
+		b, _, err := bindOne("statements["+strconv.Itoa(i)+"].sql", st.SQL, st.Params)
+		if err != nil {
+			return buf, withIndex(err, i)
+		}
+		bound[i] = b
+	}
+	start := len(buf)
+	for attempt := 0; ; attempt++ {
+		out, failed, cached, err := s.txRun(ctx, req, bound, sh, buf)
+		if err == nil {
+			return out, nil
+		}
+		if !s.broken {
+			_ = s.finish(ctx, false)
+		}
+		// A cached statement whose table changed under it is refused before
+		// it runs; the transaction is rolled back, so all of it may run again.
+		if failed >= 0 && cached && planChanged(err) && attempt == 0 && !s.broken {
+			s.cache.remove(bound[failed].sql)
+			continue
+		}
+		if failed >= 0 {
+			err = withIndex(err, failed)
+		}
+		return buf[:start], err
+	}
+}
+
+// txRun runs a tx's statements and commits. On failure it returns the index
+// of the failing statement (-1 for the commit) and whether that statement
+// came from the cache; the caller rolls back.
+func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound []boundSQL, sh shape, buf []byte) (out []byte, failed int, cached bool, err error) {
+	buf = append(buf, `{"results":[`...)
+	var written int64
+	for i, b := range bound {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		ssh := sh
+		ssh.one = req.Statements[i].Op == messages.OpOne
+		var tag pgconn.CommandTag
+		buf, tag, cached, err = s.txStatement(ctx, b, i == 0, ssh, buf)
+		if err != nil {
+			return buf, i, cached, err
+		}
+		written += writtenRows(tag)
+	}
+	if err := s.finish(ctx, true); err != nil {
+		return buf, -1, false, err
+	}
+	buf = append(buf, `],"rows_affected":`...)
+	buf = strconv.AppendInt(buf, written, 10)
+	return append(buf, '}'), -1, false, nil
+}
+
+// txStatement runs one statement of a tx, opening the transaction first when
+// begin is set.
+func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, bool, error) {
+	var tag pgconn.CommandTag
+	sd, cached, err := s.describe(ctx, b.sql)
+	if err != nil {
+		return buf, tag, false, err
+	}
+	args, err := s.encodeArgs(ctx, sd, b, "params")
+	if err != nil {
+		return buf, tag, cached, err
+	}
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	if begin {
+		s.sendBegin(p)
+	}
+	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
+	if err := p.Sync(); err != nil {
+		s.broken = true
+		return buf, tag, cached, err
+	}
+	if begin {
+		err = readBegin(p)
+	}
+	if err == nil {
+		buf, tag, err = s.readStatement(p, args.types, sh, buf)
+	}
+	err = s.readSync(p, 'T', err)
+	if cerr := p.Close(); cerr != nil && err == nil {
+		s.broken = true
+		err = cerr
+	}
+	return buf, tag, cached, err
+}

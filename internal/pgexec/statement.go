@@ -1,0 +1,173 @@
+package pgexec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// readKeywords start statements that return rows without writing.
+var readKeywords = map[string]bool{"SELECT": true, "VALUES": true, "TABLE": true, "SHOW": true}
+
+// checkStatements checks that sc holds statements (one unless multi) and
+// none that begins or ends a transaction.
+func checkStatements(field string, sc scanned, multi bool) error {
+	if len(sc.statements) == 0 {
+		return messages.BadRequest(field, "sql holds no statement")
+	}
+	if !multi && len(sc.statements) > 1 {
+		return messages.BadRequest(field, "sql holds %d statements; op query takes one (use op script or tx)", len(sc.statements))
+	}
+	for _, st := range sc.statements {
+		if err := checkTxControl(field, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindOne checks that sql is one statement that leaves transactions alone,
+// and binds its params.
+func bindOne(field, sql string, params json.RawMessage) (boundSQL, string, error) {
+	sc := scanSQL(sql)
+	if err := checkStatements(field, sc, false); err != nil {
+		return boundSQL{}, "", err
+	}
+	b, err := bindScanned(sql, sc, params, 0)
+	return b, sc.statements[0].keyword, err
+}
+
+// single runs op query or one.
+func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
+	b, keyword, err := bindOne("sql", req.SQL, req.Params)
+	if err != nil {
+		return buf, err
+	}
+	return s.statement(ctx, b, keyword, sh, buf)
+}
+
+// statement runs one bound statement as a request of its own, inside a
+// transaction of the worker's: READ ONLY and rolled back for a read-only
+// session, committed otherwise, so that a procedure or DO block cannot commit
+// part of its work and still answer an error. A write that returns rows
+// (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE) is committed
+// only once its answer is known to fit, so an answer found TOO_LARGE rolls it
+// back. Two refusals the server makes before a statement runs are retried,
+// once: a cached statement whose table changed under it is prepared again,
+// and a statement PostgreSQL refuses in a transaction block (25001: VACUUM,
+// CREATE INDEX CONCURRENTLY) runs alone.
+func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh shape, buf []byte) ([]byte, error) {
+	alone := false
+	for attempt := 0; ; attempt++ {
+		sd, cached, err := s.describe(ctx, b.sql)
+		if err != nil {
+			return buf, err
+		}
+		args, err := s.encodeArgs(ctx, sd, b, "params")
+		if err != nil {
+			return buf, err
+		}
+		how := stmtInTx
+		switch {
+		case alone:
+			how = stmtAlone
+		case !s.readOnly && !readKeywords[keyword] && len(sd.Fields) > 0:
+			how = stmtDecideAfter
+		}
+		out, err := s.runStatement(ctx, sd, args, how, sh, buf)
+		if err == nil || attempt > 0 || s.broken {
+			return out, err
+		}
+		switch {
+		case cached && planChanged(err):
+			s.cache.remove(b.sql)
+		case !s.readOnly && !alone && sqlState(err) == "25001":
+			alone = true
+		default:
+			return out, err
+		}
+	}
+}
+
+// How runStatement runs a statement.
+const (
+	stmtInTx        = iota // in our transaction, its end sent with it: one round trip
+	stmtDecideAfter        // in our transaction, committed once the answer is read
+	stmtAlone              // on its own, outside any transaction block
+)
+
+// runStatement runs a described statement in one pipeline, or two when a
+// write must be read before it is committed.
+func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescription, args encodedArgs, how int, sh shape, buf []byte) ([]byte, error) {
+	s.reset = false
+	p := s.pg.StartPipeline(ctx)
+	if how != stmtAlone {
+		s.sendBegin(p)
+	}
+	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
+	p.SendPipelineSync()
+	var err error
+	if how == stmtDecideAfter {
+		err = p.Flush()
+	} else {
+		err = s.sendEnd(p, true)
+	}
+	if err != nil {
+		s.broken = true
+		return buf, err
+	}
+	want := byte('I')
+	if how != stmtAlone {
+		want = 'T'
+		err = readBegin(p)
+	}
+	if err == nil {
+		buf, _, err = s.readStatement(p, args.types, sh, buf)
+	}
+	err = s.readSync(p, want, err)
+	if s.broken {
+		_ = p.Close()
+		return buf, err
+	}
+	if how != stmtDecideAfter {
+		if endErr := s.readEnd(p, err == nil); err == nil {
+			err = endErr
+		}
+		return buf, err
+	}
+	if cerr := p.Close(); cerr != nil && err == nil {
+		s.broken = true
+		return buf, cerr
+	}
+	if endErr := s.finish(ctx, err == nil); err == nil {
+		err = endErr
+	}
+	return buf, err
+}
+
+// sqlState is the SQLSTATE of a PostgreSQL error, or "".
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// readStatement reads one statement's result from a pipeline and writes it.
+func (s *session) readStatement(p *pgconn.Pipeline, types map[uint32]*typeInfo, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	res, err := p.GetResults()
+	if err != nil {
+		return buf, pgconn.CommandTag{}, err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		s.broken = true
+		return buf, pgconn.CommandTag{}, errOutOfStep
+	}
+	return s.readResult(rr, types, sh, buf)
+}
