@@ -69,6 +69,9 @@ tty() { script -qec "$*" /dev/null </dev/null; }
 
 expect "micro ls lists the service"        'dbworker'                    nats micro ls
 expect "micro info shows db.execute"       'db.execute'                  nats micro info dbworker
+expect "micro ls --json shows the prefix"  '"subject_prefix"'            nats micro ls dbworker --json
+instance=$(nats micro ls dbworker --json 2>/dev/null | sed -n 's/^    "id": *"\([^"]*\)".*/\1/p' | head -n 1 || true)
+expect "micro info <id> shows its metadata" 'subject_prefix'             nats micro info dbworker "$instance"
 expect "db.execute select 1"               '"rows":[{"x":1}]'            nats req db.execute '{"sql":"select 1 as x"}'
 expect "db.execute script"                 '"commands":["CREATE TABLE","INSERT 0 3"]' \
   nats req db.execute '{"op":"script","sql":"CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE); INSERT INTO users (email) VALUES ($$a@x$$), ($$b@x$$), ($$c@x$$)"}'
