@@ -108,6 +108,8 @@ expect "stream ls shows the streams"       'DB_VACUUM'                   nats st
 expect "stream view DB_VACUUM"             '"status":"ok"'               tty nats stream view DB_VACUUM
 expect "consumer info DB_JOBS maintenance" 'maintenance'                 nats consumer info DB_JOBS maintenance
 expect "publisher vacuum --wait"           '"status": "ok"'              ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s
+expect "publisher vacuum --wait progress"  'vacuum: ok after'            ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s
+expect "publisher schedules --check"       'TARGET'                      ./bin/publisher schedules --check
 
 if [ "$failures" -gt 0 ]; then
   echo "cli-walkthrough: $failures step(s) failed; worker log:" >&2
