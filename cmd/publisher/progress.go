@@ -28,7 +28,7 @@ type progress struct {
 	w       io.Writer
 	tty     bool
 	now     func() time.Time
-	start   time.Time // of the run
+	start   time.Time // of the display, then of the run's first event
 	phase   string
 	since   time.Time // the current phase began
 	done0   int64     // its count when first seen, for the rate
@@ -42,7 +42,7 @@ func newProgress(w io.Writer) *progress {
 	if f, ok := w.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	return &progress{w: w, tty: tty, now: time.Now}
+	return &progress{w: w, tty: tty, now: time.Now, start: time.Now()}
 }
 
 // counted returns the blocks done and the total of ev's phase, and whether
@@ -154,10 +154,9 @@ func (p *progress) endBar() {
 	}
 }
 
-// finish closes the display once the result is in.
+// finish closes the display once the result is in, with the run's
+// status: after a short run, which sent no event, the only line.
 func (p *progress) finish(status string) {
 	p.endBar()
-	if p.started {
-		fmt.Fprintf(p.w, "vacuum: %s after %s\n", status, p.elapsed(p.now()))
-	}
+	fmt.Fprintf(p.w, "vacuum: %s after %s\n", status, p.elapsed(p.now()))
 }
