@@ -69,6 +69,9 @@ tty() { script -qec "$*" /dev/null </dev/null; }
 
 expect "micro ls lists the service"        'dbworker'                    nats micro ls
 expect "micro info shows db.execute"       'db.execute'                  nats micro info dbworker
+expect "micro ls --json shows the prefix"  '"subject_prefix"'            nats micro ls dbworker --json
+instance=$(nats micro ls dbworker --json 2>/dev/null | sed -n 's/^    "id": *"\([^"]*\)".*/\1/p' | head -n 1 || true)
+expect "micro info <id> shows its metadata" 'subject_prefix'             nats micro info dbworker "$instance"
 expect "db.execute select 1"               '"rows":[{"x":1}]'            nats req db.execute '{"sql":"select 1 as x"}'
 expect "db.execute script"                 '"commands":["CREATE TABLE","INSERT 0 3"]' \
   nats req db.execute '{"op":"script","sql":"CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE); INSERT INTO users (email) VALUES ($$a@x$$), ($$b@x$$), ($$c@x$$)"}'
@@ -105,6 +108,8 @@ expect "stream ls shows the streams"       'DB_VACUUM'                   nats st
 expect "stream view DB_VACUUM"             '"status":"ok"'               tty nats stream view DB_VACUUM
 expect "consumer info DB_JOBS maintenance" 'maintenance'                 nats consumer info DB_JOBS maintenance
 expect "publisher vacuum --wait"           '"status": "ok"'              ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s
+expect "publisher vacuum --wait progress"  'vacuum: ok after'            ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s
+expect "publisher schedules --check"       'TARGET'                      ./bin/publisher schedules --check
 
 if [ "$failures" -gt 0 ]; then
   echo "cli-walkthrough: $failures step(s) failed; worker log:" >&2

@@ -1,20 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
@@ -32,12 +30,6 @@ type cli struct {
 func (c *cli) fail(code int, format string, args ...any) int {
 	fmt.Fprintf(c.stderr, "publisher: "+format+"\n", args...)
 	return code
-}
-
-func (c *cli) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("publisher "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	return fs
 }
 
 func (c *cli) connect(log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
@@ -65,14 +57,9 @@ func (c *cli) maintenanceConfig() maintenance.Config {
 }
 
 // daemon publishes scheduled jobs until ctx ends.
-func (c *cli) daemon(ctx context.Context, args []string) int {
-	fs := c.flags("run")
-	file := fs.String("f", c.cfg.SchedulesFile, "schedules file")
-	if fs.Parse(args) != nil {
-		return exitUsage
-	}
+func (c *cli) daemon(ctx context.Context, cmd *runCmd) int {
 	log := c.cfg.Logger()
-	scheds, err := schedule.Load(*file)
+	scheds, err := schedule.Load(cmp.Or(cmd.File, c.cfg.SchedulesFile))
 	if err != nil {
 		return c.fail(exitUsage, "%v", err)
 	}
@@ -93,194 +80,15 @@ func (c *cli) daemon(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-// schedules lists the schedules with their next run.
-func (c *cli) schedules(args []string) int {
-	fs := c.flags("schedules")
-	file := fs.String("f", c.cfg.SchedulesFile, "schedules file")
-	if fs.Parse(args) != nil {
-		return exitUsage
-	}
-	scheds, err := schedule.Load(*file)
-	if err != nil {
-		return c.fail(exitUsage, "%v", err)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCRON\tJOB\tNEXT RUN\tBODY")
-	now := time.Now()
-	for _, s := range scheds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Cron, s.Job, s.Next(now).Format(time.RFC3339), s.JobBody())
-	}
-	_ = tw.Flush()
-	return exitOK
-}
-
-// vacuum queues a VACUUM job and, with --wait, follows it to its result.
-func (c *cli) vacuum(ctx context.Context, args []string) int {
-	fs := c.flags("vacuum")
-	table := fs.String("table", "", "table (name or schema.name); the whole database when empty")
-	schema := fs.String("schema", "", "schema of --table, when the table name holds a dot")
-	wait := fs.Bool("wait", false, "show progress and wait for the result")
-	full := fs.Bool("full", false, "VACUUM FULL (the workers must allow it)")
-	verbose := fs.Bool("verbose", false, "capture VERBOSE output into the result")
-	noAnalyze := fs.Bool("no-analyze", false, "skip ANALYZE")
-	timeout := fs.Duration("timeout", time.Hour, "with --wait, how long to wait")
-	if fs.Parse(args) != nil {
-		return exitUsage
-	}
-	analyze := !*noAnalyze
-	req := messages.VacuumRequest{Table: *table, Schema: *schema, Full: *full, Verbose: *verbose, Analyze: &analyze, JobID: nuid.Next()}
-	log := zerolog.Nop()
-	nc, js, err := c.connect(log)
-	if err != nil {
-		return c.fail(exitFailed, "%v", err)
-	}
-	defer nc.Close()
-	if err := maintenance.CreateMissingStreams(ctx, js, c.maintenanceConfig()); err != nil {
-		return c.fail(exitFailed, "%v", err)
-	}
-	subs := c.cfg.Subjects()
-	var progress *nats.Subscription
-	var results jetstream.ConsumeContext
-	found := make(chan messages.VacuumResult, 1)
-	if *wait {
-		// Listen before publishing, so neither progress nor the result is missed.
-		events := make(chan *nats.Msg, 64)
-		if progress, err = nc.ChanSubscribe(subs.Of("db.vacuum.progress.*"), events); err != nil {
-			return c.fail(exitFailed, "subscribe to progress: %v", err)
-		}
-		defer progress.Unsubscribe()
-		cons, err := js.OrderedConsumer(ctx, maintenance.StreamName(subs, maintenance.StreamVacuum), jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{subs.Of("db.vacuum.results.>")}, DeliverPolicy: jetstream.DeliverNewPolicy})
-		if err != nil {
-			return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
-		}
-		if results, err = cons.Consume(func(m jetstream.Msg) {
-			var r messages.VacuumResult
-			if json.Unmarshal(m.Data(), &r) == nil && r.JobID == req.JobID {
-				select {
-				case found <- r:
-				default:
-				}
-			}
-		}); err != nil {
-			return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
-		}
-		defer results.Stop()
-		bar := newProgressWriter(c.stderr)
-		defer bar.clear()
-		body, _ := json.Marshal(req)
-		ack, err := js.Publish(ctx, subs.Of(subjects.DBVacuumJobs), body, jetstream.WithMsgID(req.JobID))
-		if err != nil {
-			return c.fail(exitFailed, "queue job: %v", err)
-		}
-		fmt.Fprintf(c.stderr, "queued job %s (DB_JOBS #%d)\n", req.JobID, ack.Sequence)
-		deadline := time.NewTimer(*timeout)
-		defer deadline.Stop()
-		for {
-			select {
-			case m := <-events:
-				var p messages.VacuumProgress
-				if json.Unmarshal(m.Data, &p) == nil && p.JobID == req.JobID {
-					bar.show(p)
-				}
-			case r := <-found:
-				bar.clear()
-				out, _ := json.MarshalIndent(r, "", "  ")
-				fmt.Fprintln(c.stdout, string(out))
-				switch r.Status {
-				case messages.StatusOK:
-					return exitOK
-				case messages.StatusSkipped:
-					return exitSkipped
-				}
-				return exitFailed
-			case <-deadline.C:
-				return c.fail(exitTimeout, "no result for job %s within %s (it stays queued)", req.JobID, *timeout)
-			case <-ctx.Done():
-				return c.fail(exitTimeout, "interrupted; job %s stays queued", req.JobID)
-			}
-		}
-	}
-	body, _ := json.Marshal(req)
-	ack, err := js.Publish(ctx, subs.Of(subjects.DBVacuumJobs), body, jetstream.WithMsgID(req.JobID))
-	if err != nil {
-		return c.fail(exitFailed, "queue job: %v", err)
-	}
-	out, _ := json.Marshal(messages.JobAccepted{JobID: req.JobID, Stream: ack.Stream, Sequence: ack.Sequence})
-	fmt.Fprintln(c.stdout, string(out))
-	return exitOK
-}
-
-// progressWriter draws progress on a terminal as one line redrawn in place,
-// and elsewhere (a log, a pipe) as a line per phase.
-type progressWriter struct {
-	w         io.Writer
-	tty       bool
-	lastPhase string
-	drawn     bool
-}
-
-func newProgressWriter(w io.Writer) *progressWriter {
-	f, ok := w.(*os.File)
-	tty := false
-	if ok {
-		if st, err := f.Stat(); err == nil {
-			tty = st.Mode()&os.ModeCharDevice != 0
-		}
-	}
-	return &progressWriter{w: w, tty: tty}
-}
-
-func (p *progressWriter) show(ev messages.VacuumProgress) {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K"+progressBar(ev))
-		p.drawn = true
-		return
-	}
-	if ev.Phase != p.lastPhase {
-		fmt.Fprintln(p.w, progressBar(ev))
-		p.lastPhase = ev.Phase
-	}
-}
-
-func (p *progressWriter) clear() {
-	if p.tty && p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
-}
-
-// progressBar renders one progress event as a line.
-func progressBar(p messages.VacuumProgress) string {
-	const width = 30
-	frac := 0.0
-	if p.HeapBlksTotal > 0 {
-		frac = float64(p.HeapBlksScanned) / float64(p.HeapBlksTotal)
-	}
-	if p.Done {
-		frac = 1
-	}
-	filled := int(frac * width)
-	return fmt.Sprintf("[%s%s] %3.0f%%  %s  %d/%d blocks", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), frac*100, p.Phase, p.HeapBlksScanned, p.HeapBlksTotal)
-}
-
 // stats asks a worker for table statistics and prints them.
-func (c *cli) stats(ctx context.Context, args []string) int {
-	fs := c.flags("stats")
-	table := fs.String("table", "", "table (name or schema.name); every table of the workers' schemas when empty")
-	schema := fs.String("schema", "", "schema")
-	asJSON := fs.Bool("json", false, "print the answer as JSON")
-	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	if fs.Parse(args) != nil {
-		return exitUsage
-	}
+func (c *cli) stats(ctx context.Context, cmd *statsCmd) int {
 	nc, _, err := c.connect(zerolog.Nop())
 	if err != nil {
 		return c.fail(exitFailed, "%v", err)
 	}
 	defer nc.Close()
-	body, _ := json.Marshal(messages.StatsRequest{Table: *table, Schema: *schema})
-	rctx, cancel := context.WithTimeout(ctx, *timeout)
+	body, _ := json.Marshal(messages.StatsRequest{Table: cmd.Table, Schema: cmd.Schema})
+	rctx, cancel := context.WithTimeout(ctx, cmd.Timeout)
 	defer cancel()
 	msg, err := nc.RequestWithContext(rctx, c.cfg.Subjects().Of(subjects.DBStats), body)
 	if err != nil {
@@ -289,7 +97,7 @@ func (c *cli) stats(ctx context.Context, args []string) int {
 	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
 		return c.fail(exitFailed, "db.stats: %s", strings.TrimSpace(string(msg.Data)))
 	}
-	if *asJSON {
+	if cmd.JSON {
 		fmt.Fprintln(c.stdout, string(msg.Data))
 		return exitOK
 	}
@@ -316,19 +124,11 @@ func when(t *time.Time) string {
 }
 
 // history prints the last stored results of vacuum or stats runs.
-func (c *cli) history(ctx context.Context, args []string) int {
-	if len(args) == 0 || (args[0] != "vacuum" && args[0] != "stats") {
-		return c.fail(exitUsage, "history needs vacuum or stats")
+func (c *cli) history(ctx context.Context, cmd *historyCmd) int {
+	if cmd.Last < 1 {
+		return c.fail(exitUsage, "--last must be at least 1, got %d", cmd.Last)
 	}
-	kind := args[0]
-	fs := c.flags("history " + kind)
-	table := fs.String("table", "", "only this table (name or schema.name)")
-	schema := fs.String("schema", "", "schema of --table")
-	last := fs.Int("last", 10, "how many results")
-	asJSON := fs.Bool("json", false, "print JSON lines")
-	if fs.Parse(args[1:]) != nil || *last < 1 {
-		return exitUsage
-	}
+	kind := cmd.Kind
 	nc, js, err := c.connect(zerolog.Nop())
 	if err != nil {
 		return c.fail(exitFailed, "%v", err)
@@ -339,8 +139,8 @@ func (c *cli) history(ctx context.Context, args []string) int {
 		stream = maintenance.StreamName(c.cfg.Subjects(), maintenance.StreamStats)
 	}
 	filter := c.cfg.Subjects().Of("db." + kind + ".results.>")
-	if *table != "" {
-		s, t := *schema, *table
+	if cmd.Table != "" {
+		s, t := cmd.Schema, cmd.Table
 		if s == "" {
 			if i := strings.IndexByte(t, '.'); i >= 0 {
 				s, t = t[:i], t[i+1:]
@@ -354,11 +154,11 @@ func (c *cli) history(ctx context.Context, args []string) int {
 			filter = c.cfg.Subjects().StatsResults(s, t)
 		}
 	}
-	records, err := lastMessages(ctx, js, stream, filter, *last)
+	records, err := lastMessages(ctx, js, stream, filter, cmd.Last)
 	if err != nil {
 		return c.fail(exitFailed, "read %s: %v", stream, err)
 	}
-	if *asJSON {
+	if cmd.JSON {
 		for _, r := range records {
 			fmt.Fprintln(c.stdout, string(r))
 		}
@@ -380,7 +180,10 @@ func (c *cli) history(ctx context.Context, args []string) int {
 				after = fmt.Sprint(r.After.DeadRows)
 			}
 			target := subjects.DatabaseToken
-			if r.Table != "" {
+			switch {
+			case r.Table != "" && r.Schema == "": // a job naming a bare table that was not found
+				target = r.Table
+			case r.Table != "":
 				target = r.Schema + "." + r.Table
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%dms\t%s\t%s\t%s\t%s\n", r.FinishedAt.Format(time.RFC3339), target, r.Status, r.DurationMS, before, after, r.WorkerID, r.JobID)

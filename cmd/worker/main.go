@@ -51,7 +51,7 @@ func main() {
 	ready := fs.Bool("ready", false, "check /readyz on HTTP_ADDR and exit 0 when ready (a container health check)")
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage: worker [-embedded] [-version]\n\nServes db.execute, db.health and the other dbworker endpoints on NATS.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: worker [-embedded] [-ready] [-version]\n\nServes db.execute, db.health and the other dbworker endpoints on NATS.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(out, "\nEnvironment:\n")
 		_ = config.Usage(out)

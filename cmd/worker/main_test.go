@@ -48,6 +48,41 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	for _, v := range []string{"POSTGRES_URL", "POSTGRES_POOL_SIZE", "NATS_URL", "DB_EXECUTE_MODE", "-embedded"} {
 		require.Contains(t, string(out), v)
 	}
+	require.Contains(t, string(out), "Usage: worker [-embedded] [-ready] [-version]")
+	require.Contains(t, string(out), "-ready\n")
+}
+
+// TestBadValuesNameWhatIsAccepted: a value of the wrong type stops start-up
+// with one line naming the variable and what it takes.
+func TestBadValuesNameWhatIsAccepted(t *testing.T) {
+	for _, c := range [][2]string{
+		{"POSTGRES_POOL_SIZE=ten", `worker: invalid configuration: POSTGRES_POOL_SIZE: must be a whole number, such as 10, got "ten"`},
+		{"NATS_EMBEDDED=yes", `worker: invalid configuration: NATS_EMBEDDED: must be true or false, got "yes"`},
+		{"NATS_URL=htp://x", `worker: invalid configuration: NATS_URL: scheme must be nats://, tls://, ws:// or wss://, got "htp://"`},
+	} {
+		cmd := exec.Command(workerBin)
+		cmd.Env = append(os.Environ(), c[0])
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, c[0])
+		require.Equal(t, 2, ee.ExitCode(), c[0])
+		require.Equal(t, c[1], strings.TrimSpace(string(out)))
+	}
+}
+
+// TestMisspeltVariableWarns: a variable close to one of ours is named in a
+// warning at start, with the right name.
+func TestMisspeltVariableWarns(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(workerBin)
+	// Nothing listens on NATS_URL: the worker warns, then fails to connect.
+	cmd.Env = append(os.Environ(), "DEPLOYMNT_MODE=distributed", "NATS_URL=nats://"+closed, "LOG_FORMAT=json")
+	out, _ := cmd.CombinedOutput()
+	require.Contains(t, string(out), `"variable":"DEPLOYMNT_MODE","did_you_mean":"DEPLOYMENT_MODE"`)
+	require.Contains(t, string(out), "DEPLOYMNT_MODE is not a dbworker variable and is ignored; did you mean DEPLOYMENT_MODE?")
 }
 
 func TestInvalidConfigStopsWithOneLine(t *testing.T) {

@@ -59,6 +59,9 @@ func NewMain(cfg *config.Config) *Main {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	m.Log.Info().Object("config", cfg).Str("version", worker.Version).Msg("starting")
+	for _, s := range config.Misspelt(cfg, os.Environ()) {
+		m.Log.Warn().Str("variable", s.Variable).Str("did_you_mean", s.DidYouMean).Msg(s.String())
+	}
 	subs := cfg.Subjects()
 	var err error
 	if cfg.NATSEmbedded {

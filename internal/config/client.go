@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,12 @@ func (c *Client) validate(bad func(name, format string, args ...any)) {
 	if c.NATSURL == "" {
 		bad("NATS_URL", "must not be empty")
 	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if err := checkNATSURL(strings.TrimSpace(u)); err != nil {
+			bad("NATS_URL", "%v", err)
+			break
+		}
+	}
 	if _, err := subjects.New(c.SubjectPrefix); err != nil {
 		bad("SUBJECT_PREFIX", "%v", err)
 	}
@@ -46,6 +53,30 @@ func (c *Client) validate(bad func(name, format string, args ...any)) {
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
 	}
+}
+
+// checkNATSURL checks one server URL of NATS_URL as nats.go will read it:
+// host:port, or a URL with scheme nats, tls, ws or wss and a host.
+func checkNATSURL(s string) error {
+	if s == "" {
+		return nil // "a,,b": nats.go skips empty entries
+	}
+	if !strings.Contains(s, "://") {
+		s = "nats://" + s // nats.go's default scheme
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("must be URLs such as nats://host:4222, got an unparsable one (%v)", redactURLError(err))
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("scheme must be nats://, tls://, ws:// or wss://, got %q", u.Scheme+"://")
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("must name a host, such as nats://127.0.0.1:4222, got %q", RedactURL(s))
+	}
+	return nil
 }
 
 // Subjects returns the subject names under SUBJECT_PREFIX (validated).

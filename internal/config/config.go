@@ -123,11 +123,17 @@ func (s *Seconds) Decode(v string) error {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return fmt.Errorf("%q is neither seconds nor a duration such as 30s", v)
+		return errNotSeconds{}
 	}
 	*s = Seconds(d)
 	return nil
 }
+
+// errNotSeconds is the error of a value that is not a Seconds.
+type errNotSeconds struct{}
+
+func (errNotSeconds) Error() string   { return "neither seconds nor a duration" }
+func (errNotSeconds) Accepts() string { return "seconds (30) or a duration (30s, 5m)" }
 
 // D returns the duration.
 func (s Seconds) D() time.Duration { return time.Duration(s) }
@@ -144,18 +150,6 @@ func Load() (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
-}
-
-// process reads the environment into v, reporting a bad value as one line.
-func process(v any) error {
-	if err := envconfig.Process("", v); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			return fmt.Errorf("%s=%q: %v", pe.KeyName, pe.Value, pe.Err)
-		}
-		return err
-	}
-	return nil
 }
 
 func (c *Config) withDefaults() {

@@ -88,6 +88,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"NATS_INBOX_PREFIX":             {"_INBOX.>", "NATS_INBOX_PREFIX"},
 		"WORKER_TRUSTED_REPLY_PREFIXES": {"_INBOX.,db.vacuum.", "WORKER_TRUSTED_REPLY_PREFIXES"},
 		"POSTGRES_MAX_MESSAGE_BYTES":    {"1000", "POSTGRES_MAX_MESSAGE_BYTES"},
+		"NATS_URL":                      {"htp://x", "NATS_URL: scheme must be nats://, tls://, ws:// or wss://"},
+		"NATS_EMBEDDED":                 {"yes", `NATS_EMBEDDED: must be true or false, got "yes"`},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {
@@ -176,4 +178,49 @@ func TestInboxPrefixes(t *testing.T) {
 	p, err := LoadPublisher()
 	require.NoError(t, err)
 	require.Equal(t, "_INBOX_worker", p.NATSInboxPrefix, "the publisher reads it too")
+}
+
+// TestWrongTypeNamesWhatIsAccepted: a value of the wrong type is one line
+// with the variable and what it takes, not strconv's text.
+func TestWrongTypeNamesWhatIsAccepted(t *testing.T) {
+	for key, c := range map[string][2]string{
+		"POSTGRES_POOL_SIZE":    {"ten", `POSTGRES_POOL_SIZE: must be a whole number, such as 10, got "ten"`},
+		"NATS_EMBEDDED":         {"yes", `NATS_EMBEDDED: must be true or false, got "yes"`},
+		"POSTGRES_POOL_TIMEOUT": {"soon", `POSTGRES_POOL_TIMEOUT: must be seconds (30) or a duration (30s, 5m), got "soon"`},
+		"NATS_URL":              {"nats://ok:4222,htp://x", `NATS_URL: scheme must be nats://, tls://, ws:// or wss://, got "htp://"`},
+	} {
+		t.Run(key, func(t *testing.T) {
+			cleanEnv(t)
+			t.Setenv(key, c[0])
+			_, err := Load()
+			require.EqualError(t, err, c[1])
+			require.NotContains(t, err.Error(), "strconv")
+			if key == "NATS_URL" {
+				_, err = LoadPublisher()
+				require.EqualError(t, err, c[1], "the publisher checks it too")
+			}
+		})
+	}
+	for _, good := range []string{"nats://a:4222,nats://b:4222", "tls://a:4222", "127.0.0.1:4222", "ws://a:8080"} {
+		cleanEnv(t)
+		t.Setenv("NATS_URL", good)
+		_, err := Load()
+		require.NoError(t, err, good)
+	}
+}
+
+// TestMisspeltVariables: a variable close to one of ours is reported with
+// the right name; unrelated variables are left alone.
+func TestMisspeltVariables(t *testing.T) {
+	env := []string{"DEPLOYMNT_MODE=distributed", "nats_url=nats://x", "POSTGRES_POOL_SIZ=5", "REDIS_URI=redis://x",
+		"DEPLOYMENT_MODE=single_node", "PATH=/bin", "HOME=/root", "POSTGRES_DB=app", "HOSTNAME=h", "NATS_ORDERS_PASSWORD=x", "SCHEDULES_FILES=x"}
+	got := Misspelt(&Config{}, env)
+	require.Equal(t, []Suggestion{
+		{"DEPLOYMNT_MODE", "DEPLOYMENT_MODE"},
+		{"POSTGRES_POOL_SIZ", "POSTGRES_POOL_SIZE"},
+		{"REDIS_URI", "REDIS_URL"},
+		{"nats_url", "NATS_URL"},
+	}, got)
+	require.Equal(t, "DEPLOYMNT_MODE is not a dbworker variable and is ignored; did you mean DEPLOYMENT_MODE?", got[0].String())
+	require.Contains(t, Misspelt(&Publisher{}, env), Suggestion{"SCHEDULES_FILES", "SCHEDULES_FILE"})
 }

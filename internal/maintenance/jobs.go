@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -56,7 +57,7 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 	case strings.HasSuffix(msg.Subject(), subjects.DBVacuumJobs):
 		var req messages.VacuumRequest
 		if err := decodeJob(msg.Data(), &req); err != nil {
-			s.terminate(ctx, msg, meta, err)
+			s.terminate(ctx, msg, meta, target{}, err)
 			return
 		}
 		if req.JobID == "" {
@@ -75,7 +76,7 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 		case err != nil && res == nil:
 			var me *messages.Error
 			if errors.As(err, &me) && me.Status < 500 {
-				s.terminate(ctx, msg, meta, err) // bad table, FULL refused: retrying cannot help
+				s.terminate(ctx, msg, meta, requested(req.Schema, req.Table), err) // bad table, FULL refused: retrying cannot help
 				return
 			}
 			log.Warn().Err(err).Msg("vacuum job failed before it ran; will be redelivered")
@@ -94,7 +95,7 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 	case strings.HasSuffix(msg.Subject(), subjects.DBStatsJobs):
 		var req messages.StatsRequest
 		if err := decodeJob(msg.Data(), &req); err != nil {
-			s.terminate(ctx, msg, meta, err)
+			s.terminate(ctx, msg, meta, target{}, err)
 			return
 		}
 		if req.JobID == "" {
@@ -103,12 +104,12 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 		_, err := s.Stats(ctx, &req)
 		var me *messages.Error
 		if errors.As(err, &me) && me.Status < 500 {
-			s.terminate(ctx, msg, meta, err)
+			s.terminate(ctx, msg, meta, requested(req.Schema, req.Table), err)
 			return
 		}
 		s.settle(ctx, msg, err)
 	default:
-		s.terminate(ctx, msg, meta, messages.BadRequest("subject", "unknown job subject %s", msg.Subject()))
+		s.terminate(ctx, msg, meta, target{}, messages.BadRequest("subject", "unknown job subject %s", msg.Subject()))
 	}
 }
 
@@ -166,16 +167,34 @@ func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *
 	return s.storeVacuum(context.WithoutCancel(ctx), res)
 }
 
-// terminate records a failed result for a job that can never succeed and
-// stops its redelivery.
-func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+// requested is the target a job names, as it names it, for filing the
+// result of a job that never ran (the table may not exist): schema "" when
+// the job gave a bare name. No table is the whole database.
+func requested(schema, table string) target {
+	if table == "" {
+		return target{}
+	}
+	if schema == "" {
+		if s, t, err := pgexec.SplitTableRef(table); err == nil {
+			schema, table = s, t
+		}
+	}
+	return target{schema: schema, table: table}
+}
+
+// terminate records a failed result for a job that can never succeed, under
+// the target it names (t; the whole database when it names none or its body
+// cannot be read), and stops its redelivery.
+func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, t target, cause error) {
 	me := messages.Errorf(messages.CodeBadRequest, "%v", cause)
 	_ = errors.As(cause, &me)
 	now := time.Now().UTC()
 	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: jobID(msg, meta), WorkerID: s.cfg.WorkerID, Status: messages.StatusFailed,
-		StartedAt: now, FinishedAt: now, Error: me}
+		Schema: t.schema, Table: t.table, StartedAt: now, FinishedAt: now, Error: me}
+	kind := "vacuum"
 	var err error
 	if strings.HasSuffix(msg.Subject(), subjects.DBStatsJobs) {
+		kind = "stats"
 		err = s.storeInvalidStats(ctx, res)
 	} else {
 		err = s.storeVacuum(ctx, res)
@@ -185,17 +204,18 @@ func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	s.cfg.Metrics.MaintenanceRun("job", messages.StatusFailed)
+	s.cfg.Metrics.MaintenanceRun(kind, messages.StatusFailed)
 	s.log.Warn().Str("job_id", res.JobID).Str("error", me.Message).Msg("job terminated")
 	_ = msg.TermWithReason(me.Message)
 }
 
-// storeInvalidStats records a failed stats job in DB_STATS, database-wide.
+// storeInvalidStats records a failed stats job in DB_STATS, under the table
+// it names (database-wide when it names none).
 func (s *Service) storeInvalidStats(ctx context.Context, res *messages.VacuumResult) error {
 	body, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	_, err = s.js.Publish(ctx, s.cfg.Subjects.StatsResults("", ""), body, jetstream.WithMsgID(res.RunID))
+	_, err = s.js.Publish(ctx, s.cfg.Subjects.StatsResults(res.Schema, res.Table), body, jetstream.WithMsgID(res.RunID))
 	return err
 }

@@ -264,13 +264,29 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"}`))
 	require.NoError(t, err)
+	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"nowhere.missing_table"}`))
+	require.NoError(t, err)
+	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"table":"missing_stats"}`))
+	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 2
+		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 3 &&
+			len(e.results(t, maintenance.StreamStats, "db.stats.results.>")) == 1
 	}, 10*time.Second, 50*time.Millisecond)
 	for _, r := range e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>") {
 		require.Equal(t, messages.StatusFailed, r.Status)
 		require.NotNil(t, r.Error)
 	}
+	// Each failed result is filed under the target its job named (what
+	// `publisher history vacuum --table T` reads); only the unreadable body
+	// is database-wide.
+	require.Len(t, e.results(t, maintenance.StreamVacuum, "db.vacuum.results._database"), 1)
+	bare := e.results(t, maintenance.StreamVacuum, "db.vacuum.results.*.missing_table")
+	require.Len(t, bare, 2)
+	named := e.results(t, maintenance.StreamVacuum, "db.vacuum.results.nowhere.missing_table")
+	require.Len(t, named, 1)
+	require.Equal(t, messages.CodeNotFound, named[0].Error.Code)
+	require.Equal(t, "nowhere", named[0].Schema)
+	require.Len(t, e.results(t, maintenance.StreamStats, "db.stats.results.*.missing_stats"), 1)
 	info, err := e.js.Stream(ctx, maintenance.StreamJobs)
 	require.NoError(t, err)
 	require.Zero(t, info.CachedInfo().State.Msgs, "terminated jobs leave the work queue")

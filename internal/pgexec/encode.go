@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/x448/float16"
 )
 
 var errShortValue = errors.New("malformed binary value")
@@ -348,31 +350,9 @@ func appendHalfvec(b []byte, v []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendFloat(b, float64(halfToFloat32(binary.BigEndian.Uint16(v[4+2*i:]))), 32)
+		b = appendFloat(b, float64(float16.Frombits(binary.BigEndian.Uint16(v[4+2*i:])).Float32()), 32)
 	}
 	return append(b, ']'), nil
-}
-
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && frac == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal
-		e := uint32(127 - 15 + 1)
-		for frac&0x400 == 0 {
-			frac <<= 1
-			e--
-		}
-		frac &= 0x3ff
-		return math.Float32frombits(sign | e<<23 | frac<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	default:
-		return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
-	}
 }
 
 // appendSparsevec decodes pgvector's binary sparsevec: int32 dim, int32 nnz,

@@ -56,11 +56,15 @@ func TestParseTextArray(t *testing.T) {
 	}
 }
 
-func TestHalfToFloat32(t *testing.T) {
-	for bits, want := range map[uint16]float32{0x3c00: 1, 0xc000: -2, 0x3e00: 1.5, 0x0001: 5.9604645e-08, 0x7bff: 65504} {
-		require.Equal(t, want, halfToFloat32(bits))
-	}
-	require.True(t, math.IsInf(float64(halfToFloat32(0x7c00)), 1))
+// TestHalfvec decodes pgvector's binary halfvec through x448/float16: normal,
+// subnormal, largest and infinite halves.
+func TestHalfvec(t *testing.T) {
+	halves := []byte{0x3c, 0x00, 0xc0, 0x00, 0x3e, 0x00, 0x00, 0x01, 0x7b, 0xff, 0x7c, 0x00}
+	got, err := appendHalfvec(nil, append([]byte{0, 6, 0, 0}, halves...))
+	require.NoError(t, err)
+	require.Equal(t, `[1,-2,1.5,5.9604645e-8,65504,"Infinity"]`, string(got))
+	_, err = appendHalfvec(nil, append([]byte{0, 7, 0, 0}, halves...))
+	require.ErrorIs(t, err, errShortValue)
 }
 
 func BenchmarkBind(b *testing.B) {

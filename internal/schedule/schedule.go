@@ -9,15 +9,15 @@ package schedule
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"time"
 
+	"github.com/goccy/go-yaml"
+	yamlparser "github.com/goccy/go-yaml/parser"
 	"github.com/robfig/cron/v3"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -52,8 +52,6 @@ type File struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // Load reads and checks a schedules file.
 func Load(path string) ([]*Schedule, error) {
 	f, err := os.Open(path)
@@ -65,30 +63,37 @@ func Load(path string) ([]*Schedule, error) {
 }
 
 // Parse reads and checks schedules: names unique and well formed, cron
-// expressions valid, bodies valid requests of their kind.
+// expressions valid and able to fire, bodies valid requests of their kind.
+// Errors name the schedule and its line.
 func Parse(r io.Reader) ([]*Schedule, error) {
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read schedules: %w", err)
+	}
 	var f File
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	if err := yaml.UnmarshalWithOptions(src, &f, yaml.DisallowUnknownField()); err != nil {
 		return nil, fmt.Errorf("parse schedules: %w", err)
 	}
+	lines := scheduleLines(src, len(f.Schedules))
+	now := time.Now()
 	seen := map[string]bool{}
 	for i, s := range f.Schedules {
-		if !nameRE.MatchString(s.Name) {
-			return nil, fmt.Errorf("schedule %d: name %q must match [A-Za-z0-9_-]+", i, s.Name)
+		if s == nil {
+			return nil, fmt.Errorf("schedule %d (line %d) is empty", i+1, lines[i])
 		}
+		if !nameRE.MatchString(s.Name) {
+			return nil, fmt.Errorf("schedule %d (line %d): name %q must match [A-Za-z0-9_-]+", i+1, lines[i], s.Name)
+		}
+		where := fmt.Sprintf("schedule %q (line %d)", s.Name, lines[i])
 		if seen[s.Name] {
-			return nil, fmt.Errorf("schedule %q appears twice", s.Name)
+			return nil, fmt.Errorf("%s appears twice", where)
 		}
 		seen[s.Name] = true
-		spec, err := parser.Parse(s.Cron)
-		if err != nil {
-			return nil, fmt.Errorf("schedule %q: cron %q: %w", s.Name, s.Cron, err)
+		if s.spec, err = parseSpec(s.Cron, now); err != nil {
+			return nil, fmt.Errorf("%s: cron %q: %w", where, s.Cron, err)
 		}
-		s.spec = spec
 		if s.body, err = json.Marshal(orEmpty(s.Body)); err != nil {
-			return nil, fmt.Errorf("schedule %q: body: %w", s.Name, err)
+			return nil, fmt.Errorf("%s: body: %w", where, err)
 		}
 		var target any
 		switch s.Job {
@@ -97,18 +102,38 @@ func Parse(r io.Reader) ([]*Schedule, error) {
 		case KindVacuum:
 			target = &messages.VacuumRequest{}
 		default:
-			return nil, fmt.Errorf("schedule %q: job must be stats or vacuum, got %q", s.Name, s.Job)
+			return nil, fmt.Errorf("%s: job must be stats or vacuum, got %q", where, s.Job)
 		}
 		dec := json.NewDecoder(bytes.NewReader(s.body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(target); err != nil {
-			return nil, fmt.Errorf("schedule %q: body is not a %s request: %w", s.Name, s.Job, err)
+			return nil, fmt.Errorf("%s: body is not a %s request: %w", where, s.Job, err)
 		}
 		if v, ok := target.(*messages.VacuumRequest); ok && v.Async {
-			return nil, fmt.Errorf("schedule %q: async has no meaning in a job", s.Name)
+			return nil, fmt.Errorf("%s: async has no meaning in a job", where)
 		}
 	}
 	return f.Schedules, nil
+}
+
+// scheduleLines returns the line of each of the n schedules in src, 0 when
+// unknown.
+func scheduleLines(src []byte, n int) []int {
+	lines := make([]int, n)
+	file, err := yamlparser.ParseBytes(src, 0)
+	if err != nil {
+		return lines
+	}
+	for i := range lines {
+		p, err := yaml.PathString(fmt.Sprintf("$.schedules[%d]", i))
+		if err != nil {
+			continue
+		}
+		if node, err := p.FilterFile(file); err == nil && node != nil && node.GetToken() != nil {
+			lines[i] = node.GetToken().Position.Line
+		}
+	}
+	return lines
 }
 
 func orEmpty(m map[string]any) map[string]any {

@@ -57,6 +57,38 @@ schedules:
 	}
 }
 
+// TestRefusedAtLoad: what cron would accept but could never mean what it
+// says is refused with the schedule's name and line, and YAML errors carry
+// the line of the mistake.
+func TestRefusedAtLoad(t *testing.T) {
+	entry := func(cron string) string {
+		return "schedules:\n  - name: ok\n    cron: '* * * * *'\n    job: stats\n  - name: bad\n    cron: '" + cron + "'\n    job: stats\n"
+	}
+	for _, c := range []struct{ in, want string }{
+		{entry("0 0 30 2 *"), `schedule "bad" (line 5): cron "0 0 30 2 *": never fires`},
+		{entry("0 0 31 4 *"), `schedule "bad" (line 5): cron "0 0 31 4 *": never fires`},
+		{entry("*/61 * * * *"), `schedule "bad" (line 5): cron "*/61 * * * *": step 61 of the minute field is out of range: 1 to 59`},
+		{entry("0 */24 * * *"), "step 24 of the hour field"},
+		{entry("*/90 * * * * *"), "step 90 of the second field"},
+		{entry("0 0 1 */13 *"), "step 13 of the month field"},
+		{entry("CRON_TZ=UTC 0 0 30 2 *"), "never fires"},
+		{entry("@every 0s"), `schedule "bad" (line 5): cron "@every 0s": @every needs a whole number of seconds, at least 1s`},
+		{entry("@every 1500ms"), "@every needs a whole number of seconds"},
+		{entry("@every -5m"), "@every needs"},
+		{"schedules:\n  - name: a\n    cron: '* * * * *'\n    job: stats\n  body: {}\n", "[5:3]"},
+		{"# schedules\nschedules:\n  - name: a\n    cron: '* * * * *'\n    job: [stats\n", "[5:10]"},
+		{"schedules:\n  - name: a\n    cronn: '* * * * *'\n", `[3:5] unknown field "cronn"`},
+		{"schedules:\n  - name: a\n    cron: '* * * * *'\n    job: stats\n  - name: a\n    cron: '* * * * *'\n    job: stats\n", `schedule "a" (line 5) appears twice`},
+	} {
+		_, err := schedule.Parse(strings.NewReader(c.in))
+		require.ErrorContains(t, err, c.want, c.in)
+	}
+	for _, good := range []string{"*/59 * * * *", "0 */23 * * *", "0 0 29 2 *", "@every 1m30s", "@daily", "CRON_TZ=UTC 0 3 * * *", "0 0 1-31/30 * *"} {
+		_, err := schedule.Parse(strings.NewReader(entry(good)))
+		require.NoError(t, err, good)
+	}
+}
+
 func TestShippedSchedulesFile(t *testing.T) {
 	s, err := schedule.Load("../../schedules.yaml")
 	require.NoError(t, err)

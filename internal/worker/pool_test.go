@@ -92,6 +92,8 @@ func TestMicroDiscovery(t *testing.T) {
 	var info micro.Info
 	require.NoError(t, json.Unmarshal(msg.Data, &info))
 	require.Equal(t, "dbworker", info.Name)
+	require.Equal(t, "prod.", info.Metadata["subject_prefix"], "the prefix tells environments apart")
+	require.Equal(t, "w1", info.Metadata["worker_id"])
 	subs := map[string]string{}
 	for _, ep := range info.Endpoints {
 		subs[ep.Subject] = ep.QueueGroup

@@ -232,7 +232,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		Version:     microVersion(Version),
 		Description: "PostgreSQL, pgvector and shared state over NATS",
 		QueueGroup:  w.cfg.QueueGroup,
-		Metadata:    map[string]string{"worker_id": w.cfg.ID},
+		// The prefix tells apart environments that share a service name
+		// (nats micro info dbworker <id>); "" is no prefix.
+		Metadata: map[string]string{"worker_id": w.cfg.ID, "subject_prefix": w.cfg.Subjects.Prefix()},
 		StatsHandler: func(ep *micro.Endpoint) any {
 			return w.stats.of(ep.Name)
 		},
