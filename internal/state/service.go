@@ -352,13 +352,8 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		return res, nil
 	case messages.OpMGet:
-		if len(req.Hashes) == 0 || len(req.Hashes) > MaxBatchItems {
-			return nil, messages.BadRequest("hashes", "hashes must list 1 to %d hashes", MaxBatchItems)
-		}
-		for _, h := range req.Hashes {
-			if err := checkKey("hashes", h); err != nil {
-				return nil, err
-			}
+		if err := checkHashes(req.Hashes); err != nil {
+			return nil, err
 		}
 		vals, err := s.b.GetBlobs(ctx, req.Hashes)
 		if err != nil {

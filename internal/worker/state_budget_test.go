@@ -1,8 +1,13 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"strconv"
 	"testing"
 	"time"
 
@@ -79,4 +84,97 @@ func TestLockWaitersDoNotFillStateLane(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEmbeddingMGetMemory: an mget of 1000 cached vectors of 16,000
+// dimensions, whose answer could never fit, is TOO_LARGE at once and the
+// worker's peak RSS hardly moves (red-team finding 4: 45 MB → 266 MB for one
+// request, 4 s). An mget that fits still answers the vectors exactly. Not
+// parallel: it reads the process's peak RSS.
+func TestEmbeddingMGetMemory(t *testing.T) {
+	b := setup(t, func(o *options) { o.state = redisState })
+	const n, dims = 1000, state.MaxVectorDims
+	hashes := make([]string, n)
+	vec := make([]float64, dims)
+	for i := range vec {
+		vec[i] = float64(i%997) / 7 // about 9 characters of JSON a dimension
+	}
+	packed, err := state.PackVector(vec)
+	require.NoError(t, err)
+	for i := range hashes {
+		hashes[i] = fmt.Sprintf("big-%04d", i)
+	}
+	ctx := context.Background()
+	for i := 0; i < n; i += 100 {
+		blobs := make([]state.Blob, 100)
+		for j := range blobs {
+			blobs[j] = state.Blob{Key: hashes[i+j], Value: packed}
+		}
+		require.NoError(t, b.state.SetBlobs(ctx, blobs, time.Minute))
+	}
+	all, err := json.Marshal(messages.EmbeddingRequest{Op: messages.OpMGet, Hashes: hashes})
+	require.NoError(t, err)
+
+	resetPeakRSS(t)
+	base := currentRSS(t)
+	a, took := b.timed(subjects.CacheEmbedding, string(all))
+	peak := peakRSS(t)
+	t.Logf("mget of %d × %d dimensions: %s in %s, peak RSS %d MB (%+d MB)", n, dims, a.status, took, peak>>20, (peak-base)>>20)
+	require.Equal(t, "413", a.status, "%.300s", a.body)
+	require.Equal(t, "TOO_LARGE", a.errorOf(t)["code"])
+	require.Less(t, took, time.Second)
+	require.Less(t, peak-base, int64(40<<20), "the refused mget grew the peak RSS")
+	require.Less(t, peak, int64(300<<20), "peak RSS")
+
+	// 20 of them fit the 8 MB payload: each comes back exactly.
+	some, err := json.Marshal(messages.EmbeddingRequest{Op: messages.OpMGet, Hashes: append(hashes[:20:20], "missing")})
+	require.NoError(t, err)
+	a = b.request(subjects.CacheEmbedding, some)
+	require.Empty(t, a.status, "%.300s", a.body)
+	var res messages.EmbeddingMGetResult
+	require.NoError(t, json.Unmarshal(a.body, &res))
+	require.Equal(t, 20, res.Hits)
+	require.Len(t, res.Vectors, 21)
+	require.Nil(t, res.Vectors[20])
+	want := make([]float32, dims)
+	for i, x := range vec {
+		want[i] = float32(x)
+	}
+	require.Equal(t, want, res.Vectors[7])
+}
+
+// currentRSS reads the process's resident set size in bytes.
+func currentRSS(t *testing.T) int64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	m := vmRSS.FindSubmatch(status)
+	require.NotNil(t, m, "no VmRSS in /proc/self/status")
+	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
+	require.NoError(t, err)
+	return kb << 10
+}
+
+var vmRSS = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
+
+// resetPeakRSS returns freed memory to the OS and resets the process's peak
+// RSS (VmHWM) to its current RSS (Linux: /proc/self/clear_refs, "5").
+func resetPeakRSS(t *testing.T) {
+	t.Helper()
+	debug.FreeOSMemory()
+	require.NoError(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0), "reset the peak RSS")
+}
+
+var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
+
+// peakRSS reads the process's peak RSS in bytes.
+func peakRSS(t *testing.T) int64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	m := vmHWM.FindSubmatch(status)
+	require.NotNil(t, m, "no VmHWM in /proc/self/status")
+	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
+	require.NoError(t, err)
+	return kb << 10
 }

@@ -394,6 +394,20 @@ func (b *Backend) GetBlobs(_ context.Context, keys []string) ([][]byte, error) {
 	return out, nil
 }
 
+// BlobSizes implements state.Backend.
+func (b *Backend) BlobSizes(_ context.Context, keys []string) ([]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		if e := b.get(b.blobs, k, now); e != nil {
+			out[i] = int64(len(e.value))
+		}
+	}
+	return out, nil
+}
+
 // SetBlobs implements state.Backend.
 func (b *Backend) SetBlobs(_ context.Context, blobs []state.Blob, ttl time.Duration) error {
 	b.mu.Lock()
