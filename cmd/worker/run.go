@@ -119,7 +119,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")
 	embeddingTTL := cfg.EmbeddingTTL.D()
-	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), EmbeddingTTL: &embeddingTTL})
+	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), MaxWaiters: cfg.LockMaxWaiters, EmbeddingTTL: &embeddingTTL})
 	var named map[string]pgexec.NamedQuery
 	if cfg.NamedQueriesFile != "" {
 		if named, err = pgexec.LoadNamedQueries(cfg.NamedQueriesFile); err != nil {

@@ -83,6 +83,7 @@ type Config struct {
 	StateKeyPrefix string  `envconfig:"STATE_KEY_PREFIX" default:"dbw:" desc:"prefix of every Redis key"`
 	LockTTL        Seconds `envconfig:"STATE_LOCK_TTL" default:"30s" desc:"lock TTL when an acquire names none"`
 	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" default:"30s" desc:"cap on an acquire's wait_ms"`
+	LockMaxWaiters int     `envconfig:"STATE_LOCK_MAX_WAITERS" default:"16" desc:"acquires that may wait (wait_ms) at once; past it an acquire answers at once with wait_refused"`
 	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" default:"24h" desc:"embedding TTL when a set names none; 0 keeps them"`
 
 	VectorDimension int    `envconfig:"PGVECTOR_DIMENSION" default:"384" desc:"dimension of a new db.vector collection when none is given"`
@@ -242,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LockMaxWait.D() < 0 {
 		bad("STATE_LOCK_MAX_WAIT", "must not be negative, got %s", c.LockMaxWait.D())
+	}
+	if c.LockMaxWaiters < 1 || c.LockMaxWaiters >= c.StateConcurrent {
+		bad("STATE_LOCK_MAX_WAITERS", "must be positive and below WORKER_STATE_CONCURRENT (%d): waiting acquires hold state lane slots, got %d", c.StateConcurrent, c.LockMaxWaiters)
 	}
 	if c.EmbeddingTTL.D() < 0 {
 		bad("CACHE_EMBEDDING_TTL", "must not be negative, got %s", c.EmbeddingTTL.D())

@@ -106,7 +106,7 @@ func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration,
 		holder := "another session"
 		var app string
 		var pid int32
-		if s.pg.Pool().QueryRow(ctx, advisoryHolderQuery, vacuumLockClass, int32(t.oid)).Scan(&app, &pid) == nil {
+		if s.catalog().QueryRow(ctx, advisoryHolderQuery, vacuumLockClass, int32(t.oid)).Scan(&app, &pid) == nil {
 			holder = fmt.Sprintf("%s (pid %d)", app, pid)
 		}
 		return nil, &errLocked{target: t, holder: holder, expiresIn: s.cfg.LockTTL, advisory: true}

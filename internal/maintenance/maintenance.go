@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -96,6 +97,10 @@ type Config struct {
 	// running VACUUM, opened outside the pool). Beyond it a job waits for a
 	// connection and a request answers UNAVAILABLE at once. Defaults to 2.
 	MaxConnections int
+	// SQLConnections bounds the maintenance SQL pool: the connections, apart
+	// from the shared pool and from the VACUUM connections, on which db.stats,
+	// table lookups and VACUUM progress run. Defaults to 1.
+	SQLConnections int
 	// AllowFull permits VACUUM FULL. Defaults to false (FORBIDDEN).
 	AllowFull bool
 	// LockTimeout is VACUUM's lock_timeout. Defaults to 5s.
@@ -169,6 +174,9 @@ func (c *Config) withDefaults() {
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = MaxConnectionsDefault
 	}
+	if c.SQLConnections <= 0 {
+		c.SQLConnections = SQLConnectionsDefault
+	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -187,10 +195,11 @@ type Service struct {
 	state state.Backend
 	conns chan struct{} // the maintenance connection budget: a slot per open connection
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	stopped bool
+	mu          sync.Mutex
+	catalogPool *pgxpool.Pool // maintenance SQL (catalog.go), from Start to Stop
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	stopped     bool
 }
 
 // New returns a Service; Start sets up the streams and consumes jobs.
@@ -214,6 +223,9 @@ func New(cfg Config, nc *nats.Conn, pg *pgexec.Client, st state.Backend) (*Servi
 func (s *Service) Start(ctx context.Context) error {
 	cons, err := s.setupStreams(ctx)
 	if err != nil {
+		return err
+	}
+	if err := s.openCatalog(); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -240,6 +252,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	if cancel == nil {
 		return nil
 	}
+	defer s.closeCatalog()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()

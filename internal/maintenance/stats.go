@@ -59,7 +59,7 @@ func (s *Service) resolve(ctx context.Context, schema, table string) (target, er
 		}
 	}
 	var t target
-	err := s.pg.Pool().QueryRow(ctx, tableOIDQuery, schema, table).Scan(&t.oid, &t.schema, &t.table)
+	err := s.catalog().QueryRow(ctx, tableOIDQuery, schema, table).Scan(&t.oid, &t.schema, &t.table)
 	if errors.Is(err, pgx.ErrNoRows) {
 		ref := table
 		if schema != "" {
@@ -83,18 +83,18 @@ func (s *Service) Stats(ctx context.Context, req *messages.StatsRequest) (*messa
 		if t, err = s.resolve(ctx, req.Schema, req.Table); err != nil {
 			return nil, err
 		}
-		rows, err = s.pg.Pool().Query(ctx, statsByOIDQuery, t.oid)
+		rows, err = s.catalog().Query(ctx, statsByOIDQuery, t.oid)
 	case req.Schema != "":
 		var exists bool
-		if err = s.pg.Pool().QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)", req.Schema).Scan(&exists); err != nil {
+		if err = s.catalog().QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)", req.Schema).Scan(&exists); err != nil {
 			return nil, err
 		}
 		if !exists {
 			return nil, messages.Errorf(messages.CodeNotFound, "schema %q does not exist", req.Schema)
 		}
-		rows, err = s.pg.Pool().Query(ctx, statsBySchemasQuery, []string{req.Schema})
+		rows, err = s.catalog().Query(ctx, statsBySchemasQuery, []string{req.Schema})
 	default:
-		rows, err = s.pg.Pool().Query(ctx, statsBySchemasQuery, s.cfg.Schemas)
+		rows, err = s.catalog().Query(ctx, statsBySchemasQuery, s.cfg.Schemas)
 	}
 	if err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func (s *Service) Stats(ctx context.Context, req *messages.StatsRequest) (*messa
 	if err != nil {
 		return nil, err
 	}
-	if err := s.pg.Pool().QueryRow(ctx, databaseQuery).Scan(&res.Database.Name, &res.Database.SizeBytes, &res.Database.Size); err != nil {
+	if err := s.catalog().QueryRow(ctx, databaseQuery).Scan(&res.Database.Name, &res.Database.SizeBytes, &res.Database.Size); err != nil {
 		return nil, err
 	}
 	if req.Publish == nil || *req.Publish {

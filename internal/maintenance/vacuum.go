@@ -222,7 +222,7 @@ func (s *Service) keepJob(ctx context.Context, job jetstream.Msg) {
 func (s *Service) runVacuum(ctx context.Context, mc *maintConn, t target, req *messages.VacuumRequest, runID string, bg *sync.WaitGroup) (output []string, before, after *messages.VacuumSnapshot, err error) {
 	jobID := req.JobID
 	conn := mc.conn
-	before, err = s.snapshot(ctx, t)
+	before, err = s.snapshot(ctx, conn, t)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -244,7 +244,7 @@ func (s *Service) runVacuum(ctx context.Context, mc *maintConn, t target, req *m
 	if err != nil {
 		return mc.output(), before, nil, err
 	}
-	after, err = s.snapshot(ctx, t)
+	after, err = s.snapshot(ctx, conn, t)
 	return mc.output(), before, after, err
 }
 
@@ -266,13 +266,11 @@ func vacuumSQL(t target, req *messages.VacuumRequest) string {
 	return q
 }
 
-func (s *Service) snapshot(ctx context.Context, t target) (*messages.VacuumSnapshot, error) {
+// snapshot reads the target's figures on the run's own connection (conn),
+// not from the shared pool.
+func (s *Service) snapshot(ctx context.Context, conn *pgx.Conn, t target) (*messages.VacuumSnapshot, error) {
 	var snap messages.VacuumSnapshot
-	conn, err := s.pg.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
+	var err error
 	if _, err := conn.Exec(ctx, clearStatsSnapshot); err != nil {
 		return nil, err
 	}
@@ -292,7 +290,7 @@ func (s *Service) snapshot(ctx context.Context, t target) (*messages.VacuumSnaps
 func (s *Service) reportProgress(ctx context.Context, pid uint32, runID, jobID string) {
 	every(ctx, s.cfg.ProgressInterval, func() bool {
 		p := messages.VacuumProgress{RunID: runID, JobID: jobID}
-		err := s.pg.Pool().QueryRow(ctx, progressQuery, int32(pid)).Scan(&p.Phase, &p.HeapBlksTotal, &p.HeapBlksScanned, &p.HeapBlksVacuumed, &p.IndexVacuumCount)
+		err := s.catalog().QueryRow(ctx, progressQuery, int32(pid)).Scan(&p.Phase, &p.HeapBlksTotal, &p.HeapBlksScanned, &p.HeapBlksVacuumed, &p.IndexVacuumCount)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			p.Phase = "waiting"

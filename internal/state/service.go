@@ -24,6 +24,7 @@ const (
 	MaxTTL              = 30 * 24 * time.Hour
 	LockTTLDefault      = 30 * time.Second
 	MaxWaitDefault      = 30 * time.Second
+	MaxWaitersDefault   = 16
 	EmbeddingTTLDefault = 24 * time.Hour
 )
 
@@ -33,6 +34,11 @@ type ServiceConfig struct {
 	LockTTL time.Duration
 	// MaxWait caps wait_ms. Defaults to 30s.
 	MaxWait time.Duration
+	// MaxWaiters bounds the acquires that wait (wait_ms) for a held lock at
+	// once. Each holds a state lane slot while it waits, so the bound keeps
+	// waiters from filling the lane; an acquire past it answers at once, as
+	// with wait_ms 0, with wait_refused set. Defaults to 16.
+	MaxWaiters int
 	// EmbeddingTTL applies when a cache set names no TTL; 0 keeps vectors
 	// until deleted or evicted. Defaults to 24h.
 	EmbeddingTTL *time.Duration
@@ -44,6 +50,7 @@ type Service struct {
 	lockTTL      time.Duration
 	maxWait      time.Duration
 	embeddingTTL time.Duration
+	waiters      chan struct{} // a slot per acquire waiting for a held lock
 }
 
 // NewService returns a Service over b.
@@ -55,6 +62,10 @@ func NewService(b Backend, cfg ServiceConfig) *Service {
 	if s.maxWait <= 0 {
 		s.maxWait = MaxWaitDefault
 	}
+	if cfg.MaxWaiters <= 0 {
+		cfg.MaxWaiters = MaxWaitersDefault
+	}
+	s.waiters = make(chan struct{}, cfg.MaxWaiters)
 	if cfg.EmbeddingTTL != nil {
 		s.embeddingTTL = *cfg.EmbeddingTTL
 	}
@@ -219,14 +230,30 @@ func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, err
 }
 
 // acquire tries until the lock is taken or wait has passed, backing off with
-// jitter between tries.
+// jitter between tries. Only MaxWaiters acquires wait at once: past that an
+// acquire of a held lock answers at once, with WaitRefused.
 func (s *Service) acquire(ctx context.Context, key LockKey, owner string, ttl, wait time.Duration) (messages.LockAcquireResult, error) {
 	deadline := time.Now().Add(wait)
 	backoff := 10 * time.Millisecond
+	waiting := false
+	defer func() {
+		if waiting {
+			<-s.waiters
+		}
+	}()
 	for {
 		res, err := s.b.AcquireLock(ctx, key, owner, ttl)
 		if err != nil || res.Acquired {
 			return res, AsError(err)
+		}
+		if wait > 0 && !waiting {
+			select {
+			case s.waiters <- struct{}{}:
+				waiting = true
+			default:
+				res.WaitRefused = true
+				return res, nil
+			}
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -325,13 +352,8 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		return res, nil
 	case messages.OpMGet:
-		if len(req.Hashes) == 0 || len(req.Hashes) > MaxBatchItems {
-			return nil, messages.BadRequest("hashes", "hashes must list 1 to %d hashes", MaxBatchItems)
-		}
-		for _, h := range req.Hashes {
-			if err := checkKey("hashes", h); err != nil {
-				return nil, err
-			}
+		if err := checkHashes(req.Hashes); err != nil {
+			return nil, err
 		}
 		vals, err := s.b.GetBlobs(ctx, req.Hashes)
 		if err != nil {

@@ -77,6 +77,9 @@ type Backend interface {
 
 	// GetBlobs returns the cached values of keys, nil for misses, in one round trip.
 	GetBlobs(ctx context.Context, keys []string) ([][]byte, error)
+	// BlobSizes returns the byte lengths of the cached values of keys, 0 for
+	// misses, in one round trip, without reading the values.
+	BlobSizes(ctx context.Context, keys []string) ([]int64, error)
 	// SetBlobs stores values with ttl (0: no expiry), in one round trip.
 	SetBlobs(ctx context.Context, blobs []Blob, ttl time.Duration) error
 	// DeleteBlobs removes keys and returns how many existed.

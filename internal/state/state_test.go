@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"testing"
@@ -89,4 +90,38 @@ func TestAsError(t *testing.T) {
 		require.Equal(t, code, me.Code)
 	}
 	require.NoError(t, state.AsError(nil))
+}
+
+// TestEmbeddingAnswerEncoding: the answer built from cached bytes is what
+// encoding/json makes of the same vectors, and the bound is kept.
+func TestEmbeddingAnswerEncoding(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	s := state.NewService(mem, state.ServiceConfig{})
+	ctx := context.Background()
+	vec := []float64{0, 1, -1, 0.5, 3e-8, -1.25e-7, 1e21, 3.4e38, -2.5e25, 1.0 / 3, 123456.789, 1e-6, 9.99e-7}
+	for i := 0; i < 200; i++ {
+		vec = append(vec, math.Sin(float64(i))*math.Pow(10, float64(i%40-20)))
+	}
+	_, err := s.Embedding(ctx, &messages.EmbeddingRequest{Op: messages.OpMSet, Items: []messages.EmbeddingItem{{Hash: "a", Vector: vec}, {Hash: "b", Vector: vec[:3]}}})
+	require.NoError(t, err)
+	for _, req := range []*messages.EmbeddingRequest{
+		{Op: messages.OpGet, Hash: "a"},
+		{Op: messages.OpGet, Hash: "nope"},
+		{Op: messages.OpMGet, Hashes: []string{"b", "nope", "a"}},
+	} {
+		res, err := s.Embedding(ctx, req)
+		require.NoError(t, err)
+		want, err := json.Marshal(res)
+		require.NoError(t, err)
+		got, err := s.EmbeddingAnswer(ctx, req, 1<<20)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got))
+		_, err = s.EmbeddingAnswer(ctx, req, len(want)-1)
+		if req.Hash != "nope" {
+			var me *messages.Error
+			require.ErrorAs(t, err, &me, "one byte under the answer")
+			require.Equal(t, messages.CodeTooLarge, me.Code)
+		}
+	}
 }

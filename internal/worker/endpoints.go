@@ -29,8 +29,7 @@ func (w *Worker) endpoints() []endpoint {
 		}, func(r *messages.LockRequest) string { return r.Op })},
 		{name: "kv", lane: laneState, subject: subjects.StateKV, description: "JSON values with TTLs and counters", handle: jsonHandler(w.deps.State.KV,
 			func(r *messages.KVRequest) string { return r.Op })},
-		{name: "embedding", lane: laneState, subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: jsonHandler(w.deps.State.Embedding,
-			func(r *messages.EmbeddingRequest) string { return r.Op })},
+		{name: "embedding", lane: laneState, subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: w.handleEmbedding},
 	}
 	if m := w.deps.Maintenance; m != nil {
 		eps = append(eps,
@@ -108,6 +107,17 @@ func jsonHandler[Req any](call func(context.Context, *Req) (any, error), op func
 		}
 		return json.Marshal(res)
 	}
+}
+
+// handleEmbedding answers cache.embedding within the answer bound: get and
+// mget never build an answer much larger than the connection carries.
+func (w *Worker) handleEmbedding(ctx context.Context, r *request) ([]byte, error) {
+	var req messages.EmbeddingRequest
+	if err := r.decode(&req); err != nil {
+		return nil, err
+	}
+	r.op = req.Op
+	return w.deps.State.EmbeddingAnswer(ctx, &req, r.maxAnswer)
 }
 
 func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) {

@@ -189,3 +189,26 @@ func TestLaneAdmit(t *testing.T) {
 	l.leave()
 	require.NoError(t, l.wait(context.Background(), 10), "a freed slot goes to a waiter")
 }
+
+// TestMaintenanceDoesNotWaitForPool: with the pool full of pg_sleep, db.stats
+// and a db.vacuum answer at once: their SQL runs on the maintenance
+// connections, not the shared pool (red-team finding 9: db.stats took 23 s
+// behind 330 pg_sleep(20), and with longer sleeps it failed UNAVAILABLE).
+func TestMaintenanceDoesNotWaitForPool(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *options) { o.maintenance = true; o.maxConcurrent = 6; o.maxConns = 3 })
+	b.pg.Exec(t, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); DELETE FROM t WHERE id <= 10")
+	b.ok(`{"table":"t"}`, subjects.DBStats) // the maintenance pool's connection is open
+	replies := b.sleepers(3, 3, 3)          // three sleep on the whole pool
+
+	for _, body := range []string{`{"table":"t"}`, `{}`, `{"table":"t","publish":false}`} {
+		a, took := b.timed(subjects.DBStats, body)
+		require.Empty(t, a.status, "%s: %s", body, a.body)
+		require.Less(t, took, time.Second, "db.stats %s waited for the pool", body)
+	}
+	a, took := b.timed(subjects.DBVacuum, `{"table":"t"}`)
+	require.Empty(t, a.status, "%s", a.body)
+	require.Equal(t, "ok", a.json(t)["status"], "%s", a.body)
+	require.Less(t, took, 2*time.Second, "db.vacuum waited for the pool")
+	answers(t, replies, 3, 10*time.Second)
+}

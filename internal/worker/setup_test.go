@@ -39,6 +39,7 @@ type options struct {
 	maxPayload    int32
 	maxConcurrent int
 	maxQueued     int
+	stateLane     int // StateConcurrent; default: the worker's default
 	extra         []endpoint
 	state         func(t testing.TB) state.Backend // default: memory
 	maintenance   bool
@@ -122,7 +123,7 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	}
 	reg := metrics.New()
 	reg.WatchPool(cl.Pool())
-	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, MaxQueued: o.maxQueued, Logger: logger, DrainTimeout: 20 * time.Second,
+	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, StateConcurrent: o.stateLane, MaxQueued: o.maxQueued, Logger: logger, DrainTimeout: 20 * time.Second,
 		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra

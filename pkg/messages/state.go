@@ -66,6 +66,10 @@ type LockAcquireResult struct {
 	Token       int64      `json:"token,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	ExpiresInMS int64      `json:"expires_in_ms,omitempty"`
+	// WaitRefused: the acquire asked to wait (wait_ms) but as many acquires
+	// as the worker lets wait at once (STATE_LOCK_MAX_WAITERS) already did,
+	// so it answered at once. Try again later.
+	WaitRefused bool `json:"wait_refused,omitempty"`
 }
 
 // LockReleaseResult is the answer of state.lock release.

@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"math"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -87,6 +88,7 @@ type window struct {
 type call struct {
 	at   int64 // microseconds
 	cost int64
+	cum  int64 // the costs admitted on the key up to this call, its own included
 }
 
 // Factory opens a memory backend; it is registered as "memory".
@@ -223,20 +225,22 @@ func (w *window) log(now, windowUS, limit, cost int64) messages.RateLimitResult 
 	case w.sum+cost <= limit:
 		res.Allowed = true
 		if cost > 0 {
-			w.calls = append(w.calls, call{at: now, cost: cost})
+			c := call{at: now, cost: cost, cum: cost}
+			if n := len(w.calls); n > 0 {
+				c.cum += w.calls[n-1].cum
+			}
+			w.calls = append(w.calls, c)
 			w.sum += cost
 		}
 	case cost > limit:
 		res.RetryAfterMS = -1
 	default:
-		need, acc := w.sum+cost-limit, int64(0)
-		for _, c := range w.calls {
-			acc += c.cost
-			if acc >= need {
-				res.RetryAfterMS = state.MillisCeil(c.at + windowUS - now)
-				break
-			}
-		}
+		// The oldest calls whose costs add up to need must leave the window:
+		// a binary search on the running total, as ratelimit.lua does.
+		need := w.sum + cost - limit
+		base := w.calls[0].cum - w.calls[0].cost
+		i := sort.Search(len(w.calls), func(i int) bool { return w.calls[i].cum-base >= need })
+		res.RetryAfterMS = state.MillisCeil(w.calls[i].at + windowUS - now)
 	}
 	res.Remaining = max(limit-w.sum, 0)
 	if len(w.calls) > 0 {
@@ -385,6 +389,20 @@ func (b *Backend) GetBlobs(_ context.Context, keys []string) ([][]byte, error) {
 	for i, k := range keys {
 		if e := b.get(b.blobs, k, now); e != nil {
 			out[i] = e.value
+		}
+	}
+	return out, nil
+}
+
+// BlobSizes implements state.Backend.
+func (b *Backend) BlobSizes(_ context.Context, keys []string) ([]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		if e := b.get(b.blobs, k, now); e != nil {
+			out[i] = int64(len(e.value))
 		}
 	}
 	return out, nil

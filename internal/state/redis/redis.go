@@ -357,6 +357,25 @@ func (b *Backend) GetBlobs(ctx context.Context, keys []string) ([][]byte, error)
 	return out, nil
 }
 
+// BlobSizes implements state.Backend: one pipeline of STRLENs.
+func (b *Backend) BlobSizes(ctx context.Context, keys []string) ([]int64, error) {
+	cmds := make([]*goredis.IntCmd, len(keys))
+	_, err := b.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.StrLen(ctx, b.blobKey(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("size %d vectors: %w", len(keys), classify(err))
+	}
+	out := make([]int64, len(keys))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
 // SetBlobs implements state.Backend in one pipeline.
 func (b *Backend) SetBlobs(ctx context.Context, blobs []state.Blob, ttl time.Duration) error {
 	_, err := b.c.Pipelined(ctx, func(p goredis.Pipeliner) error {

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Open) {
 		"RateLimitConcurrent":     rateLimitConcurrent,
 		"RateLimitIdentity":       rateLimitIdentity,
 		"RateLimitCounter":        rateLimitCounter,
+		"RateLimitFullLog":        rateLimitFullLog,
 		"LockOwnership":           lockOwnership,
 		"LockThirdPartyCannot":    lockThirdPartyCannotSteal,
 		"LockSpaces":              lockSpaces,
@@ -133,6 +134,39 @@ func rateLimitEdges(t *testing.T, b state.Backend) {
 	require.Zero(t, res.Remaining)
 	require.True(t, rl(t, b, "zero", 0, 0, time.Minute).Allowed)
 
+}
+
+// A full log of ExactLimitMax calls, in two batches 300 ms apart: a denied
+// call's retry_after is when the oldest calls whose costs reach what it lacks
+// have left the window. Asking for 500 waits for the first batch only, for
+// 501 for the first call of the second, for all 1000 for the newest call
+// (its reset). Backends find that call without reading the log (red-team
+// finding 10); this checks they still find the right one.
+func rateLimitFullLog(t *testing.T, b state.Backend) {
+	const limit, window = state.ExactLimitMax, 30 * time.Second
+	for i := 0; i < limit/2; i++ {
+		require.True(t, rl(t, b, "full", limit, 1, window).Allowed)
+	}
+	time.Sleep(300 * time.Millisecond) // the batches need distinct times
+	var last messages.RateLimitResult
+	for i := 0; i < limit/2; i++ {
+		last = rl(t, b, "full", limit, 1, window)
+		require.True(t, last.Allowed)
+	}
+	require.Zero(t, last.Remaining, "the log is full")
+	retry := map[int64]messages.RateLimitResult{}
+	for _, cost := range []int64{1, limit / 2, limit/2 + 1, limit} {
+		res := rl(t, b, "full", limit, cost, window)
+		require.False(t, res.Allowed, "cost %d", cost)
+		require.Positive(t, res.RetryAfterMS, "cost %d", cost)
+		require.LessOrEqual(t, res.RetryAfterMS, window.Milliseconds(), "cost %d", cost)
+		retry[cost] = res
+	}
+	first, endA, startB, all := retry[1].RetryAfterMS, retry[limit/2].RetryAfterMS, retry[limit/2+1].RetryAfterMS, retry[limit]
+	require.LessOrEqual(t, first, endA, "the first batch leaves oldest first")
+	require.GreaterOrEqual(t, startB-endA, int64(250), "501 waits for the second batch: %d vs %d", startB, endA)
+	require.LessOrEqual(t, startB, all.RetryAfterMS)
+	require.InDelta(t, all.ResetMS, all.RetryAfterMS, 1, "cost %d waits for the newest call", limit)
 }
 
 // The reset: one call with window_ms 1 wiped a key's history. The
