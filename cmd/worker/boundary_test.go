@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,15 +65,7 @@ func TestHostileAnswersKeepTheWorkerSmall(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, string(msg.Data), "TOO_LARGE", sql)
 	}
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
-	require.NoError(t, err)
-	var hwmKB int64
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			hwmKB, _ = strconv.ParseInt(f[1], 10, 64)
-		}
-	}
-	require.Positive(t, hwmKB)
+	hwmKB := testenv.PeakRSS(t, cmd.Process.Pid) >> 10
 	t.Logf("worker peak RSS: %d MB", hwmKB/1024)
 	require.Less(t, hwmKB, int64(300<<10), "peak RSS %d MB", hwmKB/1024)
 }

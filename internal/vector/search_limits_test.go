@@ -2,9 +2,6 @@ package vector_test
 
 import (
 	"fmt"
-	"os"
-	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -76,9 +74,9 @@ func TestDuplicateCollectionsMemory(t *testing.T) {
 	for i := range many {
 		many[i] = "docs"
 	}
-	resetPeakRSS(t)
+	testenv.ResetPeakRSS(t)
 	res := do(t, s, messages.VectorRequest{Op: "search", Collections: many, Vector: []float64{1, 0, 0}, K: 1000}).(messages.VectorSearchResult)
-	peak := peakRSS(t)
+	peak := testenv.PeakRSS(t, 0)
 	t.Logf("peak RSS %d MB", peak>>20)
 	require.Equal(t, 1000, len(res.Matches))
 	ids := map[string]bool{}
@@ -87,26 +85,4 @@ func TestDuplicateCollectionsMemory(t *testing.T) {
 	}
 	require.Len(t, ids, 1000, "every match once, not the best row 1000 times")
 	require.Less(t, peak, int64(300<<20), "peak RSS")
-}
-
-// resetPeakRSS returns freed memory to the OS and resets the process's peak
-// RSS (VmHWM) to its current RSS (Linux: /proc/self/clear_refs, "5").
-func resetPeakRSS(t *testing.T) {
-	t.Helper()
-	debug.FreeOSMemory()
-	require.NoError(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0), "reset the peak RSS")
-}
-
-var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
-
-// peakRSS reads the process's peak RSS in bytes.
-func peakRSS(t *testing.T) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	m := vmHWM.FindSubmatch(status)
-	require.NotNil(t, m, "no VmHWM in /proc/self/status")
-	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
-	require.NoError(t, err)
-	return kb << 10
 }

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"regexp"
-	"runtime/debug"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -115,10 +112,10 @@ func TestEmbeddingMGetMemory(t *testing.T) {
 	all, err := json.Marshal(messages.EmbeddingRequest{Op: messages.OpMGet, Hashes: hashes})
 	require.NoError(t, err)
 
-	resetPeakRSS(t)
-	base := currentRSS(t)
+	testenv.ResetPeakRSS(t)
+	base := testenv.RSS(t, 0)
 	a, took := b.timed(subjects.CacheEmbedding, string(all))
-	peak := peakRSS(t)
+	peak := testenv.PeakRSS(t, 0)
 	t.Logf("mget of %d × %d dimensions: %s in %s, peak RSS %d MB (%+d MB)", n, dims, a.status, took, peak>>20, (peak-base)>>20)
 	require.Equal(t, "413", a.status, "%.300s", a.body)
 	require.Equal(t, "TOO_LARGE", a.errorOf(t)["code"])
@@ -141,40 +138,4 @@ func TestEmbeddingMGetMemory(t *testing.T) {
 		want[i] = float32(x)
 	}
 	require.Equal(t, want, res.Vectors[7])
-}
-
-// currentRSS reads the process's resident set size in bytes.
-func currentRSS(t *testing.T) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	m := vmRSS.FindSubmatch(status)
-	require.NotNil(t, m, "no VmRSS in /proc/self/status")
-	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
-	require.NoError(t, err)
-	return kb << 10
-}
-
-var vmRSS = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
-
-// resetPeakRSS returns freed memory to the OS and resets the process's peak
-// RSS (VmHWM) to its current RSS (Linux: /proc/self/clear_refs, "5").
-func resetPeakRSS(t *testing.T) {
-	t.Helper()
-	debug.FreeOSMemory()
-	require.NoError(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0), "reset the peak RSS")
-}
-
-var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
-
-// peakRSS reads the process's peak RSS in bytes.
-func peakRSS(t *testing.T) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	m := vmHWM.FindSubmatch(status)
-	require.NotNil(t, m, "no VmHWM in /proc/self/status")
-	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
-	require.NoError(t, err)
-	return kb << 10
 }

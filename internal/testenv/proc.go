@@ -1,0 +1,81 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BackendCPU is the CPU time (user and system) a process on this machine has
+// used, such as a PostgreSQL backend by its PID. Benchmarks divide it by their
+// iterations to report what a request costs the server.
+func BackendCPU(tb testing.TB, pid uint32) time.Duration {
+	tb.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatalf("read the CPU time of process %d (is PostgreSQL on this machine?): %v", pid, err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// ReportCPU reports the CPU a process used since start, per iteration, as the
+// metric name (for example "pg-cpu-µs/op").
+func ReportCPU(b *testing.B, pid uint32, start time.Duration, name string) {
+	b.Helper()
+	b.ReportMetric(float64((BackendCPU(b, pid)-start).Microseconds())/float64(b.N), name)
+}
+
+// ResetPeakRSS returns freed memory to the OS and resets this process's peak
+// RSS (VmHWM) to its current RSS (Linux: /proc/self/clear_refs, "5").
+func ResetPeakRSS(tb testing.TB) {
+	tb.Helper()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		tb.Fatalf("reset the peak RSS: %v", err)
+	}
+}
+
+// PeakRSS is a process's peak resident memory (VmHWM) in bytes; pid 0 is this
+// process.
+func PeakRSS(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	return procMemory(tb, pid, "VmHWM:")
+}
+
+// RSS is a process's resident memory (VmRSS) in bytes; pid 0 is this process.
+func RSS(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	return procMemory(tb, pid, "VmRSS:")
+}
+
+// procMemory reads one memory field of /proc/<pid>/status, in bytes.
+func procMemory(tb testing.TB, pid int, field string) int64 {
+	tb.Helper()
+	proc := "self"
+	if pid != 0 {
+		proc = strconv.Itoa(pid)
+	}
+	status, err := os.ReadFile("/proc/" + proc + "/status")
+	if err != nil {
+		tb.Fatalf("read the peak RSS: %v", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				tb.Fatalf("parse %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	tb.Fatalf("no %s in /proc/%s/status", field, proc)
+	return 0
+}
