@@ -254,7 +254,9 @@ func TestOneRunPerTarget(t *testing.T) {
 }
 
 // TestInvalidJobIsTerminated: a job that can never succeed is not
-// redelivered forever; it leaves a failed result.
+// redelivered forever: one naming a missing table leaves a failed result; a
+// body that is no job at all is dropped without one (no stored result can
+// feed the jobs stream).
 func TestInvalidJobIsTerminated(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -262,18 +264,26 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	ctx := context.Background()
 	_, err := e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":`))
 	require.NoError(t, err)
+	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"run_id":"x","tables":[]}`))
+	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"}`))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 2
+		info, err := e.js.Stream(ctx, maintenance.StreamJobs)
+		require.NoError(t, err)
+		return info.CachedInfo().State.Msgs == 0
+	}, 10*time.Second, 50*time.Millisecond, "terminated jobs leave the work queue")
+	require.Eventually(t, func() bool {
+		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 1
 	}, 10*time.Second, 50*time.Millisecond)
 	for _, r := range e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>") {
 		require.Equal(t, messages.StatusFailed, r.Status)
 		require.NotNil(t, r.Error)
+		require.Contains(t, r.Error.Message, "missing_table")
 	}
-	info, err := e.js.Stream(ctx, maintenance.StreamJobs)
+	stats, err := e.js.Stream(ctx, maintenance.StreamStats)
 	require.NoError(t, err)
-	require.Zero(t, info.CachedInfo().State.Msgs, "terminated jobs leave the work queue")
+	require.Zero(t, stats.CachedInfo().State.Msgs, "nothing stored for a body that is no job")
 }
 
 // TestProgressEvents: a running VACUUM reports its progress on
