@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -140,7 +139,6 @@ func (c *cli) vacuum(ctx context.Context, args []string) int {
 	}
 	subs := c.cfg.Subjects()
 	var progress *nats.Subscription
-	var results jetstream.ConsumeContext
 	found := make(chan messages.VacuumResult, 1)
 	if *wait {
 		// Listen before publishing, so neither progress nor the result is missed.
@@ -149,23 +147,30 @@ func (c *cli) vacuum(ctx context.Context, args []string) int {
 			return c.fail(exitFailed, "subscribe to progress: %v", err)
 		}
 		defer progress.Unsubscribe()
-		cons, err := js.OrderedConsumer(ctx, maintenance.StreamName(subs, maintenance.StreamVacuum), jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{subs.Of("db.vacuum.results.>")}, DeliverPolicy: jetstream.DeliverNewPolicy})
+		// Results are read one message at a time from where DB_VACUUM ends
+		// now (readers may create no consumer; maintenance/read.go).
+		stream := maintenance.StreamName(subs, maintenance.StreamVacuum)
+		st, err := js.Stream(ctx, stream)
 		if err != nil {
-			return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
+			return c.fail(exitFailed, "read %s: %v", stream, err)
 		}
-		if results, err = cons.Consume(func(m jetstream.Msg) {
-			var r messages.VacuumResult
-			if json.Unmarshal(m.Data(), &r) == nil && r.JobID == req.JobID {
-				select {
-				case found <- r:
-				default:
+		next := st.CachedInfo().State.LastSeq + 1
+		results := time.NewTicker(250 * time.Millisecond)
+		defer results.Stop()
+		poll := func() error {
+			var bodies [][]byte
+			bodies, next, err = maintenance.ResultsAfter(ctx, js, stream, subs.Of("db.vacuum.results.>"), next, 0)
+			for _, b := range bodies {
+				var r messages.VacuumResult
+				if json.Unmarshal(b, &r) == nil && r.JobID == req.JobID {
+					select {
+					case found <- r:
+					default:
+					}
 				}
 			}
-		}); err != nil {
-			return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
+			return err
 		}
-		defer results.Stop()
 		bar := newProgressWriter(c.stderr)
 		defer bar.clear()
 		body, _ := json.Marshal(req)
@@ -182,6 +187,10 @@ func (c *cli) vacuum(ctx context.Context, args []string) int {
 				var p messages.VacuumProgress
 				if json.Unmarshal(m.Data, &p) == nil && p.JobID == req.JobID {
 					bar.show(p)
+				}
+			case <-results.C:
+				if err := poll(); err != nil && ctx.Err() == nil {
+					fmt.Fprintf(c.stderr, "reading results: %v\n", err)
 				}
 			case r := <-found:
 				bar.clear()
@@ -354,7 +363,7 @@ func (c *cli) history(ctx context.Context, args []string) int {
 			filter = c.cfg.Subjects().StatsResults(s, t)
 		}
 	}
-	records, err := lastMessages(ctx, js, stream, filter, *last)
+	records, err := maintenance.LastResults(ctx, js, stream, filter, *last)
 	if err != nil {
 		return c.fail(exitFailed, "read %s: %v", stream, err)
 	}
@@ -397,41 +406,4 @@ func (c *cli) history(ctx context.Context, args []string) int {
 	}
 	_ = tw.Flush()
 	return exitOK
-}
-
-// lastMessages returns the bodies of the last n messages on filter, oldest
-// first.
-func lastMessages(ctx context.Context, js jetstream.JetStream, stream, filter string, n int) ([][]byte, error) {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	if s.CachedInfo().State.Msgs == 0 {
-		return nil, nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		return nil, err
-	}
-	var out [][]byte
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			out = append(out, m.Data())
-			if len(out) > n {
-				out = out[1:]
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
-		}
-		if got == 0 {
-			return out, nil
-		}
-	}
 }
