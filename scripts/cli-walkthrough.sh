@@ -64,8 +64,6 @@ expect() {
     failures=$((failures + 1))
   fi
 }
-# tty runs a command that insists on a terminal (nats stream view).
-tty() { script -qec "$*" /dev/null </dev/null; }
 
 expect "micro ls lists the service"        'dbworker'                    nats micro ls
 expect "micro info shows db.execute"       'db.execute'                  nats micro info dbworker
@@ -105,7 +103,8 @@ expect "graph add_edge"                    '"edge_type":"knows"'         nats re
 expect "graph find_path"                   '"found":true'                nats req db.graph '{"op":"find_path","from":"ada","to":"charles"}'
 expect "micro stats counts requests"       'execute'                     nats micro stats dbworker
 expect "stream ls shows the streams"       'DB_VACUUM'                   nats stream ls
-expect "stream view DB_VACUUM"             '"status":"ok"'               tty nats stream view DB_VACUUM
+expect "stream get DB_VACUUM --last-for"   '"status":"ok"'               nats stream get DB_VACUUM --last-for "db.vacuum.results.$schema.users"
+expect "publisher history vacuum"          'ok'                          ./bin/publisher history vacuum --table "$schema.users"
 expect "consumer info DB_JOBS maintenance" 'maintenance'                 nats consumer info DB_JOBS maintenance
 expect "publisher vacuum --wait"           '"status": "ok"'              ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s
 expect "publisher vacuum --wait progress"  'vacuum: ok after'            ./bin/publisher vacuum --table "$schema.users" --wait --timeout 30s

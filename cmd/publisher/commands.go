@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -154,7 +153,7 @@ func (c *cli) history(ctx context.Context, cmd *historyCmd) int {
 			filter = c.cfg.Subjects().StatsResults(s, t)
 		}
 	}
-	records, err := lastMessages(ctx, js, stream, filter, cmd.Last)
+	records, err := maintenance.LastResults(ctx, js, stream, filter, cmd.Last)
 	if err != nil {
 		return c.fail(exitFailed, "read %s: %v", stream, err)
 	}
@@ -200,41 +199,4 @@ func (c *cli) history(ctx context.Context, cmd *historyCmd) int {
 	}
 	_ = tw.Flush()
 	return exitOK
-}
-
-// lastMessages returns the bodies of the last n messages on filter, oldest
-// first.
-func lastMessages(ctx context.Context, js jetstream.JetStream, stream, filter string, n int) ([][]byte, error) {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	if s.CachedInfo().State.Msgs == 0 {
-		return nil, nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		return nil, err
-	}
-	var out [][]byte
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			out = append(out, m.Data())
-			if len(out) > n {
-				out = out[1:]
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
-		}
-		if got == 0 {
-			return out, nil
-		}
-	}
 }

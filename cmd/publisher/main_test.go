@@ -157,7 +157,7 @@ func TestUnderTheShippedConf(t *testing.T) {
 	mem := memory.New(memory.Options{})
 	defer mem.Close()
 	w, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}, ProgressInterval: 50 * time.Millisecond},
-		testenv.ConnectAs(t, ns, "worker"), cl, mem)
+		testenv.ConnectAs(t, ns, "worker_js"), cl, mem)
 	require.NoError(t, err)
 	require.NoError(t, w.Start(ctx))
 	defer w.Stop(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,24 +47,30 @@ func (c *cli) vacuum(ctx context.Context, cmd *vacuumCmd) int {
 	}
 	defer progressSub.Unsubscribe()
 	found := make(chan messages.VacuumResult, 1)
-	cons, err := js.OrderedConsumer(ctx, maintenance.StreamName(subs, maintenance.StreamVacuum), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subs.Of("db.vacuum.results.>")}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	// Results are read one message at a time from where DB_VACUUM ends now
+	// (readers may create no consumer; maintenance/read.go).
+	stream := maintenance.StreamName(subs, maintenance.StreamVacuum)
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
+		return c.fail(exitFailed, "read %s: %v", stream, err)
 	}
-	results, err := cons.Consume(func(m jetstream.Msg) {
-		var r messages.VacuumResult
-		if json.Unmarshal(m.Data(), &r) == nil && r.JobID == req.JobID {
-			select {
-			case found <- r:
-			default:
+	next := st.CachedInfo().State.LastSeq + 1
+	results := time.NewTicker(250 * time.Millisecond)
+	defer results.Stop()
+	poll := func() error {
+		var bodies [][]byte
+		bodies, next, err = maintenance.ResultsAfter(ctx, js, stream, subs.Of("db.vacuum.results.>"), next, 0)
+		for _, b := range bodies {
+			var r messages.VacuumResult
+			if json.Unmarshal(b, &r) == nil && r.JobID == req.JobID {
+				select {
+				case found <- r:
+				default:
+				}
 			}
 		}
-	})
-	if err != nil {
-		return c.fail(exitFailed, "read %s: %v", maintenance.StreamVacuum, err)
+		return err
 	}
-	defer results.Stop()
 	ack, err := c.queue(ctx, js, &req)
 	if err != nil {
 		return c.fail(exitFailed, "queue job: %v", err)
@@ -78,6 +85,10 @@ func (c *cli) vacuum(ctx context.Context, cmd *vacuumCmd) int {
 			var p messages.VacuumProgress
 			if json.Unmarshal(m.Data, &p) == nil && p.JobID == req.JobID {
 				shown.show(p)
+			}
+		case <-results.C:
+			if err := poll(); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(c.stderr, "reading results: %v\n", err)
 			}
 		case r := <-found:
 			shown.finish(r.Status)

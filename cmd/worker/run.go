@@ -34,7 +34,8 @@ type Main struct {
 	Log    zerolog.Logger
 
 	embedded *server.Server
-	nc       *nats.Conn
+	nc       *nats.Conn // serves: endpoints, $SRV, answers
+	jsnc     *nats.Conn // JetStream work; nc unless NATS_JS_USER/NATS_JS_CREDS is set
 	pg       *pgexec.Client
 	state    state.Backend
 	w        *worker.Worker
@@ -76,6 +77,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Info().Str("url", m.embedded.ClientURL()).Msg("embedded nats-server started")
 	}
 	if m.nc, err = m.connectNATS(); err != nil {
+		return err
+	}
+	if m.jsnc, err = m.connectJetStream(); err != nil {
 		return err
 	}
 	// A read-only worker runs no DDL: its login must not be able to.
@@ -161,7 +165,7 @@ func (m *Main) Run(ctx context.Context) error {
 		DuplicateWindow:      cfg.JobsDuplicateWindow.D(),
 		Logger:               m.Log,
 		Metrics:              reg,
-	}, m.nc, m.pg, m.state)
+	}, m.jsnc, m.pg, m.state)
 	if err != nil {
 		return err
 	}
@@ -202,7 +206,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Pprof:            cfg.Pprof,
 
 		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
-	}, worker.Deps{NATS: m.nc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
+	}, worker.Deps{NATS: m.nc, JetStream: m.jsnc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {
 		return err
@@ -234,6 +238,24 @@ func (m *Main) connectNATS() (*nats.Conn, error) {
 	return m.Config.ConnectNATS("dbworker/"+m.Config.WorkerID, url, m.Log)
 }
 
+// connectJetStream opens the JetStream connection as NATS_JS_USER (or
+// NATS_JS_CREDS), or returns the serving connection when neither is set.
+func (m *Main) connectJetStream() (*nats.Conn, error) {
+	jc, ok := m.Config.JetStreamClient()
+	if !ok {
+		return m.nc, nil
+	}
+	url := ""
+	if m.embedded != nil {
+		url = m.embedded.ClientURL()
+	}
+	nc, err := jc.ConnectNATS("dbworker/"+m.Config.WorkerID+"/jetstream", url, m.Log)
+	if err != nil {
+		return nil, fmt.Errorf("JetStream connection (NATS_JS_USER): %w", err)
+	}
+	return nc, nil
+}
+
 // Close drains the worker, then closes NATS, the pool and the embedded server.
 // It is safe to call after a failed Run.
 func (m *Main) Close() error {
@@ -250,6 +272,9 @@ func (m *Main) Close() error {
 	}
 	if m.nc != nil {
 		m.nc.Close()
+	}
+	if m.jsnc != nil && m.jsnc != m.nc {
+		m.jsnc.Close()
 	}
 	if m.pg != nil {
 		m.pg.Close()

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
 // Execute modes of db.execute.
@@ -54,6 +55,18 @@ type Config struct {
 	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at start.
 	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" default:"true" desc:"create the pgvector extension at start when allowed"`
 	SchemaDir       string `envconfig:"POSTGRES_SCHEMA_DIR" desc:"folder of .sql files applied once each at start, tracked in dbworker_schema_migrations"`
+
+	// The JetStream connection. With NATS_JS_USER or NATS_JS_CREDS set the
+	// worker opens a second connection, as that user, for its streams,
+	// results, progress and jobs consumer, and serves (endpoints, $SRV,
+	// answers) on the first: the serving user then needs no publish right
+	// beyond its callers' inboxes (nats-server.conf, users worker and
+	// worker_js). Unset, one connection does both, as on a server without
+	// users.
+	NATSJSUser        string `envconfig:"NATS_JS_USER" desc:"NATS user of the worker's JetStream connection (streams, results, progress, jobs); empty: the serving connection does JetStream work too"`
+	NATSJSPassword    string `envconfig:"NATS_JS_PASSWORD" desc:"password of NATS_JS_USER (never logged)"`
+	NATSJSCredsFile   string `envconfig:"NATS_JS_CREDS" desc:"credentials file of the JetStream connection (instead of NATS_JS_USER)"`
+	NATSJSInboxPrefix string `envconfig:"NATS_JS_INBOX_PREFIX" desc:"inbox prefix of the JetStream connection, e.g. _INBOX_worker_js (default: NATS_INBOX_PREFIX)"`
 
 	NATSEmbedded    bool   `envconfig:"NATS_EMBEDDED" default:"false" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
 	NATSEmbeddedDir string `envconfig:"NATS_EMBEDDED_STORE_DIR" desc:"JetStream store of the embedded server (default: a folder under the OS temp dir)"`
@@ -198,6 +211,14 @@ func (c *Config) Validate() error {
 	}
 	c.Client.validate(bad)
 	c.Streams.validate(bad)
+	if c.NATSJSPassword != "" && c.NATSJSUser == "" {
+		bad("NATS_JS_PASSWORD", "is set without NATS_JS_USER")
+	}
+	if c.NATSJSInboxPrefix != "" {
+		if err := subjects.ValidateInboxPrefix(c.NATSJSInboxPrefix); err != nil {
+			bad("NATS_JS_INBOX_PREFIX", "%v", err)
+		}
+	}
 	for _, v := range []struct {
 		name string
 		n    int
@@ -360,6 +381,8 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Bool("nats_embedded", c.NATSEmbedded).
 		Str("subject_prefix", c.SubjectPrefix).
 		Str("inbox_prefix", c.NATSInboxPrefix).
+		Str("nats_js_user", c.NATSJSUser).
+		Bool("nats_js_creds", c.NATSJSCredsFile != "").
 		Strs("trusted_reply_prefixes", c.TrustedReplyPrefixes).
 		Str("worker_id", c.WorkerID).
 		Int("max_concurrent", c.MaxConcurrent).
@@ -373,6 +396,21 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Int("max_rows", c.MaxRows).
 		Dur("statement_timeout", c.StatementTimeout.D()).
 		Dur("max_statement_timeout", c.MaxStatementTimeout.D())
+}
+
+// JetStreamClient returns the settings of the worker's JetStream connection,
+// and false when it has none of its own (NATS_JS_USER and NATS_JS_CREDS
+// unset): the serving connection then does JetStream work too.
+func (c *Config) JetStreamClient() (Client, bool) {
+	if c.NATSJSUser == "" && c.NATSJSCredsFile == "" {
+		return Client{}, false
+	}
+	js := c.Client
+	js.NATSUser, js.NATSPassword, js.NATSCredsFile = c.NATSJSUser, c.NATSJSPassword, c.NATSJSCredsFile
+	if c.NATSJSInboxPrefix != "" {
+		js.NATSInboxPrefix = c.NATSJSInboxPrefix
+	}
+	return js, true
 }
 
 // Usage writes every variable of the worker's configuration with its

@@ -224,3 +224,40 @@ func TestMisspeltVariables(t *testing.T) {
 	require.Equal(t, "DEPLOYMNT_MODE is not a dbworker variable and is ignored; did you mean DEPLOYMENT_MODE?", got[0].String())
 	require.Contains(t, Misspelt(&Publisher{}, env), Suggestion{"SCHEDULES_FILES", "SCHEDULES_FILE"})
 }
+
+// TestJetStreamConnection: NATS_JS_USER gives the worker a second connection
+// with its own user and inbox prefix; unset, there is one connection.
+func TestJetStreamConnection(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("NATS_USER", "worker")
+	t.Setenv("NATS_PASSWORD", "w")
+	t.Setenv("NATS_INBOX_PREFIX", "_INBOX_worker")
+	c, err := Load()
+	require.NoError(t, err)
+	_, ok := c.JetStreamClient()
+	require.False(t, ok)
+
+	t.Setenv("NATS_JS_USER", "worker_js")
+	t.Setenv("NATS_JS_PASSWORD", "j")
+	c, err = Load()
+	require.NoError(t, err)
+	js, ok := c.JetStreamClient()
+	require.True(t, ok)
+	require.Equal(t, []string{"worker_js", "j", "_INBOX_worker"}, []string{js.NATSUser, js.NATSPassword, js.NATSInboxPrefix})
+	t.Setenv("NATS_JS_INBOX_PREFIX", "_INBOX_worker_js")
+	c, err = Load()
+	require.NoError(t, err)
+	js, _ = c.JetStreamClient()
+	require.Equal(t, "_INBOX_worker_js", js.NATSInboxPrefix)
+	require.Equal(t, "w", c.NATSPassword, "the serving connection keeps its own user")
+	var log bytes.Buffer
+	l := zerolog.New(&log)
+	l.Info().Object("config", c).Send()
+	require.NotContains(t, log.String(), `"j"`)
+
+	t.Setenv("NATS_JS_USER", "")
+	t.Setenv("NATS_JS_INBOX_PREFIX", "bad prefix")
+	_, err = Load()
+	require.ErrorContains(t, err, "NATS_JS_PASSWORD")
+	require.ErrorContains(t, err, "NATS_JS_INBOX_PREFIX")
+}

@@ -23,7 +23,7 @@ func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
 }
 
 var composeEnv = map[string]string{
-	"POSTGRES_PASSWORD": "pg", "NATS_WORKER_PASSWORD": "w", "NATS_ORDERS_PASSWORD": "or",
+	"POSTGRES_PASSWORD": "pg", "NATS_WORKER_PASSWORD": "w", "NATS_WORKER_JS_PASSWORD": "wj", "NATS_ORDERS_PASSWORD": "or",
 	"NATS_BILLING_PASSWORD": "b", "NATS_PUBLISHER_PASSWORD": "p", "NATS_OPS_PASSWORD": "o",
 }
 
@@ -56,6 +56,10 @@ func TestComposeFile(t *testing.T) {
 	require.Equal(t, "worker", *w.Environment["NATS_USER"])
 	require.Equal(t, "w", *w.Environment["NATS_PASSWORD"])
 	require.Equal(t, "_INBOX_worker", *w.Environment["NATS_INBOX_PREFIX"], "the worker reads its answers in its own inbox")
+	require.Equal(t, "worker_js", *w.Environment["NATS_JS_USER"], "JetStream work on a second connection")
+	require.Equal(t, "wj", *w.Environment["NATS_JS_PASSWORD"])
+	require.Equal(t, "_INBOX_worker_js", *w.Environment["NATS_JS_INBOX_PREFIX"])
+	require.Equal(t, "wj", *nats.Environment["NATS_WORKER_JS_PASSWORD"])
 	require.Equal(t, "_INBOX_orders.,_INBOX_billing.,_INBOX_publisher.", *w.Environment["WORKER_TRUSTED_REPLY_PREFIXES"])
 	require.Equal(t, []string{"CMD", "/usr/local/bin/worker", "-ready"}, []string(w.HealthCheck.Test))
 

@@ -75,9 +75,16 @@ func connectAs(t *testing.T, s *server.Server, user string, opts ...nats.Option)
 	return a
 }
 
-// startWorker runs a real worker, with maintenance, over nc and a schema of
-// the test's own, and returns the schema and the worker's metrics.
+// startWorker runs a real worker, with maintenance, serving over nc, doing
+// JetStream work as worker_js, over a schema of the test's own, and returns
+// the schema and the worker's metrics.
 func startWorker(t *testing.T, s *server.Server, nc *nats.Conn, trusted ...string) (*testenv.Postgres, *metrics.Metrics) {
+	t.Helper()
+	return startWorkerJS(t, s, nc, connectAs(t, s, "worker_js").nc, trusted...)
+}
+
+// startWorkerJS is startWorker with the JetStream connection given.
+func startWorkerJS(t *testing.T, s *server.Server, nc, jsnc *nats.Conn, trusted ...string) (*testenv.Postgres, *metrics.Metrics) {
 	t.Helper()
 	ctx := context.Background()
 	pg := testenv.NewPostgres(t)
@@ -88,11 +95,11 @@ func startWorker(t *testing.T, s *server.Server, nc *nats.Conn, trusted ...strin
 	t.Cleanup(cl.Close)
 	mem := memory.New(memory.Options{})
 	t.Cleanup(func() { mem.Close() })
-	maint, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}}, nc, cl, mem)
+	maint, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}}, jsnc, cl, mem)
 	require.NoError(t, err)
 	reg := metrics.New()
 	wk, err := worker.New(worker.Config{ID: "w1", Logger: zerolog.Nop(), Metrics: reg, TrustedReplyPrefixes: trusted},
-		worker.Deps{NATS: nc, Postgres: cl, Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}),
+		worker.Deps{NATS: nc, JetStream: jsnc, Postgres: cl, Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}),
 			State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
 	require.NoError(t, err)
 	require.NoError(t, wk.Start(ctx))
@@ -154,13 +161,10 @@ func TestRolePermissions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, maintenance.StreamJobs, ack.Stream)
 	require.NoError(t, maintenance.CreateMissingStreams(ctx, pjs, maintenance.Config{}))
-	stream, err := pjs.Stream(ctx, maintenance.StreamVacuum)
+	got, err := maintenance.LastResults(ctx, pjs, maintenance.StreamVacuum, "db.vacuum.results.>", 1)
 	require.NoError(t, err)
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	require.NoError(t, err)
-	got, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	require.NoError(t, err)
-	require.Contains(t, string(got.Data()), `"status":"ok"`)
+	require.Len(t, got, 1)
+	require.Contains(t, string(got[0]), `"status":"ok"`)
 	p.refused(t, "publisher deleting a stream", "$JS.API.STREAM.DELETE.DB_VACUUM", func() { _ = p.nc.PublishRequest("$JS.API.STREAM.DELETE.DB_VACUUM", p.nc.NewRespInbox(), nil) })
 	p.refused(t, "publisher calling db.execute", "db.execute", func() { _ = p.nc.Publish("db.execute", []byte(`{}`)) })
 	p.refused(t, "publisher serving db.execute", "db.execute", func() { _, _ = p.nc.SubscribeSync("db.execute") })
@@ -176,6 +180,9 @@ func TestRolePermissions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ojs.Stream(ctx, maintenance.StreamVacuum)
 	require.NoError(t, err)
+	got, err = maintenance.LastResults(ctx, ojs, maintenance.StreamVacuum, "db.vacuum.results.>", 5)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "ops reads results")
 	o.refused(t, "ops calling db.execute", "db.execute", func() { _ = o.nc.Publish("db.execute", []byte(`{}`)) })
 	o.refused(t, "ops purging a stream", "$JS.API.STREAM.PURGE.DB_VACUUM", func() { _ = o.nc.PublishRequest("$JS.API.STREAM.PURGE.DB_VACUUM", o.nc.NewRespInbox(), nil) })
 	o.refused(t, "ops queueing a job", "db.vacuum.jobs", func() { _ = o.nc.Publish("db.vacuum.jobs", []byte(`{}`)) })
@@ -183,4 +190,84 @@ func TestRolePermissions(t *testing.T) {
 	// A wrong password is refused outright.
 	_, err = nats.Connect(s.ClientURL(), nats.UserInfo("worker", "guess"))
 	require.Error(t, err)
+}
+
+// TestReadersCreateNoConsumers: publisher and ops read DB_VACUUM and DB_STATS
+// one message at a time and cannot create a consumer, whose deliver subject
+// (or pull reply) they would choose: the server delivers as the account, so
+// one on DB_VACUUM delivering into db.vacuum.jobs turned each stored result
+// into a job, forever.
+func TestReadersCreateNoConsumers(t *testing.T) {
+	s := startConfiguredServer(t)
+	w := connectAs(t, s, "worker_js")
+	js, err := jetstream.New(w.nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, maintenance.EnsureStreams(ctx, js, maintenance.Config{}))
+	for _, user := range []string{"publisher", "ops"} {
+		a := connectAs(t, s, user)
+		for _, subject := range []string{
+			"$JS.API.CONSUMER.CREATE.DB_VACUUM", "$JS.API.CONSUMER.CREATE.DB_VACUUM.loop",
+			"$JS.API.CONSUMER.CREATE.DB_VACUUM.loop.db.vacuum.results.>", "$JS.API.CONSUMER.DURABLE.CREATE.DB_VACUUM.loop",
+			"$JS.API.CONSUMER.CREATE.DB_STATS", "$JS.API.CONSUMER.CREATE.DB_STATS.loop",
+			"$JS.API.CONSUMER.MSG.NEXT.DB_VACUUM.x", "$JS.API.CONSUMER.CREATE.DB_JOBS.x",
+		} {
+			body := []byte(`{"stream_name":"DB_VACUUM","config":{"deliver_subject":"db.vacuum.jobs","ack_policy":"none","deliver_policy":"all"}}`)
+			a.refused(t, user+" publishing "+subject, subject, func() { _ = a.nc.PublishRequest(subject, a.nc.NewRespInbox(), body) })
+		}
+		ajs, err := jetstream.New(a.nc)
+		require.NoError(t, err)
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		_, err = ajs.OrderedConsumer(short, maintenance.StreamVacuum, jetstream.OrderedConsumerConfig{})
+		cancel()
+		require.Error(t, err, "%s created a consumer", user)
+	}
+}
+
+// TestServingUserCannotStoreOrQueue: micro answers $SRV.PING, INFO and STATS
+// on whatever reply subject it is given. Sent as ops with replies naming the
+// results and jobs subjects, they store and queue nothing: the worker serves
+// as a user that may publish only into its callers' inboxes, and does its
+// JetStream work as worker_js. Each refused answer is counted.
+func TestServingUserCannotStoreOrQueue(t *testing.T) {
+	s := startConfiguredServer(t)
+	w := connectAs(t, s, "worker")
+	_, reg := startWorker(t, s, w.nc)
+	ctx := context.Background()
+	ops := connectAs(t, s, "ops")
+	ojs, err := jetstream.New(ops.nc)
+	require.NoError(t, err)
+	lastSeqs := func() map[string]uint64 {
+		seqs := map[string]uint64{}
+		for _, name := range []string{maintenance.StreamJobs, maintenance.StreamVacuum, maintenance.StreamStats} {
+			st, err := ojs.Stream(ctx, name)
+			require.NoError(t, err)
+			seqs[name] = st.CachedInfo().State.LastSeq
+		}
+		return seqs
+	}
+	before := lastSeqs()
+	sent := 0
+	for _, req := range []string{"$SRV.PING", "$SRV.INFO.dbworker", "$SRV.STATS", "$SRV.PING.dbworker"} {
+		for _, reply := range []string{"db.vacuum.results.x", "db.vacuum.results._database", "db.stats.results.a.b", "db.stats.jobs", "db.vacuum.jobs", "db.vacuum.progress.x"} {
+			require.NoError(t, ops.nc.PublishRequest(req, reply, nil))
+			sent++
+		}
+	}
+	require.NoError(t, ops.nc.Flush())
+	require.Eventually(t, func() bool {
+		return counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(sent)
+	}, 10*time.Second, 20*time.Millisecond, "every $SRV answer was refused by the broker and counted")
+	require.Equal(t, before, lastSeqs(), "nothing was stored or queued")
+
+	// The serving user can do nothing but answer (checked on a connection of
+	// its own: the worker counts refusals on the one it serves with).
+	w = connectAs(t, s, "worker")
+	for _, subject := range []string{"db.vacuum.jobs", "db.vacuum.results.x", "db.stats.results.x", "$JS.API.INFO", "$JS.API.STREAM.INFO.DB_VACUUM", "_INBOX_worker_js.x"} {
+		w.refused(t, "worker publishing "+subject, subject, func() { _ = w.nc.Publish(subject, nil) })
+	}
+	// ops discovers the service as before.
+	msg, err := ops.nc.Request("$SRV.INFO.dbworker", nil, 5*time.Second)
+	require.NoError(t, err)
+	require.Contains(t, string(msg.Data), `"name":"dbworker"`)
 }

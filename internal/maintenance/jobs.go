@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +44,8 @@ func (s *Service) consume(ctx context.Context, cons jetstream.Consumer) {
 }
 
 // handleJob runs one job and settles it: acked once its result is stored,
-// terminated when its body is invalid (with a failed result), delayed when a
+// terminated when it can never succeed (with a failed result), dropped
+// without one when it is not a job at all (drop), delayed when a
 // previous delivery's lock has not expired yet, left unacked (so redelivered)
 // when its result could not be stored.
 func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
@@ -54,10 +56,10 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := s.log.With().Uint64("job_seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
 	switch {
-	case strings.HasSuffix(msg.Subject(), subjects.DBVacuumJobs):
+	case msg.Subject() == s.cfg.Subjects.Of(subjects.DBVacuumJobs):
 		var req messages.VacuumRequest
 		if err := decodeJob(msg.Data(), &req); err != nil {
-			s.terminate(ctx, msg, meta, target{}, err)
+			s.drop(msg, meta, err)
 			return
 		}
 		if req.JobID == "" {
@@ -92,10 +94,10 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 		default:
 			s.settle(ctx, msg, err)
 		}
-	case strings.HasSuffix(msg.Subject(), subjects.DBStatsJobs):
+	case msg.Subject() == s.cfg.Subjects.Of(subjects.DBStatsJobs):
 		var req messages.StatsRequest
 		if err := decodeJob(msg.Data(), &req); err != nil {
-			s.terminate(ctx, msg, meta, target{}, err)
+			s.drop(msg, meta, err)
 			return
 		}
 		if req.JobID == "" {
@@ -109,9 +111,24 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 		}
 		s.settle(ctx, msg, err)
 	default:
-		s.terminate(ctx, msg, meta, target{}, messages.BadRequest("subject", "unknown job subject %s", msg.Subject()))
+		s.drop(msg, meta, fmt.Errorf("unknown job subject %s", msg.Subject()))
 	}
 }
+
+// drop terminates a message that is not a job (a body no request decodes
+// into, or a subject that is no jobs subject) and stores nothing for it, so
+// that no stored result can come back as a job and feed a loop between the
+// results streams and DB_JOBS (a stored result never decodes as a request).
+// It is logged and counted as kind "job", status "dropped".
+func (s *Service) drop(msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+	s.cfg.Metrics.MaintenanceRun("job", statusDropped)
+	s.log.Warn().Err(cause).Str("subject", msg.Subject()).Uint64("job_seq", meta.Sequence.Stream).
+		Msg("message on DB_JOBS is not a job: dropped without a result")
+	_ = msg.Term() // TermWithReason is not honoured by nats-server 2.9: it redelivers
+}
+
+// statusDropped counts a message taken off DB_JOBS that was not a job.
+const statusDropped = "dropped"
 
 // retryable reports a failed run worth doing again.
 func retryable(ctx context.Context, res *messages.VacuumResult) bool {
@@ -193,7 +210,7 @@ func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		Schema: t.schema, Table: t.table, StartedAt: now, FinishedAt: now, Error: me}
 	kind := "vacuum"
 	var err error
-	if strings.HasSuffix(msg.Subject(), subjects.DBStatsJobs) {
+	if msg.Subject() == s.cfg.Subjects.Of(subjects.DBStatsJobs) {
 		kind = "stats"
 		err = s.storeInvalidStats(ctx, res)
 	} else {
@@ -206,7 +223,7 @@ func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstr
 	}
 	s.cfg.Metrics.MaintenanceRun(kind, messages.StatusFailed)
 	s.log.Warn().Str("job_id", res.JobID).Str("error", me.Message).Msg("job terminated")
-	_ = msg.TermWithReason(me.Message)
+	_ = msg.Term() // not TermWithReason: nats-server 2.9 does not honour it and redelivers
 }
 
 // storeInvalidStats records a failed stats job in DB_STATS, under the table

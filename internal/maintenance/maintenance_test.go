@@ -254,13 +254,17 @@ func TestOneRunPerTarget(t *testing.T) {
 }
 
 // TestInvalidJobIsTerminated: a job that can never succeed is not
-// redelivered forever; it leaves a failed result.
+// redelivered forever: one naming a missing table leaves a failed result; a
+// body that is no job at all is dropped without one (no stored result can
+// feed the jobs stream).
 func TestInvalidJobIsTerminated(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.worker(t, "w1", nil)
 	ctx := context.Background()
 	_, err := e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":`))
+	require.NoError(t, err)
+	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"run_id":"x","tables":[]}`))
 	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"}`))
 	require.NoError(t, err)
@@ -269,17 +273,24 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"table":"missing_stats"}`))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 3 &&
+		info, err := e.js.Stream(ctx, maintenance.StreamJobs)
+		require.NoError(t, err)
+		return info.CachedInfo().State.Msgs == 0
+	}, 10*time.Second, 50*time.Millisecond, "terminated jobs leave the work queue")
+	// Bodies that are no job are dropped, storing nothing; jobs that can never
+	// succeed are recorded failed.
+	require.Eventually(t, func() bool {
+		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 2 &&
 			len(e.results(t, maintenance.StreamStats, "db.stats.results.>")) == 1
 	}, 10*time.Second, 50*time.Millisecond)
 	for _, r := range e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>") {
 		require.Equal(t, messages.StatusFailed, r.Status)
 		require.NotNil(t, r.Error)
+		require.Contains(t, r.Error.Message, "missing_table")
 	}
 	// Each failed result is filed under the target its job named (what
-	// `publisher history vacuum --table T` reads); only the unreadable body
-	// is database-wide.
-	require.Len(t, e.results(t, maintenance.StreamVacuum, "db.vacuum.results._database"), 1)
+	// `publisher history vacuum --table T` reads).
+	require.Empty(t, e.results(t, maintenance.StreamVacuum, "db.vacuum.results._database"))
 	bare := e.results(t, maintenance.StreamVacuum, "db.vacuum.results.*.missing_table")
 	require.Len(t, bare, 2)
 	named := e.results(t, maintenance.StreamVacuum, "db.vacuum.results.nowhere.missing_table")
@@ -287,9 +298,9 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	require.Equal(t, messages.CodeNotFound, named[0].Error.Code)
 	require.Equal(t, "nowhere", named[0].Schema)
 	require.Len(t, e.results(t, maintenance.StreamStats, "db.stats.results.*.missing_stats"), 1)
-	info, err := e.js.Stream(ctx, maintenance.StreamJobs)
+	stats, err := e.js.Stream(ctx, maintenance.StreamStats)
 	require.NoError(t, err)
-	require.Zero(t, info.CachedInfo().State.Msgs, "terminated jobs leave the work queue")
+	require.EqualValues(t, 1, stats.CachedInfo().State.Msgs, "nothing stored for a body that is no job")
 }
 
 // TestProgressEvents: a running VACUUM reports its progress on

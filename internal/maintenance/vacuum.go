@@ -34,6 +34,9 @@ func (e *errLocked) Error() string { return "maintenance target is locked by " +
 // happens now and its stored result is the answer. A target being vacuumed
 // by another run answers LOCKED.
 func (s *Service) Vacuum(ctx context.Context, req *messages.VacuumRequest) (any, error) {
+	if err := refuseJobID(req.JobID); err != nil {
+		return nil, err
+	}
 	if req.Async {
 		return s.Enqueue(ctx, subjects.DBVacuumJobs, req)
 	}
@@ -49,6 +52,25 @@ func (s *Service) Vacuum(ctx context.Context, req *messages.VacuumRequest) (any,
 		return nil, e
 	}
 	return res, err
+}
+
+// refuseJobID refuses a job id in a request: only the jobs consumer gives a
+// run one (from the job's Nats-Msg-Id or body). A caller's own would let it
+// store a job's outcome ahead of the job (job:<id>:done, deduplicated) and so
+// suppress the real one, or label its runs as another's job.
+func refuseJobID(id string) error {
+	if id != "" {
+		return messages.BadRequest("job_id", "job_id is set by the jobs consumer; a request must not name one")
+	}
+	return nil
+}
+
+// ServeStats serves a db.stats request: Stats, refusing a job id.
+func (s *Service) ServeStats(ctx context.Context, req *messages.StatsRequest) (*messages.StatsResult, error) {
+	if err := refuseJobID(req.JobID); err != nil {
+		return nil, err
+	}
+	return s.Stats(ctx, req)
 }
 
 // Enqueue publishes a job to DB_JOBS and returns where it is.

@@ -35,7 +35,7 @@ func New() *Metrics {
 		Name: "dbworker_requests_in_flight", Help: "Requests being handled or waiting for the worker's pool.",
 	})
 	m.maintenance = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "dbworker_maintenance_runs_total", Help: "Maintenance runs by kind (vacuum, stats) and status (ok, failed, skipped).",
+		Name: "dbworker_maintenance_runs_total", Help: "Maintenance runs by kind (vacuum, stats, job) and status (ok, failed, skipped; dropped for a message on DB_JOBS that is no job).",
 	}, []string{"kind", "status"})
 	m.locks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dbworker_lock_operations_total", Help: "state.lock operations by op and outcome.",

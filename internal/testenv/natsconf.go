@@ -13,7 +13,7 @@ import (
 // ShippedPasswords are the passwords NewShippedNATS gives the users of the
 // shipped nats-server.conf.
 var ShippedPasswords = map[string]string{
-	"worker": "w-secret", "publisher": "p-secret", "ops": "o-secret",
+	"worker": "w-secret", "worker_js": "wj-secret", "publisher": "p-secret", "ops": "o-secret",
 	"orders": "or-secret", "billing": "b-secret",
 }
 

@@ -34,7 +34,7 @@ func (w *Worker) endpoints() []endpoint {
 	if m := w.deps.Maintenance; m != nil {
 		eps = append(eps,
 			endpoint{name: "stats", lane: laneMaint, subject: subjects.DBStats, description: "table and database statistics, stored in DB_STATS", handle: jsonHandler(
-				func(ctx context.Context, req *messages.StatsRequest) (any, error) { return m.Stats(ctx, req) }, nil)},
+				func(ctx context.Context, req *messages.StatsRequest) (any, error) { return m.ServeStats(ctx, req) }, nil)},
 			endpoint{name: "vacuum", lane: laneMaint, subject: subjects.DBVacuum, description: "VACUUM one table or the database, one run per target, stored in DB_VACUUM", handle: jsonHandler(m.Vacuum, nil)},
 		)
 	}

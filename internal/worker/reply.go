@@ -10,7 +10,8 @@ import (
 
 // TrustedReplyPrefixesDefault are the reply prefixes a worker answers when
 // Config.TrustedReplyPrefixes is empty: nats.go's default inboxes (_INBOX.)
-// and per-user ones such as _INBOX_orders.
+// and per-user ones such as _INBOX_orders. (a prefix that does not end in a
+// dot stands for the inboxes <prefix><name>., see trustedBy).
 var TrustedReplyPrefixesDefault = []string{"_INBOX.", "_INBOX_"}
 
 // Reasons an answer is dropped, the label of the replies-dropped metric.
@@ -19,6 +20,9 @@ const (
 	replySystem    = "system"      // a $ subject: $JS, $SYS, $SRV, $KV...
 	replyOwn       = "own_subject" // one of the worker's own: endpoints, jobs, results, progress
 	replyUntrusted = "untrusted"   // under no trusted prefix
+	// replyRefused: the worker sent the answer and the broker refused it (a
+	// permissions violation for publish on the serving connection).
+	replyRefused = "broker_refused"
 )
 
 // replyDropReason says why the worker must not answer on reply, or "" when
@@ -37,11 +41,29 @@ func replyDropReason(reply, requestSubject string, trusted []string, subs subjec
 		return replyOwn
 	}
 	for _, p := range trusted {
-		if len(reply) > len(p) && strings.HasPrefix(reply, p) {
+		if trustedBy(reply, p) {
 			return ""
 		}
 	}
 	return replyUntrusted
+}
+
+// trustedBy reports whether reply is under the trusted prefix p. A prefix
+// ending in a dot ("_INBOX.", "_INBOX_orders.") takes any reply that begins
+// with it and has more after it. One that ends mid-token ("_INBOX_") stands
+// for a family of inboxes: reply must be p, then the rest of that token (the
+// user's name), a dot and more ("_INBOX_orders.x", never "_INBOX_orders"),
+// the shape every inbox has.
+func trustedBy(reply, p string) bool {
+	if len(reply) <= len(p) || !strings.HasPrefix(reply, p) {
+		return false
+	}
+	if strings.HasSuffix(p, ".") {
+		return true
+	}
+	rest := reply[len(p):]
+	dot := strings.IndexByte(rest, '.')
+	return dot >= 0 && dot < len(rest)-1
 }
 
 // literalSubject reports whether s is a subject one can publish to: tokens

@@ -27,6 +27,11 @@ func TestReplyDropReason(t *testing.T) {
 		{reply: "_INBOX_orders", trusted: []string{"_INBOX_orders."}, want: replyUntrusted},
 		{reply: "_INBOX.", want: replyMalformed},
 		{reply: "_INBOX", want: replyUntrusted},
+		{reply: "_INBOX_orders", want: replyUntrusted},   // no inbox has this shape
+		{reply: "_INBOX_orders_x", want: replyUntrusted}, // nor this
+		{reply: "_INBOX_orders.", want: replyMalformed},
+		{reply: "_INBOX_orders", trusted: []string{"_INBOX_orders"}, want: replyUntrusted},
+		{reply: "_INBOX_orders.x", trusted: []string{"_INBOX_orders"}, want: ""},
 		{reply: "replies.x", want: replyUntrusted},
 		{reply: "db.vacuum.jobs", want: replyOwn},
 		{reply: "prod.db.vacuum.jobs", want: replyOwn},

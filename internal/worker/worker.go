@@ -122,10 +122,17 @@ type Config struct {
 
 // Deps are the connections a worker serves with. The worker does not close them.
 type Deps struct {
-	NATS     *nats.Conn
-	Postgres *pgexec.Client
-	Executor *pgexec.Executor
-	State    *state.Service
+	// NATS serves: the micro service, $SRV and every answer. The worker
+	// installs its error handler on it while it runs (refused.go).
+	NATS *nats.Conn
+	// JetStream is the connection of db.health's JetStream check. Defaults
+	// to NATS. cmd/worker gives it (and the maintenance service) a second
+	// connection when NATS_JS_USER is set, so that the serving user needs no
+	// JetStream or results rights.
+	JetStream *nats.Conn
+	Postgres  *pgexec.Client
+	Executor  *pgexec.Executor
+	State     *state.Service
 	// Maintenance serves db.stats and db.vacuum and runs jobs. Optional: without
 	// it those endpoints are not served.
 	Maintenance *maintenance.Service
@@ -153,6 +160,8 @@ type Worker struct {
 	js       jetstream.JetStream // for db.health's JetStream check
 
 	extra []endpoint // more endpoints, for tests
+
+	restoreErrHandler func() // puts back the serving connection's error handler (refused.go)
 
 	stopOnce sync.Once
 	stopErr  error
@@ -184,7 +193,10 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DrainTimeoutDefault
 	}
-	js, err := jetstream.New(deps.NATS)
+	if deps.JetStream == nil {
+		deps.JetStream = deps.NATS
+	}
+	js, err := jetstream.New(deps.JetStream)
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
@@ -227,6 +239,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			return fmt.Errorf("start maintenance: %w", err)
 		}
 	}
+	w.restoreErrHandler = w.watchRefusals()
 	svc, err := micro.AddService(w.deps.NATS, micro.Config{
 		Name:        w.cfg.ServiceName,
 		Version:     microVersion(Version),
@@ -240,6 +253,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		},
 	})
 	if err != nil {
+		w.restoreErrHandler()
 		w.cancel()
 		return fmt.Errorf("add micro service: %w", err)
 	}
@@ -249,6 +263,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		if err := svc.AddEndpoint(ep.name, w.dispatch(ep), micro.WithEndpointSubject(subject),
 			micro.WithEndpointMetadata(map[string]string{"description": ep.description})); err != nil {
 			_ = svc.Stop()
+			w.restoreErrHandler()
 			w.cancel()
 			return fmt.Errorf("add endpoint %s: %w", subject, err)
 		}
@@ -329,6 +344,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	if ferr := w.deps.NATS.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		err = errors.Join(err, fmt.Errorf("flush answers: %w", ferr))
 	}
+	w.restoreErrHandler()
 	w.log.Info().Dur("took", time.Since(start)).Msg("drained")
 	return err
 }
