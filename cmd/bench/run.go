@@ -194,9 +194,13 @@ func run(ctx context.Context, o options) error {
 	}
 	const rows100 = "SELECT * FROM t WHERE id <= 100"
 	const rows10k = "SELECT * FROM t"
+	// Each call locks a key of its own: an acquire of a held lock is refused,
+	// and contention is not what this path measures.
+	var lockN atomic.Int64
 	lockPair := func(prefix string) func(context.Context) error {
-		acq := []byte(`{"op":"acquire","key":"bench","owner":"o","ttl_ms":30000}`)
 		return func(ctx context.Context) error {
+			key := "bench-" + strconv.FormatInt(lockN.Add(1), 10)
+			acq := []byte(`{"op":"acquire","key":"` + key + `","owner":"o","ttl_ms":30000}`)
 			m, err := conn().RequestWithContext(ctx, prefix+"state.lock", acq)
 			if err != nil {
 				return err
@@ -205,7 +209,7 @@ func run(ctx context.Context, o options) error {
 			if err := json.Unmarshal(m.Data, &got); err != nil || !got.Acquired {
 				return fmt.Errorf("state.lock acquire: %s", m.Data)
 			}
-			rel, _ := json.Marshal(messages.LockRequest{Op: messages.OpRelease, Key: "bench", Lease: got.Lease})
+			rel, _ := json.Marshal(messages.LockRequest{Op: messages.OpRelease, Key: key, Lease: got.Lease})
 			return req(prefix+"state.lock", string(rel))(ctx)
 		}
 	}
