@@ -24,22 +24,37 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 		}
 		items[i] = b
 	}
+	for attempt := 0; ; attempt++ {
+		out, cached, err := s.manyRun(ctx, items, sh, buf)
+		// A cached description that went stale: the transaction rolled
+		// back, so every item may run again.
+		if err != nil && cached && planChanged(err) && attempt == 0 && !s.broken {
+			s.cache.remove(items[0].sql)
+			continue
+		}
+		return out, err
+	}
+}
+
+// manyRun runs the items of a many in one pipeline and transaction, and
+// reports whether their description came from the cache.
+func (s *session) manyRun(ctx context.Context, items []boundSQL, sh shape, buf []byte) ([]byte, bool, error) {
 	// Every item binds the same text; describe it once.
-	sd, _, err := s.describe(ctx, items[0].sql)
+	sd, cached, err := s.describe(ctx, items[0].sql)
 	if err != nil {
-		return buf, err
+		return buf, false, err
 	}
 	args := make([]encodedArgs, len(items))
 	for i, b := range items {
 		if args[i], err = s.encodeArgs(ctx, sd, b, "params_list"); err != nil {
-			return buf, withIndex(err, i)
+			return buf, cached, withIndex(err, i)
 		}
 	}
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
 	s.sendBegin(p)
 	for _, a := range args {
-		p.SendQueryPrepared(sd.Name, a.values, nil, a.formats)
+		p.SendQueryParams(sd.SQL, a.values, sd.ParamOIDs, nil, a.formats)
 	}
 	p.SendPipelineSync()
 	if s.readOnly {
@@ -49,7 +64,7 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 	}
 	if err != nil {
 		s.broken = true
-		return buf, err
+		return buf, cached, err
 	}
 	start := len(buf)
 	buf = append(buf, `{"results":[`...)
@@ -61,7 +76,7 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 			buf = append(buf, ',')
 		}
 		var tag pgconn.CommandTag
-		buf, tag, err = s.readStatement(p, args[i].types, sh, buf)
+		buf, tag, err = s.readStatement(p, args[i], sh, buf)
 		if err != nil {
 			failed = i
 		}
@@ -83,14 +98,14 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 		_ = p.Close()
 	}
 	if err != nil {
-		if failed >= 0 {
+		if failed >= 0 && !planChanged(err) {
 			err = withIndex(err, failed)
 		}
-		return buf[:start], err
+		return buf[:start], cached, err
 	}
 	buf = append(buf, `],"rows_affected":`...)
 	buf = strconv.AppendInt(buf, written, 10)
-	return append(buf, '}'), nil
+	return append(buf, '}'), cached, nil
 }
 
 // tx runs statements in one transaction, one round trip each so that the
@@ -171,7 +186,7 @@ func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh sh
 	if begin {
 		s.sendBegin(p)
 	}
-	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
+	p.SendQueryParams(sd.SQL, args.values, sd.ParamOIDs, nil, args.formats)
 	if err := p.Sync(); err != nil {
 		s.broken = true
 		return buf, tag, cached, err
@@ -180,7 +195,7 @@ func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh sh
 		err = readBegin(p)
 	}
 	if err == nil {
-		buf, tag, err = s.readStatement(p, args.types, sh, buf)
+		buf, tag, err = s.readStatement(p, args, sh, buf)
 	}
 	err = s.readSync(p, 'T', err)
 	if cerr := p.Close(); cerr != nil && err == nil {

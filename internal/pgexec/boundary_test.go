@@ -650,6 +650,12 @@ func TestCleanConnectionIsReused(t *testing.T) {
 		b.refused(r)
 		require.Equal(t, first, pid(), r)
 	}
-	b.ok(`{"sql":"CREATE TEMP TABLE t (x int)"}`)
-	require.NotEqual(t, first, pid(), "a connection holding temporary objects is replaced")
+	// Temporary objects, prepared statements, LISTEN: DISCARD ALL clears them
+	// and the connection stays.
+	for _, r := range []string{`{"sql":"CREATE TEMP TABLE t (x int)"}`, `{"sql":"PREPARE p AS SELECT 1"}`, `{"sql":"LISTEN c"}`} {
+		b.ok(r)
+		require.Equal(t, first, pid(), r)
+	}
+	a := b.ok(`{"sql":"SELECT to_regclass('pg_temp.t') IS NULL AS gone, (SELECT count(*) FROM pg_prepared_statements) AS prepared","op":"one"}`)
+	require.Equal(t, map[string]any{"gone": true, "prepared": float64(0)}, a["row"])
 }

@@ -100,6 +100,10 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		pcfg.MaxConnLifetime = MaxConnLifetimeDefault
 	}
 	pcfg.MaxConnLifetimeJitter = pcfg.MaxConnLifetime / 10
+	// No prepared statement of the worker's lives on the server: pgx sends
+	// its statements unnamed with cached descriptions too, so the executor's
+	// reset (DISCARD ALL, session.go) takes nothing pgx relies on.
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	pcfg.ConnConfig.MaxProtocolMessageBodyLen = cmp.Or(max(cfg.MaxMessageBytes, 0), MaxMessageBytesDefault)
 	sessionTimeout := cfg.SessionStatementTimeout
 	if sessionTimeout <= 0 {

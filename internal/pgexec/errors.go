@@ -34,6 +34,8 @@ func AsError(err error) *messages.Error {
 	}
 	var big *pgproto3.ExceededMaxBodyLenErr
 	switch {
+	case errors.Is(err, errStale):
+		return messages.Errorf(messages.CodeUnavailable, "the statement's columns changed while it ran; send it again")
 	case errors.As(err, &big):
 		return messages.Errorf(messages.CodeTooLarge, "a message from the database (one row) is %d bytes, over the worker's bound of %d", big.ActualBodyLen, big.MaxExpectedBodyLen)
 	case errors.Is(err, ErrPoolExhausted):

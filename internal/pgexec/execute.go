@@ -150,22 +150,20 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 	defer s.release()
 
 	buf := make([]byte, 0, 512)
-	if err = s.prepareHouse(ctx); err == nil {
-		switch op {
-		case messages.OpQuery, messages.OpOne:
-			sh.one = op == messages.OpOne
-			buf, err = s.single(ctx, req, sh, buf)
-		case messages.OpMany:
-			buf, err = s.many(ctx, req, sh, buf)
-		case messages.OpScript:
-			buf, err = s.script(ctx, req.SQL, buf)
-		case messages.OpTx:
-			buf, err = s.tx(ctx, req, sh, buf)
-		case messages.OpInsert:
-			buf, err = s.insert(ctx, req, sh, buf)
-		case messages.OpUpdate:
-			buf, err = s.update(ctx, req, sh, buf)
-		}
+	switch op {
+	case messages.OpQuery, messages.OpOne:
+		sh.one = op == messages.OpOne
+		buf, err = s.single(ctx, req, sh, buf)
+	case messages.OpMany:
+		buf, err = s.many(ctx, req, sh, buf)
+	case messages.OpScript:
+		buf, err = s.script(ctx, req.SQL, buf)
+	case messages.OpTx:
+		buf, err = s.tx(ctx, req, sh, buf)
+	case messages.OpInsert:
+		buf, err = s.insert(ctx, req, sh, buf)
+	case messages.OpUpdate:
+		buf, err = s.update(ctx, req, sh, buf)
 	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {

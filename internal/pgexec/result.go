@@ -4,56 +4,61 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// describe returns the prepared statement for sql, preparing it (and first
-// deallocating statements evicted from the cache) when the connection has not
-// seen it.
+// describe returns the description of sql (its parameter and result
+// types), asking the server once per connection: a Parse and Describe of the
+// unnamed statement, which keeps nothing on the server.
 func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.StatementDescription, cached bool, err error) {
-	cache := s.cache
-	if sd := cache.get(sql); sd != nil {
+	if sd := s.cache.get(sql); sd != nil {
 		return sd, true, nil
 	}
-	if len(cache.evicted) > 0 && s.pg.TxStatus() != 'E' {
-		q := ""
-		for _, name := range cache.evicted {
-			q += "DEALLOCATE " + name + ";"
-		}
-		_, err := s.pg.Exec(ctx, q).ReadAll()
-		cache.evicted = cache.evicted[:0]
-		if err != nil {
-			// One was already gone: the cache no longer matches the
-			// connection, which is closed at the end of the request.
-			s.broken = true
-			return nil, false, err
-		}
-	}
-	sd, err = s.pg.Prepare(ctx, cache.nextName(), sql, nil)
+	sd, err = s.pg.Prepare(ctx, "", sql, nil)
 	if err != nil {
 		return nil, false, err
 	}
-	cache.put(sd)
+	s.cache.put(sd)
 	return sd, false, nil
 }
 
-// planChanged reports the server's refusal to run a prepared statement whose
-// result types changed, or one that is gone.
+// errStale is a cached description that no longer matches the statement's
+// result (its table changed): the result was not read, and the description
+// is asked for again.
+var errStale = errors.New("pgexec: the statement's result columns changed")
+
+// planChanged reports a statement whose cached description went stale: its
+// columns changed (errStale), or their count did, so that the server refused
+// the result formats sent with it (08P01, before running it).
 func planChanged(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan") || pe.Code == "26000")
+	return errors.Is(err, errStale) || errors.As(err, &pe) && pe.Code == "08P01"
 }
 
 // encodedArgs is a statement's arguments in wire form, the result formats to
-// ask for, and the types of both.
+// ask for, the types of both, and the columns the description promised.
 type encodedArgs struct {
 	values  [][]byte
 	formats []int16
 	types   map[uint32]*typeInfo
+	fields  []pgconn.FieldDescription
+}
+
+// sameColumns reports whether a result has the columns its description
+// promised: their number and types.
+func sameColumns(got, want []pgconn.FieldDescription) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i].DataTypeOID != want[i].DataTypeOID {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeArgs converts b's JSON arguments by the parameter types of sd and
@@ -72,7 +77,7 @@ func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescriptio
 	if err != nil {
 		return encodedArgs{}, err
 	}
-	a := encodedArgs{values: make([][]byte, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types}
+	a := encodedArgs{values: make([][]byte, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types, fields: sd.Fields}
 	for i, raw := range b.args {
 		if a.values[i], err = encodeParam(types[sd.ParamOIDs[i]], b.names[i], raw); err != nil {
 			return encodedArgs{}, err
@@ -86,28 +91,27 @@ func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescriptio
 
 // readResult writes one result object: columns and rows (or row), then
 // rows_affected, command and truncated.
-func (s *session) readResult(rr *pgconn.ResultReader, types map[uint32]*typeInfo, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
 	start := len(buf)
 	fields := rr.FieldDescriptions()
+	if !sameColumns(fields, a.fields) {
+		// The table changed since the description was cached: the values
+		// may be in formats asked for other types. Read none of them.
+		tag, err := rr.Close()
+		if err == nil {
+			err = errStale
+		}
+		return buf, tag, err
+	}
 	colTypes := make([]*typeInfo, len(fields))
 	for i, f := range fields {
-		t, ok := types[f.DataTypeOID]
-		if !ok || t.format() != f.Format {
-			// Defensive: named statements make the server refuse a changed
-			// result type, so this is not expected; never misread a value.
-			t = &typeInfo{oid: f.DataTypeOID, name: "oid:" + strconv.FormatUint(uint64(f.DataTypeOID), 10)}
-			if f.Format == 1 {
-				t.kind = kBytea
-			}
-		}
-		colTypes[i] = t
+		colTypes[i] = a.types[f.DataTypeOID]
 	}
 	if sh.tagOnly {
 		tag, err := rr.Close()
 		if err != nil {
 			return buf, tag, err
 		}
-		s.noteTag(tag)
 		buf = append(buf, `{"rows_affected":`...)
 		buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
 		buf = append(buf, `,"command":`...)
@@ -159,7 +163,6 @@ func (s *session) readResult(rr *pgconn.ResultReader, types map[uint32]*typeInfo
 	if err != nil {
 		return buf[:start], tag, err
 	}
-	s.noteTag(tag)
 	if encErr != nil {
 		return buf[:start], tag, messages.Errorf(messages.CodeInternal, "encode result: %v", encErr)
 	}

@@ -139,6 +139,5 @@ func (s *session) readDiscard(p *pgconn.Pipeline) (pgconn.CommandTag, error) {
 	for rr.NextRow() {
 	}
 	tag, err := rr.Close()
-	s.noteTag(tag)
 	return tag, err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,86 +15,36 @@ import (
 // A request holds one pooled connection for its whole life, and leaves it as
 // it found it. Every request is one or more pipelines of the extended protocol,
 // one statement per Parse, so the server itself refuses a text that holds more
-// than one statement, whatever the lexer made of it. The last pipeline ends
-// with the reset:
+// than one statement, whatever the lexer made of it. Every statement runs in
+// a transaction the worker opens and ends, and the last pipeline ends with the
+// reset:
 //
 //	read-only:        BEGIN READ ONLY; set_config(statement_timeout, local); stmt; Sync;
-//	                  ROLLBACK; reset; Sync
-//	write, no rows:   stmt; Sync; reset; Sync
-//	write in a tx:    BEGIN; set_config(...); stmt; Sync     (rows read, size checked)
-//	                  COMMIT or ROLLBACK; reset; Sync
+//	                  ROLLBACK; Sync; DISCARD ALL; Sync
+//	read-write:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; Sync
+//	write with rows:  BEGIN; set_config(...); stmt; Sync     (rows read, size checked)
+//	                  COMMIT or ROLLBACK; Sync; DISCARD ALL; Sync
 //
 // A read-only request always rolls back: PostgreSQL's READ ONLY refuses table
 // writes, and the rollback undoes what READ ONLY lets through (large objects,
 // NOTIFY, set_config(..., false), LISTEN).
 //
-// The reset is RESET SESSION AUTHORIZATION (which also resets the role),
-// RESET ALL (back to the startup parameters the worker connected with),
-// DISCARD SEQUENCES and pg_advisory_unlock_all(), then one check for what those
-// cannot undo cheaply: temporary objects, SQL-level prepared statements (a
-// caller could also replace one of the worker's own by name), held cursors and
-// LISTEN. When the check finds any, the connection is closed rather than
-// reused. After a read-only request, whose rollback already undid the rest,
-// the reset is only the advisory unlock and the prepared-statement check.
-// The reset statements are parsed afresh every time (unnamed), so no request
-// can replace them. After the reset the server must report the
-// connection idle; anything else closes it.
+// The reset is DISCARD ALL: the session authorization and role, every setting
+// (back to the startup parameters the worker connected with), prepared
+// statements, cursors, LISTEN, advisory locks, cached plans, temporary objects
+// and sequence state. It is one statement parsed afresh, and cheap, because
+// the worker keeps no prepared statement of its own on the server: it sends
+// every statement unnamed, with the description it cached (stmtcache.go), so
+// there is nothing a request could drop or replace. DISCARD ALL refuses to run
+// inside a transaction: after it the server must report the connection idle,
+// and anything else (a statement left a transaction open) closes it.
 //
 // The transaction status byte of every ReadyForQuery is checked against what
 // the request expects, so a transaction-control statement that slipped past
 // the keyword check (txcontrol.go) is caught before a later statement runs.
 
-// preparedSQL counts the connection's prepared statements: those made with
-// SQL (PREPARE, also inside DO or a function), and the worker's own (named
-// dbw_...), which a request could have dropped (DEALLOCATE inside DO).
-const preparedSQL = `(SELECT count(*) FILTER (WHERE from_sql) AS from_sql,
-	        count(*) FILTER (WHERE NOT from_sql AND name LIKE 'dbw\_%') AS own
-	 FROM pg_catalog.pg_prepared_statements) p`
-
-// resetSQL are the unnamed statements of the reset, in order. The last one
-// answers whether the connection must be closed: its columns are the
-// advisory unlock, whether other session state is left (temporary objects,
-// held cursors, LISTEN), and the prepared-statement counts.
-var resetSQL = []string{
-	"RESET SESSION AUTHORIZATION",
-	"RESET ALL",
-	"DISCARD SEQUENCES",
-	`SELECT pg_catalog.pg_advisory_unlock_all(),
-	   pg_catalog.pg_my_temp_schema() <> 0
-	   OR EXISTS (SELECT FROM pg_catalog.pg_cursors WHERE is_holdable)
-	   OR EXISTS (SELECT FROM pg_catalog.pg_listening_channels()),
-	   p.from_sql, p.own
-	 FROM ` + preparedSQL,
-}
-
-// readOnlyResetSQL is the reset after a read-only request. Its ROLLBACK has
-// already undone settings, the role, LISTEN and held cursors, and READ ONLY
-// refused temporary objects and nextval: what is left is what no rollback
-// undoes, session advisory locks and prepared statements.
-var readOnlyResetSQL = []string{
-	`SELECT pg_catalog.pg_advisory_unlock_all(), false, p.from_sql, p.own FROM ` + preparedSQL,
-}
-
-// The worker's own transaction statements, prepared once per connection. A
-// caller that replaces one by name is caught: the replacement is an SQL-level
-// prepared statement (the reset's check closes the connection), and none can
-// be made to end a transaction (PREPARE takes only SELECT and DML), which the
-// status bytes would show.
-const (
-	stmtBegin         = "dbw_begin"
-	stmtBeginReadOnly = "dbw_begin_ro"
-	stmtTimeout       = "dbw_timeout"
-	stmtCommit        = "dbw_commit"
-	stmtRollback      = "dbw_rollback"
-)
-
-var houseStatements = [...]struct{ name, sql string }{
-	{stmtBegin, "BEGIN"},
-	{stmtBeginReadOnly, "BEGIN READ ONLY"},
-	{stmtTimeout, "SELECT pg_catalog.set_config('statement_timeout', $1, true)"},
-	{stmtCommit, "COMMIT"},
-	{stmtRollback, "ROLLBACK"},
-}
+// resetSQL is the reset; see above.
+const resetSQL = "DISCARD ALL"
 
 // session is one request's hold on a connection.
 type session struct {
@@ -127,27 +76,6 @@ func (s *session) release() {
 		cancel()
 	}
 	s.conn.Release()
-}
-
-// prepareHouse prepares the worker's transaction statements on a connection
-// that has not seen them, in one round trip.
-func (s *session) prepareHouse(ctx context.Context) error {
-	if s.cache.house {
-		return nil
-	}
-	p := s.pg.StartPipeline(ctx)
-	for _, h := range houseStatements {
-		p.SendPrepare(h.name, h.sql, nil)
-	}
-	if err := p.Sync(); err != nil {
-		return err
-	}
-	if err := drain(p); err != nil {
-		s.broken = true
-		return err
-	}
-	s.cache.house = true
-	return nil
 }
 
 // drain reads every result left in a pipeline and closes it, returning the
@@ -185,12 +113,13 @@ func drain(p *pgconn.Pipeline) error {
 // sendBegin queues the opening of the request's transaction: READ ONLY when
 // the session is, with the request's statement timeout as a server-side cap.
 func (s *session) sendBegin(p *pgconn.Pipeline) {
-	name := stmtBegin
+	begin := "BEGIN"
 	if s.readOnly {
-		name = stmtBeginReadOnly
+		begin = "BEGIN READ ONLY"
 	}
-	p.SendQueryPrepared(name, nil, nil, nil)
-	p.SendQueryPrepared(stmtTimeout, [][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil)
+	p.SendQueryParams(begin, nil, nil, nil, nil)
+	p.SendQueryParams("SELECT pg_catalog.set_config('statement_timeout', $1, true)",
+		[][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil, nil)
 	s.inTx = true
 }
 
@@ -271,14 +200,13 @@ func txControlSlipped(err error) error {
 func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 	if s.inTx {
 		if commit && !s.readOnly {
-			p.SendQueryPrepared(stmtCommit, nil, nil, nil)
+			p.SendQueryParams("COMMIT", nil, nil, nil, nil)
 		} else {
-			p.SendQueryPrepared(stmtRollback, nil, nil, nil)
+			p.SendQueryParams("ROLLBACK", nil, nil, nil, nil)
 		}
+		p.SendPipelineSync() // DISCARD ALL runs only outside a transaction block
 	}
-	for _, q := range s.resetStatements() {
-		p.SendQueryParams(q, nil, nil, nil, nil)
-	}
+	p.SendQueryParams(resetSQL, nil, nil, nil, nil)
 	return p.Sync()
 }
 
@@ -308,6 +236,13 @@ func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 				txErr = messages.Errorf(messages.CodeSQL, "the transaction was rolled back by a statement in it")
 			}
 		}
+		if err := s.readSync(p, 'I', txErr); err != nil && txErr == nil {
+			txErr = err
+		}
+		if s.broken {
+			_ = p.Close()
+			return txErr
+		}
 	}
 	s.readReset(p)
 	if err := p.Close(); err != nil {
@@ -322,51 +257,17 @@ func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 	return txErr
 }
 
-// readReset reads the reset's results and decides whether the connection may
-// be reused.
+// readReset reads the reset's result and decides whether the connection may
+// be reused: only when DISCARD ALL ran and left it idle.
 func (s *session) readReset(p *pgconn.Pipeline) {
-	stmts := s.resetStatements()
-	for i := range stmts {
-		res, err := p.GetResults()
-		if err != nil {
-			s.broken = true
-			break
-		}
-		rr, ok := res.(*pgconn.ResultReader)
-		if !ok {
-			s.broken = true
-			break
-		}
-		if i == len(stmts)-1 {
-			own := strconv.Itoa(s.cache.ownStatements())
-			for rr.NextRow() {
-				// Clean: no other state, no SQL-level prepared statement, and
-				// exactly the worker's own statements.
-				if v := rr.Values(); len(v) != 4 || string(v[1]) != "f" || string(v[2]) != "0" || string(v[3]) != own {
-					s.broken = true
-				}
-			}
-		}
-		if _, err := rr.Close(); err != nil {
-			s.broken = true
-		}
+	if err := readTag(p); err != nil {
+		s.broken = true
 	}
 	res, err := p.GetResults()
 	if _, ok := res.(*pgconn.PipelineSync); err != nil || !ok || s.pg.TxStatus() != 'I' {
 		s.broken = true
 	}
 	s.reset = !s.broken
-}
-
-// resetStatements are the reset for this session: the short one for a
-// read-only session, whose statements all ran in our READ ONLY transactions
-// (script, the one op that could run outside one, is refused), and those
-// always roll back.
-func (s *session) resetStatements() []string {
-	if s.readOnly {
-		return readOnlyResetSQL
-	}
-	return resetSQL
 }
 
 // finish ends the request in a pipeline of its own: the end of our
@@ -383,12 +284,3 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 // errOutOfStep is a pipeline that answered something other than what was
 // sent; the connection is closed.
 var errOutOfStep = errors.New("pgexec: pipeline out of step with the server")
-
-// noteTag closes the connection after a statement that dropped the worker's
-// own prepared statements (DEALLOCATE, DISCARD), rather than reuse it with a
-// statement cache that no longer matches.
-func (s *session) noteTag(tag pgconn.CommandTag) {
-	if t := tag.String(); strings.HasPrefix(t, "DEALLOCATE") || strings.HasPrefix(t, "DISCARD") {
-		s.broken = true
-	}
-}

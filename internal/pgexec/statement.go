@@ -108,7 +108,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 	if how != stmtAlone {
 		s.sendBegin(p)
 	}
-	p.SendQueryPrepared(sd.Name, args.values, nil, args.formats)
+	p.SendQueryParams(sd.SQL, args.values, sd.ParamOIDs, nil, args.formats)
 	p.SendPipelineSync()
 	var err error
 	if how == stmtDecideAfter {
@@ -126,7 +126,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 		err = readBegin(p)
 	}
 	if err == nil {
-		buf, _, err = s.readStatement(p, args.types, sh, buf)
+		buf, _, err = s.readStatement(p, args, sh, buf)
 	}
 	err = s.readSync(p, want, err)
 	if s.broken {
@@ -159,7 +159,7 @@ func sqlState(err error) string {
 }
 
 // readStatement reads one statement's result from a pipeline and writes it.
-func (s *session) readStatement(p *pgconn.Pipeline, types map[uint32]*typeInfo, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+func (s *session) readStatement(p *pgconn.Pipeline, a encodedArgs, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
 	res, err := p.GetResults()
 	if err != nil {
 		return buf, pgconn.CommandTag{}, err
@@ -169,5 +169,5 @@ func (s *session) readStatement(p *pgconn.Pipeline, types map[uint32]*typeInfo, 
 		s.broken = true
 		return buf, pgconn.CommandTag{}, errOutOfStep
 	}
-	return s.readResult(rr, types, sh, buf)
+	return s.readResult(rr, a, sh, buf)
 }
