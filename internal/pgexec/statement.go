@@ -13,6 +13,11 @@ import (
 // readKeywords start statements that return rows without writing.
 var readKeywords = map[string]bool{"SELECT": true, "VALUES": true, "TABLE": true, "SHOW": true}
 
+// txControlCapable start the only statements that can commit or roll back
+// from inside (a DO block, a procedure), which a request therefore runs in a
+// transaction of its own, where PostgreSQL refuses that.
+var txControlCapable = map[string]bool{"DO": true, "CALL": true}
+
 // checkStatements checks that sc holds statements (one unless multi) and
 // none that begins or ends a transaction.
 func checkStatements(field string, sc scanned, multi bool) error {
@@ -50,10 +55,11 @@ func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh s
 	return s.statement(ctx, b, keyword, sh, buf)
 }
 
-// statement runs one bound statement as a request of its own, inside a
-// transaction of the worker's: READ ONLY and rolled back for a read-only
-// session, committed otherwise, so that a procedure or DO block cannot commit
-// part of its work and still answer an error. A write that returns rows
+// statement runs one bound statement as a request of its own. A read-only
+// session runs it in a READ ONLY transaction that is rolled back. A DO block
+// or CALL runs in a transaction of the worker's that is committed, so that it
+// cannot commit part of its work and still answer an error; any other
+// statement is atomic on its own and autocommits. A write that returns rows
 // (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE) is committed
 // only once its answer is known to fit, so an answer found TOO_LARGE rolls it
 // back. Two refusals the server makes before a statement runs are retried,
@@ -75,8 +81,13 @@ func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh 
 		switch {
 		case alone:
 			how = stmtAlone
-		case !s.readOnly && !readKeywords[keyword] && len(sd.Fields) > 0:
+		case s.readOnly:
+		case !readKeywords[keyword] && len(sd.Fields) > 0:
 			how = stmtDecideAfter
+		case !txControlCapable[keyword]:
+			// Only DO and CALL can end a transaction from inside; anything
+			// else autocommits whole or not at all, and saves BEGIN and COMMIT.
+			how = stmtAlone
 		}
 		out, err := s.runStatement(ctx, sd, args, how, sh, buf)
 		if err == nil || attempt > 0 || s.broken {
