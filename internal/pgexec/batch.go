@@ -40,7 +40,7 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 // reports whether their description came from the cache.
 func (s *session) manyRun(ctx context.Context, items []boundSQL, sh shape, buf []byte) ([]byte, bool, error) {
 	// Every item binds the same text; describe it once.
-	sd, cached, err := s.describe(ctx, items[0].sql)
+	sd, cached, err := s.describe(ctx, items[0].sql, true)
 	if err != nil {
 		return buf, false, err
 	}
@@ -54,7 +54,7 @@ func (s *session) manyRun(ctx context.Context, items []boundSQL, sh shape, buf [
 	p := s.pg.StartPipeline(ctx)
 	s.sendBegin(p)
 	for _, a := range args {
-		p.SendQueryParams(sd.SQL, a.values, sd.ParamOIDs, nil, a.formats)
+		p.SendQueryParams(sd.SQL, a.values, nil, nil, a.formats)
 	}
 	p.SendPipelineSync()
 	if s.readOnly {
@@ -173,7 +173,7 @@ func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound
 // begin is set.
 func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, bool, error) {
 	var tag pgconn.CommandTag
-	sd, cached, err := s.describe(ctx, b.sql)
+	sd, cached, err := s.describe(ctx, b.sql, begin)
 	if err != nil {
 		return buf, tag, false, err
 	}
@@ -186,7 +186,7 @@ func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh sh
 	if begin {
 		s.sendBegin(p)
 	}
-	p.SendQueryParams(sd.SQL, args.values, sd.ParamOIDs, nil, args.formats)
+	p.SendQueryParams(sd.SQL, args.values, nil, nil, args.formats)
 	if err := p.Sync(); err != nil {
 		s.broken = true
 		return buf, tag, cached, err

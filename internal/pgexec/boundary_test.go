@@ -660,3 +660,85 @@ func TestCleanConnectionIsReused(t *testing.T) {
 	a := b.ok(`{"sql":"SELECT to_regclass('pg_temp.t') IS NULL AS gone, (SELECT count(*) FROM pg_prepared_statements) AS prepared","op":"one"}`)
 	require.Equal(t, map[string]any{"gone": true, "prepared": float64(0)}, a["row"])
 }
+
+// TestDescriptionsAndTypesCannotBePoisoned: what a caller's transaction sees
+// (its search_path, its temporary tables, its own functions) never shapes how
+// another caller's statement is bound or read.
+func TestDescriptionsAndTypesCannotBePoisoned(t *testing.T) {
+	pg := testenv.NewPostgres(t) // not parallel: it replaces string_to_array in a schema of its own
+	evil := pg.Schema + "_evil"
+	pg.Exec(t, `CREATE TABLE acct (id int8 PRIMARY KEY, owner text, balance int);
+		INSERT INTO acct VALUES (16777216, 'mallory', 0), (16777217, 'alice', 1000);
+		CREATE SCHEMA `+evil+`; CREATE TABLE `+evil+`.acct (id float4, owner text, balance int);
+		CREATE FUNCTION `+evil+`.string_to_array(text, text) RETURNS text[] LANGUAGE sql
+		  AS $$SELECT ARRAY['20','23','16','3802','1184','2950','701']$$;
+		CREATE TYPE `+evil+`.sparsevec AS (f text)`)
+	t.Cleanup(func() { pg.Exec(t, "DROP SCHEMA "+evil+" CASCADE") })
+	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
+	balances := func() string {
+		return scalar[string](t, pg, "SELECT string_agg(owner || '=' || balance, ',' ORDER BY id) FROM acct")
+	}
+
+	// A read-only tx describes the statement under its own search_path.
+	b.refused(`{"op":"tx","read_only":true,"statements":[{"sql":"SELECT set_config('search_path', '` + evil + `', true)"},{"sql":"UPDATE acct SET balance = balance + $2 WHERE id = $1","params":[1,1]}]}`)
+	b.ok(`{"sql":"UPDATE acct SET balance = balance + $2 WHERE id = $1","params":[16777217,-100]}`)
+	require.Equal(t, "mallory=0,alice=900", balances(), "the victim's update changed its own row")
+	a := b.ok(`{"sql":"SELECT owner FROM acct WHERE id = $1","params":[16777217],"op":"one"}`)
+	require.Equal(t, "alice", a["row"].(map[string]any)["owner"])
+
+	// A temporary table of the same name, inside a tx.
+	_, _ = b.run(`{"op":"tx","statements":[{"sql":"CREATE TEMP TABLE acct (id int2, owner text, balance int)"},{"sql":"DELETE FROM acct WHERE id = $1","params":[1]}]}`)
+	a = b.ok(`{"sql":"DELETE FROM acct WHERE id = $1","params":[16777216]}`)
+	require.EqualValues(t, float64(1), a["rows_affected"])
+
+	// A column whose type changes between requests is bound as it is now.
+	pg.Exec(t, "CREATE TABLE ev (id int PRIMARY KEY, at date); INSERT INTO ev VALUES (1, '2024-01-01')")
+	upd := `{"sql":"UPDATE ev SET at = :at WHERE id = :id","params":{"id":1,"at":"2024-03-05"}}`
+	b.ok(upd)
+	pg.Exec(t, "ALTER TABLE ev ALTER at TYPE timestamptz")
+	b.ok(`{"sql":"UPDATE ev SET at = :at WHERE id = :id","params":{"id":1,"at":"2024-03-05T17:45:00Z"}}`)
+	require.Equal(t, "2024-03-05 17:45:00+00", scalar[string](t, pg, "SELECT at::text FROM ev"), "the time is kept")
+
+	// The type catalog is looked up with qualified names, whatever the
+	// caller's search_path; types of an extension's name elsewhere are not it.
+	_, _ = b.run(`{"op":"tx","read_only":true,"statements":[{"sql":"SELECT set_config('search_path', '` + evil + `,pg_catalog', true)"},{"sql":"SELECT 'pg_class'::regclass AS r, ROW('AAAA')::` + evil + `.sparsevec AS v"}]}`)
+	a = b.ok(`{"sql":"SELECT 1::int8 AS i, true AS t, '{\"a\":1}'::jsonb AS j, now() IS NOT NULL AS n, ROW('AAAA')::` + evil + `.sparsevec AS v","op":"one"}`)
+	require.Equal(t, map[string]any{"i": float64(1), "t": true, "j": map[string]any{"a": float64(1)}, "n": true, "v": "(AAAA)"}, a["row"])
+}
+
+// TestStaleDescriptionsNeverRunAWriteTwice: a statement that autocommitted
+// before its result showed a stale description is reported, not sent again.
+func TestStaleDescriptionsNeverRunAWriteTwice(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, `CREATE TABLE cnt (n int); INSERT INTO cnt VALUES (0);
+		CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS 'UPDATE cnt SET n = n + 1 RETURNING n';
+		CREATE TABLE t (x int); INSERT INTO t VALUES (1)`)
+	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
+	b.ok(`{"sql":"SELECT bump() AS b, x FROM t"}`)
+	pg.Exec(t, "ALTER TABLE t ALTER x TYPE int8")
+	e := b.refused(`{"sql":"SELECT bump() AS b, x FROM t"}`)
+	require.Equal(t, messages.CodeUnavailable, e.Code)
+	require.EqualValues(t, 2, scalar[int64](t, pg, "SELECT n FROM cnt"), "one increment per request")
+	b.ok(`{"sql":"SELECT bump() AS b, x FROM t"}`)
+	require.EqualValues(t, 3, scalar[int64](t, pg, "SELECT n FROM cnt"))
+}
+
+// TestNoErrorHidesACommittedWrite: COPY is refused before it runs, and a
+// script is committed only once its last result was read.
+func TestNoErrorHidesACommittedWrite(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, "CREATE TABLE log (x int); INSERT INTO log VALUES (1)")
+	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite) // rows over 8 MiB are refused
+	for _, r := range []string{
+		`{"sql":"COPY (DELETE FROM log RETURNING *) TO STDOUT"}`,
+		`{"sql":"COPY (INSERT INTO log VALUES (99) RETURNING *) TO STDOUT"}`,
+		`{"op":"script","sql":"INSERT INTO log VALUES (100); INSERT INTO log VALUES (101); COPY (SELECT 1) TO STDOUT"}`,
+		`{"op":"script","sql":"INSERT INTO log VALUES (200); SELECT repeat('x', 9000000)"}`,
+		`{"op":"script","sql":"DELETE FROM log; SELECT repeat('x', 9000000)"}`,
+	} {
+		b.refused(r)
+		require.Equal(t, "1", scalar[string](t, pg, "SELECT string_agg(x::text, ',') FROM log"), r)
+	}
+}

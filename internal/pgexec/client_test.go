@@ -144,9 +144,20 @@ func TestDescribeCacheHeals(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"a":1}]`)
 	pg.Exec(t, "ALTER TABLE shifty ADD COLUMN b text DEFAULT 'x', ALTER COLUMN a TYPE bigint")
+	// The statement autocommitted before its result showed the change, so it
+	// is not sent again behind the caller's back (it could have written): the
+	// caller is told, and the next one is described afresh.
+	_, err = ex.Execute(ctx, req, 0)
+	require.Error(t, err)
+	require.Equal(t, messages.CodeUnavailable, pgexec.AsError(err).Code)
 	out, err = ex.Execute(ctx, req, 0)
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"a":1,"b":"x"}]`)
+	// Where it ran in a transaction that was rolled back, it is sent again.
+	pg.Exec(t, "ALTER TABLE shifty ALTER COLUMN b DROP DEFAULT, ALTER COLUMN b TYPE int USING 7")
+	out, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT * FROM shifty", ReadOnly: true}, 0)
+	require.NoError(t, err)
+	require.Contains(t, string(out), `"rows":[{"a":1,"b":7}]`)
 }
 
 func TestStatementTimeoutKeepsConnection(t *testing.T) {

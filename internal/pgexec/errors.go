@@ -35,7 +35,7 @@ func AsError(err error) *messages.Error {
 	var big *pgproto3.ExceededMaxBodyLenErr
 	switch {
 	case errors.Is(err, errStale):
-		return messages.Errorf(messages.CodeUnavailable, "the statement's columns changed while it ran; send it again")
+		return messages.Errorf(messages.CodeUnavailable, "the statement's result columns changed since it was last described (its table changed); it may have run: send it again to read its result")
 	case errors.As(err, &big):
 		return messages.Errorf(messages.CodeTooLarge, "a message from the database (one row) is %d bytes, over the worker's bound of %d", big.ActualBodyLen, big.MaxExpectedBodyLen)
 	case errors.Is(err, ErrPoolExhausted):

@@ -12,8 +12,15 @@ import (
 
 // describe returns the description of sql (its parameter and result
 // types), asking the server once per connection: a Parse and Describe of the
-// unnamed statement, which keeps nothing on the server.
-func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.StatementDescription, cached bool, err error) {
+// unnamed statement, which keeps nothing on the server. Only a description
+// made in the connection's own state is cached (clean): one made inside a
+// caller's transaction could reflect its search_path or temporary tables.
+//
+// The parameter types in a description only choose how JSON values are
+// written as text; statements are sent without them, so the server types
+// every parameter in the context it runs in, and a stale description can
+// make a request fail but never bind a value as another type.
+func (s *session) describe(ctx context.Context, sql string, clean bool) (sd *pgconn.StatementDescription, cached bool, err error) {
 	if sd := s.cache.get(sql); sd != nil {
 		return sd, true, nil
 	}
@@ -21,7 +28,9 @@ func (s *session) describe(ctx context.Context, sql string) (sd *pgconn.Statemen
 	if err != nil {
 		return nil, false, err
 	}
-	s.cache.put(sd)
+	if clean {
+		s.cache.put(sd)
+	}
 	return sd, false, nil
 }
 

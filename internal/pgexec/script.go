@@ -20,9 +20,13 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 	last := len(sc.statements) - 1
 	for i, st := range sc.statements {
 		text := sql[st.start:st.end]
-		tag, err := s.scriptStatement(ctx, text, i == 0, i == last)
+		// The COMMIT is sent only once the last statement's result was read,
+		// so that nothing found wrong on this side hides a committed write.
+		tag, err := s.scriptStatement(ctx, text, i == 0, false)
 		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken {
-			tag, err = s.scriptAlone(ctx, text)
+			if err = s.finish(ctx, false); err == nil && !s.broken {
+				tag, err = s.scriptAlone(ctx, text)
+			}
 		}
 		if err != nil {
 			if !s.broken && !s.reset {
@@ -34,6 +38,11 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 			return buf, err
 		}
 		tags = append(tags, tag)
+	}
+	if !s.reset { // a statement that ran alone has reset the session already
+		if err := s.finish(ctx, true); err != nil {
+			return buf, err
+		}
 	}
 	var written int64
 	buf = append(buf, `{"commands":[`...)

@@ -62,14 +62,14 @@ func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh s
 // statement is atomic on its own and autocommits. A write that returns rows
 // (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE) is committed
 // only once its answer is known to fit, so an answer found TOO_LARGE rolls it
-// back. Two refusals the server makes before a statement runs are retried,
-// once: a cached statement whose table changed under it is prepared again,
-// and a statement PostgreSQL refuses in a transaction block (25001: VACUUM,
-// CREATE INDEX CONCURRENTLY) runs alone.
+// back. A statement whose cached description went stale is described and
+// sent again, once, when it did not take effect; a statement PostgreSQL
+// refuses in a transaction block (25001: VACUUM, CREATE INDEX CONCURRENTLY)
+// runs alone.
 func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh shape, buf []byte) ([]byte, error) {
 	alone := false
 	for attempt := 0; ; attempt++ {
-		sd, cached, err := s.describe(ctx, b.sql)
+		sd, cached, err := s.describe(ctx, b.sql, true)
 		if err != nil {
 			return buf, err
 		}
@@ -96,6 +96,14 @@ func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh 
 		switch {
 		case cached && planChanged(err):
 			s.cache.remove(b.sql)
+			// Send it again only if it did not take effect: refused before it
+			// ran (08P01), or run in a transaction that was rolled back. A
+			// statement that autocommitted (or a committed DO or CALL) may
+			// have written: the caller decides whether to send it again.
+			if !errors.Is(err, errStale) || how == stmtDecideAfter || s.readOnly {
+				continue
+			}
+			return out, err
 		case !s.readOnly && !alone && sqlState(err) == "25001":
 			alone = true
 		default:
@@ -119,7 +127,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 	if how != stmtAlone {
 		s.sendBegin(p)
 	}
-	p.SendQueryParams(sd.SQL, args.values, sd.ParamOIDs, nil, args.formats)
+	p.SendQueryParams(sd.SQL, args.values, nil, nil, args.formats)
 	p.SendPipelineSync()
 	var err error
 	if how == stmtDecideAfter {

@@ -30,9 +30,13 @@ func isTxControl(st statement) bool {
 	return txControlKeywords[st.keyword] || st.keyword == "PREPARE" && st.keyword2 == "TRANSACTION"
 }
 
-// checkTxControl refuses a transaction-control statement; field names the
-// request field that holds it.
+// checkTxControl refuses a transaction-control statement, and COPY, whose
+// rows would travel outside the answer (to or from the client) or to server
+// files; field names the request field that holds it.
 func checkTxControl(field string, st statement) error {
+	if st.keyword == "COPY" {
+		return messages.BadRequest(field, "COPY is not supported over db.execute: select the rows, or insert them with op many")
+	}
 	if !isTxControl(st) {
 		return nil
 	}

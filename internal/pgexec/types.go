@@ -95,14 +95,6 @@ var builtinKinds = map[uint32]struct {
 	pgtype.UnknownOID:     {"unknown", 'X', kText},
 }
 
-// kindByName gives extension types, whose OIDs differ per database, their kind.
-var kindByName = map[string]kind{
-	"vector":    kVector,
-	"halfvec":   kHalfvec,
-	"sparsevec": kSparsevec,
-	"citext":    kText,
-}
-
 // catalog caches type information by OID for one database. Built-in types are
 // known up front; any other OID is looked up in pg_type once.
 type catalog struct {
@@ -150,11 +142,30 @@ func (c *catalog) lookup(ctx context.Context, conn *pgconn.PgConn, oids ...uint3
 	return out, nil
 }
 
-const typeQuery = `SELECT t.oid, t.typname, t.typcategory, t.typelem,
-       e.typname, e.typcategory
+// typeQuery looks types up by OID, with their extension: every name in it is
+// qualified, because it may run inside a caller's transaction, whose
+// search_path could otherwise put the caller's own operators and functions
+// first.
+const typeQuery = `SELECT t.oid, t.typname, t.typcategory, t.typelem, e.typname, e.typcategory,
+       (SELECT x.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+           AND d.objid OPERATOR(pg_catalog.=) t.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'),
+       (SELECT x.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+           AND d.objid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
   FROM pg_catalog.pg_type t
-  LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
- WHERE t.oid = ANY(string_to_array($1, ',')::oid[])`
+  LEFT JOIN pg_catalog.pg_type e ON e.oid OPERATOR(pg_catalog.=) t.typelem AND t.typcategory OPERATOR(pg_catalog.=) 'A'
+ WHERE t.oid OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array($1, ',')::pg_catalog.oid[])`
+
+// extensionKinds gives extension types, whose OIDs differ per database, their
+// kind: by name, and only when the type belongs to that extension (a type of
+// the same name elsewhere is not it).
+var extensionKinds = map[[2]string]kind{
+	{"vector", "vector"}:    kVector,
+	{"vector", "halfvec"}:   kHalfvec,
+	{"vector", "sparsevec"}: kSparsevec,
+	{"citext", "citext"}:    kText,
+}
 
 func (c *catalog) load(ctx context.Context, conn *pgconn.PgConn, oids []uint32) error {
 	list := make([]byte, 0, len(oids)*6)
@@ -174,13 +185,16 @@ func (c *catalog) load(ctx context.Context, conn *pgconn.PgConn, oids []uint32) 
 		var oid, elemOID uint32
 		fmt.Sscan(string(row[0]), &oid)
 		fmt.Sscan(string(row[3]), &elemOID)
-		t := &typeInfo{oid: oid, name: string(row[1]), category: firstByte(row[2]), kind: kindByName[string(row[1])]}
+		if _, known := c.types[oid]; known {
+			continue // built-in, or looked up already: never replaced
+		}
+		t := &typeInfo{oid: oid, name: string(row[1]), category: firstByte(row[2]), kind: extensionKinds[[2]string{string(row[6]), string(row[1])}]}
 		if t.category == 'A' && elemOID != 0 {
 			t.kind = kArray
 			if e, ok := c.types[elemOID]; ok {
 				t.elem = e
 			} else if row[4] != nil {
-				e := &typeInfo{oid: elemOID, name: string(row[4]), category: firstByte(row[5]), kind: kindByName[string(row[4])]}
+				e := &typeInfo{oid: elemOID, name: string(row[4]), category: firstByte(row[5]), kind: extensionKinds[[2]string{string(row[7]), string(row[4])}]}
 				c.types[elemOID] = e
 				t.elem = e
 			}
