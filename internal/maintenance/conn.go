@@ -80,12 +80,6 @@ func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration,
 	}
 	mc := &maintConn{free: free}
 	cc := s.pg.Pool().Config().ConnConfig.Copy()
-	// The pool sends statements unnamed, as its connections are reset with
-	// DISCARD ALL; this connection is the run's own and never reset, so it
-	// keeps pgx's default. (Measured: with the pool's mode here, a slowed
-	// VACUUM in TestVacuumProgressPhases skipped its index and heap phases;
-	// why is not yet understood.)
-	cc.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 	cc.RuntimeParams["application_name"] = s.applicationName()
 	cc.RuntimeParams["lock_timeout"] = fmt.Sprint(s.cfg.LockTimeout.Milliseconds())
 	cc.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
