@@ -54,7 +54,7 @@ func (s *session) manyRun(ctx context.Context, items []boundSQL, sh shape, buf [
 	p := s.pg.StartPipeline(ctx)
 	s.sendBegin(p)
 	for _, a := range args {
-		p.SendQueryParams(sd.SQL, a.values, nil, nil, a.formats)
+		p.SendQueryParams(sd.SQL, a.values, a.oids, nil, a.formats)
 	}
 	p.SendPipelineSync()
 	if s.readOnly {
@@ -186,7 +186,7 @@ func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh sh
 	if begin {
 		s.sendBegin(p)
 	}
-	p.SendQueryParams(sd.SQL, args.values, nil, nil, args.formats)
+	p.SendQueryParams(sd.SQL, args.values, args.oids, nil, args.formats)
 	if err := p.Sync(); err != nil {
 		s.broken = true
 		return buf, tag, cached, err

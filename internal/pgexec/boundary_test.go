@@ -742,3 +742,42 @@ func TestNoErrorHidesACommittedWrite(t *testing.T) {
 		require.Equal(t, "1", scalar[string](t, pg, "SELECT string_agg(x::text, ',') FROM log"), r)
 	}
 }
+
+// TestLastRoundOfAttacks: a DO block that raises 25001 only inside the
+// worker's transaction, values bound by a type the column no longer has, and
+// random()'s seed left for the next caller.
+func TestLastRoundOfAttacks(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, itemsSetup)
+	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
+
+	// Run alone, the block would commit its update and then fail.
+	do := `DO $$BEGIN IF current_setting('statement_timeout') <> '5min' THEN RAISE EXCEPTION USING ERRCODE = '25001'; END IF; UPDATE items SET bal = 1 WHERE id = 1; COMMIT; RAISE EXCEPTION 'after the commit'; END$$`
+	for _, op := range []string{"query", "script"} {
+		b.refused(body(map[string]any{"op": op, "sql": do}))
+		require.Equal(t, "1=100,2=100,3=100", itemsChecksum(t, pg), op)
+	}
+
+	// A column that became bytea: the text value is refused, not taken as
+	// bytes. (The other way, bytea to text, PostgreSQL's assignment cast to
+	// text takes it: docs/protocol.md says so.)
+	pg.Exec(t, "CREATE TABLE blob (id int PRIMARY KEY, w text); INSERT INTO blob VALUES (1, 'aGk=')")
+	b.ok(`{"sql":"UPDATE blob SET w = :w WHERE id = :id","params":{"id":1,"w":"aGk="}}`)
+	pg.Exec(t, "ALTER TABLE blob ALTER w TYPE bytea USING decode(w, 'base64')")
+	b.refused(`{"sql":"UPDATE blob SET w = :w WHERE id = :id","params":{"id":1,"w":"aGVsbG8="}}`)
+	require.Equal(t, "6869", scalar[string](t, pg, "SELECT encode(w, 'hex') FROM blob"))
+
+	// The next caller's random() does not follow a caller's setseed().
+	b.ok(`{"sql":"SELECT setseed(0.42)","read_only":true}`)
+	a := b.ok(`{"sql":"SELECT random() AS r","op":"one"}`)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var seeded float64
+	_, err = conn.Exec(ctx, "SELECT setseed(0.42)")
+	require.NoError(t, err)
+	require.NoError(t, conn.QueryRow(ctx, "SELECT random()").Scan(&seeded))
+	require.NotEqual(t, seeded, a["row"].(map[string]any)["r"])
+}

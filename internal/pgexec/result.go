@@ -16,10 +16,10 @@ import (
 // made in the connection's own state is cached (clean): one made inside a
 // caller's transaction could reflect its search_path or temporary tables.
 //
-// The parameter types in a description only choose how JSON values are
-// written as text; statements are sent without them, so the server types
-// every parameter in the context it runs in, and a stale description can
-// make a request fail but never bind a value as another type.
+// The parameter types in a description choose how JSON values are written
+// as text, and are sent with the statement only where the value was
+// rewritten for its type (declaredType): a stale description can make a
+// request fail, but the server never takes a value as another type.
 func (s *session) describe(ctx context.Context, sql string, clean bool) (sd *pgconn.StatementDescription, cached bool, err error) {
 	if sd := s.cache.get(sql); sd != nil {
 		return sd, true, nil
@@ -51,9 +51,26 @@ func planChanged(err error) bool {
 // ask for, the types of both, and the columns the description promised.
 type encodedArgs struct {
 	values  [][]byte
+	oids    []uint32 // parameter types sent with the statement (0: the server's to infer)
 	formats []int16
 	types   map[uint32]*typeInfo
 	fields  []pgconn.FieldDescription
+}
+
+// declaredType is the parameter type sent with a statement. Numbers,
+// booleans, UUIDs, dates and times are sent as the caller wrote them, with
+// no type: the server types them where the statement runs, so a column
+// whose type changed since the description was cached (int4 to int8, date
+// to timestamptz) still gets the caller's exact value. Every other value is
+// sent with the type it was written for (text, bytea from base64, JSON,
+// arrays, vectors), so that a column of another type now makes the server
+// refuse it rather than take it as something else.
+func declaredType(t *typeInfo) uint32 {
+	switch t.kind {
+	case kBool, kInt2, kInt4, kInt8, kOID, kFloat4, kFloat8, kNumeric, kUUID, kDate, kTimestamp, kTimestamptz:
+		return 0
+	}
+	return t.oid
 }
 
 // sameColumns reports whether a result has the columns its description
@@ -86,11 +103,13 @@ func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescriptio
 	if err != nil {
 		return encodedArgs{}, err
 	}
-	a := encodedArgs{values: make([][]byte, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types, fields: sd.Fields}
+	a := encodedArgs{values: make([][]byte, len(b.args)), oids: make([]uint32, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types, fields: sd.Fields}
 	for i, raw := range b.args {
-		if a.values[i], err = encodeParam(types[sd.ParamOIDs[i]], b.names[i], raw); err != nil {
+		t := types[sd.ParamOIDs[i]]
+		if a.values[i], err = encodeParam(t, b.names[i], raw); err != nil {
 			return encodedArgs{}, err
 		}
+		a.oids[i] = declaredType(t)
 	}
 	for i, f := range sd.Fields {
 		a.formats[i] = types[f.DataTypeOID].format()

@@ -23,7 +23,10 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 		// The COMMIT is sent only once the last statement's result was read,
 		// so that nothing found wrong on this side hides a committed write.
 		tag, err := s.scriptStatement(ctx, text, i == 0, false)
-		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken {
+		// A statement PostgreSQL refuses in a transaction block runs alone;
+		// never a DO or CALL, which could raise 25001 on purpose and then,
+		// alone, commit part of its work.
+		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken && !txControlCapable[st.keyword] {
 			if err = s.finish(ctx, false); err == nil && !s.broken {
 				tag, err = s.scriptAlone(ctx, text)
 			}

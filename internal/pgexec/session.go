@@ -2,6 +2,8 @@ package pgexec
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"time"
@@ -32,7 +34,8 @@ import (
 // The reset is DISCARD ALL: the session authorization and role, every setting
 // (back to the startup parameters the worker connected with), prepared
 // statements, cursors, LISTEN, advisory locks, cached plans, temporary objects
-// and sequence state. It is one statement parsed afresh, and cheap, because
+// and sequence state; and setseed() with a value of the worker's, which
+// DISCARD ALL leaves alone. It is one statement parsed afresh, and cheap, because
 // the worker keeps no prepared statement of its own on the server: it sends
 // every statement unnamed, with the description it cached (stmtcache.go), so
 // there is nothing a request could drop or replace. DISCARD ALL refuses to run
@@ -207,6 +210,9 @@ func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 		p.SendPipelineSync() // DISCARD ALL runs only outside a transaction block
 	}
 	p.SendQueryParams(resetSQL, nil, nil, nil, nil)
+	// DISCARD ALL leaves random()'s state: a caller that called setseed()
+	// would know the next caller's "random" values.
+	p.SendQueryParams("SELECT pg_catalog.setseed($1)", [][]byte{randomSeed()}, nil, nil, nil)
 	return p.Sync()
 }
 
@@ -260,8 +266,10 @@ func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 // readReset reads the reset's result and decides whether the connection may
 // be reused: only when DISCARD ALL ran and left it idle.
 func (s *session) readReset(p *pgconn.Pipeline) {
-	if err := readTag(p); err != nil {
-		s.broken = true
+	for range 2 { // DISCARD ALL, setseed
+		if err := readTag(p); err != nil {
+			s.broken = true
+		}
 	}
 	res, err := p.GetResults()
 	if _, ok := res.(*pgconn.PipelineSync); err != nil || !ok || s.pg.TxStatus() != 'I' {
@@ -284,3 +292,12 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 // errOutOfStep is a pipeline that answered something other than what was
 // sent; the connection is closed.
 var errOutOfStep = errors.New("pgexec: pipeline out of step with the server")
+
+// randomSeed is a seed for setseed, in [-1, 1], from a source callers cannot
+// predict.
+func randomSeed() []byte {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	f := float64(binary.BigEndian.Uint64(b[:])>>11)/float64(1<<53)*2 - 1
+	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+}

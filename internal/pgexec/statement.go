@@ -63,11 +63,11 @@ func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh s
 // (INSERT ... RETURNING, a data-modifying WITH, EXPLAIN ANALYZE) is committed
 // only once its answer is known to fit, so an answer found TOO_LARGE rolls it
 // back. A statement whose cached description went stale is described and
-// sent again, once, when it did not take effect; a statement PostgreSQL
-// refuses in a transaction block (25001: VACUUM, CREATE INDEX CONCURRENTLY)
-// runs alone.
+// sent again, once, when it did not take effect. (What PostgreSQL refuses in
+// a transaction block, VACUUM or CREATE INDEX CONCURRENTLY, autocommits here
+// already; a DO or CALL that fails with 25001 is not run again alone, where
+// it could commit part of its work.)
 func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh shape, buf []byte) ([]byte, error) {
-	alone := false
 	for attempt := 0; ; attempt++ {
 		sd, cached, err := s.describe(ctx, b.sql, true)
 		if err != nil {
@@ -79,8 +79,6 @@ func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh 
 		}
 		how := stmtInTx
 		switch {
-		case alone:
-			how = stmtAlone
 		case s.readOnly:
 		case !readKeywords[keyword] && len(sd.Fields) > 0:
 			how = stmtDecideAfter
@@ -104,8 +102,6 @@ func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh 
 				continue
 			}
 			return out, err
-		case !s.readOnly && !alone && sqlState(err) == "25001":
-			alone = true
 		default:
 			return out, err
 		}
@@ -127,7 +123,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 	if how != stmtAlone {
 		s.sendBegin(p)
 	}
-	p.SendQueryParams(sd.SQL, args.values, nil, nil, args.formats)
+	p.SendQueryParams(sd.SQL, args.values, args.oids, nil, args.formats)
 	p.SendPipelineSync()
 	var err error
 	if how == stmtDecideAfter {
