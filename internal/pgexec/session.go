@@ -17,15 +17,15 @@ import (
 // A request holds one pooled connection for its whole life, and leaves it as
 // it found it. Every request is one or more pipelines of the extended protocol,
 // one statement per Parse, so the server itself refuses a text that holds more
-// than one statement, whatever the lexer made of it. Every statement runs in
-// a transaction the worker opens and ends, and the last pipeline ends with the
-// reset:
+// than one statement, whatever the lexer made of it. The last pipeline ends
+// with the reset (statement.go, batch.go and script.go pick the shape):
 //
 //	read-only:        BEGIN READ ONLY; set_config(statement_timeout, local); stmt; Sync;
-//	                  ROLLBACK; Sync; DISCARD ALL; Sync
-//	read-write:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; Sync
-//	write with rows:  BEGIN; set_config(...); stmt; Sync     (rows read, size checked)
-//	                  COMMIT or ROLLBACK; Sync; DISCARD ALL; Sync
+//	                  ROLLBACK; Sync; DISCARD ALL; setseed; Sync
+//	read-write:       stmt; Sync; DISCARD ALL; setseed; Sync
+//	DO or CALL:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
+//	write with rows,  BEGIN; set_config(...); stmt(s); Sync     (results read and checked)
+//	tx, many, script: COMMIT or ROLLBACK; Sync; DISCARD ALL; setseed; Sync
 //
 // A read-only request always rolls back: PostgreSQL's READ ONLY refuses table
 // writes, and the rollback undoes what READ ONLY lets through (large objects,
@@ -34,7 +34,7 @@ import (
 // The reset is DISCARD ALL: the session authorization and role, every setting
 // (back to the startup parameters the worker connected with), prepared
 // statements, cursors, LISTEN, advisory locks, cached plans, temporary objects
-// and sequence state; and setseed() with a value of the worker's, which
+// and sequence state; then setseed() with a value of the worker's, which
 // DISCARD ALL leaves alone. It is one statement parsed afresh, and cheap, because
 // the worker keeps no prepared statement of its own on the server: it sends
 // every statement unnamed, with the description it cached (stmtcache.go), so
