@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"context"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -39,15 +37,8 @@ func (p *Postgres) ApplyRoles(t testing.TB) Roles {
 	}
 	sql := strings.ReplaceAll(strings.Join(lines, "\n"), `:"schema"`, pgx.Identifier{p.Schema}.Sanitize())
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, BaseURL())
-	if err != nil {
-		Unavailable(t, "PostgreSQL", err)
-	}
-	defer conn.Close(context.Background())
 	// Roles are shared by the whole server; tests apply the file one at a time.
-	if _, err := conn.Exec(ctx, "BEGIN; SELECT pg_advisory_xact_lock(4243);\n"+sql+";\nCOMMIT"); err != nil {
+	if err := admin(t, "BEGIN; SELECT pg_advisory_xact_lock(4243);\n"+sql+";\nCOMMIT"); err != nil {
 		t.Fatalf("apply roles.sql: %v", err)
 	}
 	as := func(user string) string {

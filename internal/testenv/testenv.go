@@ -55,32 +55,14 @@ type Postgres struct {
 // NewPostgres creates a fresh schema, dropped when the test ends.
 func NewPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, BaseURL())
-	if err != nil {
-		Unavailable(t, "PostgreSQL", err)
-	}
-	defer conn.Close(context.Background())
 	schema := "t_" + strings.ToLower(nuid.Next())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
 	// The extension is shared by all tests; take a lock so parallel packages
 	// do not race to create it.
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)"); err != nil {
-		t.Fatalf("create extension vector (run `make services`): %v", err)
+	if err := admin(t, "CREATE SCHEMA "+schema+"; SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)"); err != nil {
+		t.Fatalf("create schema and extension vector (run `make services`): %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, BaseURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+		if err := admin(t, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
@@ -150,27 +132,12 @@ func Connect(t testing.TB, s *server.Server) *nats.Conn {
 // same database, so other tests' open transactions would change its work.
 func NewDatabase(t testing.TB) *Postgres {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, BaseURL())
-	if err != nil {
-		Unavailable(t, "PostgreSQL", err)
-	}
-	defer conn.Close(context.Background())
 	name := "t_" + strings.ToLower(nuid.Next())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if err := admin(t, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, BaseURL())
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+		if err := admin(t, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
@@ -180,4 +147,20 @@ func NewDatabase(t testing.TB) *Postgres {
 	}
 	u.Path = "/" + name
 	return &Postgres{URL: u.String(), Schema: "public"}
+}
+
+// admin runs sql as the tests' superuser on a connection of its own. A
+// server that cannot be reached is Unavailable.
+func admin(t testing.TB, sql string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, BaseURL())
+	if err != nil {
+		Unavailable(t, "PostgreSQL", err)
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
