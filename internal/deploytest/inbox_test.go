@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -64,22 +63,6 @@ func TestInboxesArePrivate(t *testing.T) {
 	require.Error(t, err)
 }
 
-// counter reads a counter of reg, every label summed.
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	var n float64
-	for _, f := range families {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
-}
-
 // TestAnswersGoOnlyToInboxes: a caller that names one of the worker's own
 // subjects, or the JetStream API, as its reply subject gets nothing queued,
 // stored or deleted; each answer is dropped and counted.
@@ -113,14 +96,14 @@ func TestAnswersGoOnlyToInboxes(t *testing.T) {
 		require.NoError(t, orders.nc.PublishRequest("db.health", reply, nil))
 	}
 	require.Eventually(t, func() bool {
-		return counter(t, reg.Registry, "dbworker_requests_total") == float64(len(replies))
+		return testenv.Counter(t, reg.Registry, "dbworker_requests_total") == float64(len(replies))
 	}, 10*time.Second, 20*time.Millisecond, "the worker handled every request")
 	require.Equal(t, before, lastSeqs(), "nothing was queued or stored, and every stream is still there")
 	// The trusted prefixes are the defaults, so _INBOX_nobody_trusts_me and
 	// the worker's own inboxes pass the worker and are refused by the broker:
 	// counted too (broker_refused), once the broker has said so.
 	require.Eventually(t, func() bool {
-		return counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(len(replies))
+		return testenv.Counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(len(replies))
 	}, 10*time.Second, 20*time.Millisecond, "every answer was dropped, by the worker or the broker, and counted")
 
 	// Callers on their inboxes are answered as before.

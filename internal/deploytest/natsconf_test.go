@@ -256,7 +256,7 @@ func TestServingUserCannotStoreOrQueue(t *testing.T) {
 	}
 	require.NoError(t, ops.nc.Flush())
 	require.Eventually(t, func() bool {
-		return counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(sent)
+		return testenv.Counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(sent)
 	}, 10*time.Second, 20*time.Millisecond, "every $SRV answer was refused by the broker and counted")
 	require.Equal(t, before, lastSeqs(), "nothing was stored or queued")
 

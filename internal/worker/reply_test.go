@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
 
 func TestReplyDropReason(t *testing.T) {
@@ -58,22 +58,6 @@ func TestReplyDropReason(t *testing.T) {
 	}
 }
 
-// counter reads a counter of reg, every label summed.
-func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	var n float64
-	for _, f := range families {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
-}
-
 // TestAnswersOnlyTrustedReplies: a request whose reply subject is a job, a
 // result subject, an endpoint, the JetStream API or anything but an inbox
 // is handled, and its answer dropped and counted: nothing is queued, stored
@@ -102,12 +86,12 @@ func TestAnswersOnlyTrustedReplies(t *testing.T) {
 		require.NoError(t, b.nc.PublishRequest(b.sub.Of(subjects.DBHealth), reply, nil))
 	}
 	reg := b.w.cfg.Metrics.Registry
-	require.Eventually(t, func() bool { return counter(t, reg, "dbworker_requests_total") >= float64(len(replies)) },
+	require.Eventually(t, func() bool { return testenv.Counter(t, reg, "dbworker_requests_total") >= float64(len(replies)) },
 		10*time.Second, 20*time.Millisecond, "the worker handled every request")
 
 	require.Equal(t, jobs, lastSeq("R1_DB_JOBS"), "no job was queued")
 	require.Equal(t, vacuum, lastSeq("R1_DB_VACUUM"), "no result was stored, and the stream is still there")
-	require.Equal(t, float64(len(replies)), counter(t, reg, "dbworker_replies_dropped_total"), "every answer was dropped and counted")
+	require.Equal(t, float64(len(replies)), testenv.Counter(t, reg, "dbworker_replies_dropped_total"), "every answer was dropped and counted")
 	require.NoError(t, b.nc.Flush())
 	n, _, err := listener.Pending()
 	require.NoError(t, err)
