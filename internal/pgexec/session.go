@@ -81,38 +81,6 @@ func (s *session) release() {
 	s.conn.Release()
 }
 
-// drain reads every result left in a pipeline and closes it, returning the
-// first error.
-func drain(p *pgconn.Pipeline) error {
-	var first error
-	for {
-		res, err := p.GetResults()
-		if err != nil {
-			var pe *pgconn.PgError
-			if !errors.As(err, &pe) {
-				_ = p.Close()
-				return err
-			}
-			if first == nil {
-				first = err
-			}
-			continue
-		}
-		if res == nil {
-			break
-		}
-		if rr, ok := res.(*pgconn.ResultReader); ok {
-			if _, err := rr.Close(); err != nil && first == nil {
-				first = err
-			}
-		}
-	}
-	if err := p.Close(); err != nil && first == nil {
-		first = err
-	}
-	return first
-}
-
 // sendBegin queues the opening of the request's transaction: READ ONLY when
 // the session is, with the request's statement timeout as a server-side cap.
 func (s *session) sendBegin(p *pgconn.Pipeline) {
