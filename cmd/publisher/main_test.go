@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -97,19 +98,7 @@ func TestVacuumWaitAndHistory(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	ns := testenv.NewNATS(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
-	ctx := context.Background()
-	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(t, "PostgreSQL", err)
-	}
-	defer cl.Close()
-	mem := memory.New(memory.Options{})
-	defer mem.Close()
-	w, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}, ProgressInterval: 50 * time.Millisecond,
-		BeforeVacuumSQL: "SELECT pg_sleep(0.3)"}, testenv.Connect(t, ns), cl, mem)
-	require.NoError(t, err)
-	require.NoError(t, w.Start(ctx))
-	defer w.Stop(ctx)
+	startMaintenance(t, pg, testenv.Connect(t, ns), maintenance.Config{ProgressInterval: 50 * time.Millisecond, BeforeVacuumSQL: "SELECT pg_sleep(0.3)"})
 	pg.Exec(t, "CREATE TABLE users (id int); INSERT INTO users SELECT generate_series(1, 1000); DELETE FROM users WHERE id % 2 = 0")
 
 	code, out, errOut := runCLI(t, "vacuum", "--table", pg.Schema+".users", "--wait", "--timeout", "30s")
@@ -148,19 +137,7 @@ func TestVacuumWaitAndHistory(t *testing.T) {
 func TestUnderTheShippedConf(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	ns := testenv.NewShippedNATS(t, "../../nats-server.conf")
-	ctx := context.Background()
-	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(t, "PostgreSQL", err)
-	}
-	defer cl.Close()
-	mem := memory.New(memory.Options{})
-	defer mem.Close()
-	w, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}, ProgressInterval: 50 * time.Millisecond},
-		testenv.ConnectAs(t, ns, "worker_js"), cl, mem)
-	require.NoError(t, err)
-	require.NoError(t, w.Start(ctx))
-	defer w.Stop(ctx)
+	startMaintenance(t, pg, testenv.ConnectAs(t, ns, "worker_js"), maintenance.Config{ProgressInterval: 50 * time.Millisecond})
 	pg.Exec(t, "CREATE TABLE users (id int)")
 
 	t.Setenv("NATS_URL", ns.ClientURL())
@@ -194,19 +171,7 @@ func TestVacuumProgressPhases(t *testing.T) {
 	pg := testenv.NewDatabase(t)
 	ns := testenv.NewNATS(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
-	ctx := context.Background()
-	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(t, "PostgreSQL", err)
-	}
-	defer cl.Close()
-	mem := memory.New(memory.Options{})
-	defer mem.Close()
-	w, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}, ProgressInterval: 20 * time.Millisecond,
-		BeforeVacuumSQL: "SET vacuum_cost_delay = '5ms'; SET vacuum_cost_limit = 20"}, testenv.Connect(t, ns), cl, mem)
-	require.NoError(t, err)
-	require.NoError(t, w.Start(ctx))
-	defer w.Stop(ctx)
+	startMaintenance(t, pg, testenv.Connect(t, ns), maintenance.Config{ProgressInterval: 20 * time.Millisecond, BeforeVacuumSQL: "SET vacuum_cost_delay = '5ms'; SET vacuum_cost_limit = 20"})
 	// About 300 heap blocks, half their rows dead, and an index: VACUUM scans
 	// the heap, vacuums the index, then vacuums the heap.
 	pg.Exec(t, `CREATE TABLE slow (id int, pad text) WITH (fillfactor = 10, autovacuum_enabled = false);
@@ -251,17 +216,9 @@ func TestSchedulesCheck(t *testing.T) {
 	ns := testenv.NewNATS(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
 	ctx := context.Background()
-	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
-	if err != nil {
-		testenv.Unavailable(t, "PostgreSQL", err)
-	}
-	defer cl.Close()
-	mem := memory.New(memory.Options{})
-	defer mem.Close()
 	nc := testenv.Connect(t, ns)
 	zero := 0
-	maint, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}, Concurrency: &zero}, nc, cl, mem)
-	require.NoError(t, err)
+	maint, cl, mem := newMaintenance(t, pg, nc, maintenance.Config{Concurrency: &zero})
 	w, err := worker.New(worker.Config{ID: "w1"}, worker.Deps{NATS: nc, Postgres: cl, Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}),
 		State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
 	require.NoError(t, err)
@@ -294,4 +251,30 @@ func TestSchedulesCheck(t *testing.T) {
 	require.True(t, strings.HasSuffix(byName["schema-stats"], "ok"), byName["schema-stats"])
 	require.Contains(t, byName["typo"], `NOT_FOUND: table "`+pg.Schema+`.userz" does not exist`)
 	require.Contains(t, byName["no-schema"], `NOT_FOUND: schema "no_such_schema" does not exist`)
+}
+
+// newMaintenance is the workers' side of the publisher's commands: the
+// maintenance service over pg's schema, on nc, with state in memory. cfg's
+// WorkerID and Schemas are filled in.
+func newMaintenance(t *testing.T, pg *testenv.Postgres, nc *nats.Conn, cfg maintenance.Config) (*maintenance.Service, *pgexec.Client, state.Backend) {
+	t.Helper()
+	cl, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: pg.URL, MaxConns: 4})
+	if err != nil {
+		testenv.Unavailable(t, "PostgreSQL", err)
+	}
+	t.Cleanup(cl.Close)
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	cfg.WorkerID, cfg.Schemas = "w1", []string{pg.Schema}
+	m, err := maintenance.New(cfg, nc, cl, mem)
+	require.NoError(t, err)
+	return m, cl, mem
+}
+
+// startMaintenance starts newMaintenance's service until the test ends.
+func startMaintenance(t *testing.T, pg *testenv.Postgres, nc *nats.Conn, cfg maintenance.Config) {
+	t.Helper()
+	m, _, _ := newMaintenance(t, pg, nc, cfg)
+	require.NoError(t, m.Start(context.Background()))
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
 }
