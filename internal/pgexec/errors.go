@@ -45,11 +45,6 @@ func AsError(err error) *messages.Error {
 	case errors.Is(err, context.Canceled):
 		return messages.Errorf(messages.CodeUnavailable, "request cancelled: the worker is shutting down")
 	}
-	// pgconn reports a COPY sub-protocol it was not asked to speak only as
-	// text (its connection is then closed).
-	if strings.Contains(err.Error(), "unexpected message type *pgproto3.Copy") {
-		return messages.BadRequest("sql", "COPY to or from the client (STDIN, STDOUT) is not supported; select the rows instead")
-	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || connectionLost(err) {
