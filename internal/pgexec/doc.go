@@ -29,7 +29,12 @@
 //
 // # Sessions
 //
-// A request that leaves session state behind (SET, LISTEN, PREPARE, DECLARE,
-// temporary tables) or an open transaction has its connection closed instead of
-// returned to the pool, so no request inherits another's settings.
+// A request holds one pooled connection and leaves it as it found it (see
+// session.go): every statement is sent on its own with the extended protocol
+// (the server refuses a smuggled second one), transaction control is refused
+// and the transaction status checked after each statement, read-only
+// requests run in READ ONLY transactions that always roll back, and the last
+// round trip ends with DISCARD ALL. The worker keeps no prepared statement on
+// the server: statements are sent unnamed with descriptions cached per
+// connection, so no request can drop or replace one another caller runs.
 package pgexec
