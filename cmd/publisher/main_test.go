@@ -219,7 +219,9 @@ func TestSchedulesCheck(t *testing.T) {
 	nc := testenv.Connect(t, ns)
 	zero := 0
 	maint, cl, mem := newMaintenance(t, pg, nc, maintenance.Config{Concurrency: &zero})
-	w, err := worker.New(worker.Config{ID: "w1"}, worker.Deps{NATS: nc, Postgres: cl, Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}),
+	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
+	require.NoError(t, err)
+	w, err := worker.New(worker.Config{ID: "w1"}, worker.Deps{NATS: nc, Postgres: cl, Executor: ex,
 		State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
 	require.NoError(t, err)
 	require.NoError(t, w.Start(ctx))

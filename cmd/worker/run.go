@@ -20,6 +20,8 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
@@ -83,7 +85,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	// A read-only worker runs no DDL: its login must not be able to.
-	readOnly := cfg.ExecuteMode == pgexec.ModeReadOnly
+	readOnly := pgexec.Mode(cfg.ExecuteMode) == pgexec.ModeReadOnly
 	m.pg, err = pgexec.Connect(ctx, pgexec.Config{
 		DSN:                     cfg.PostgresDSN(),
 		MaxConns:                int32(cfg.PoolMax()),
@@ -110,7 +112,11 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Info().Msg("read-only: start-up DDL (schema files, graph and vector catalogs) skipped")
 	}
 	if cfg.SchemaDir != "" && !readOnly {
-		applied, err := m.pg.ApplySchema(ctx, os.DirFS(cfg.SchemaDir))
+		ms, err := migrate.FromFS(os.DirFS(cfg.SchemaDir))
+		if err != nil {
+			return err
+		}
+		applied, err := migrate.Apply(ctx, m.pg, ms, m.Log)
 		if err != nil {
 			return err
 		}
@@ -124,21 +130,24 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")
 	embeddingTTL := cfg.EmbeddingTTL.D()
 	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), MaxWaiters: cfg.LockMaxWaiters, EmbeddingTTL: &embeddingTTL})
-	var named map[string]pgexec.NamedQuery
+	var queries map[string]named.Query
 	if cfg.NamedQueriesFile != "" {
-		if named, err = pgexec.LoadNamedQueries(cfg.NamedQueriesFile); err != nil {
+		if queries, err = named.Load(cfg.NamedQueriesFile); err != nil {
 			return err
 		}
-		m.Log.Info().Int("queries", len(named)).Bool("adhoc_sql", cfg.AllowAdHocSQL).Msg("named queries loaded")
+		m.Log.Info().Int("queries", len(queries)).Bool("adhoc_sql", cfg.AllowAdHocSQL).Msg("named queries loaded")
 	}
-	exec := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
-		Mode:           cfg.ExecuteMode,
+	exec, err := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
+		Mode:           pgexec.Mode(cfg.ExecuteMode),
 		MaxRows:        cfg.MaxRows,
 		DefaultTimeout: cfg.StatementTimeout.D(),
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),
-		NamedQueries:   named,
+		NamedQueries:   queries,
 		NamedOnly:      !cfg.AllowAdHocSQL,
 	})
+	if err != nil {
+		return err
+	}
 	reg := metrics.New()
 	reg.WatchPool(m.pg.Pool())
 	concurrency := cfg.MaintConcurrency

@@ -17,8 +17,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nuid"
+	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -36,10 +38,10 @@ const (
 )
 
 // Service carries out db.graph requests.
-type Service struct{ pg *pgexec.Client }
+type Service struct{ db pgexec.Querier }
 
 // New returns a Service; Init creates its tables.
-func New(pg *pgexec.Client) *Service { return &Service{pg: pg} }
+func New(db pgexec.Querier) *Service { return &Service{db: db} }
 
 // Init applies the graph migrations (tracked, once, like every schema file).
 func (s *Service) Init(ctx context.Context) error {
@@ -47,7 +49,11 @@ func (s *Service) Init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pg.ApplySchema(ctx, sub)
+	ms, err := migrate.FromFS(sub)
+	if err != nil {
+		return err
+	}
+	_, err = migrate.Apply(ctx, s.db, ms, *zerolog.Ctx(ctx))
 	return err
 }
 
@@ -127,7 +133,7 @@ func (s *Service) addNode(ctx context.Context, req *messages.GraphRequest) (any,
 	if nodeType == "" {
 		nodeType = "node"
 	}
-	return scanNode(s.pg.Pool().QueryRow(ctx, `INSERT INTO graph_nodes (node_id, node_type, label, properties)
+	return scanNode(s.db.QueryRow(ctx, `INSERT INTO graph_nodes (node_id, node_type, label, properties)
 		VALUES ($1, $2, $3, $4::jsonb)
 		ON CONFLICT (node_id) DO UPDATE SET
 			node_type  = EXCLUDED.node_type,
@@ -167,7 +173,7 @@ func (s *Service) addEdge(ctx context.Context, req *messages.GraphRequest) (any,
 		return nil, messages.BadRequest("valid_until", "valid_until is before valid_from")
 	}
 	var edge messages.GraphEdge
-	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var live int
 		// Lock both ends so a concurrent delete_node cannot orphan the edge.
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT FROM graph_nodes WHERE node_id = ANY($1) AND deleted_at IS NULL FOR SHARE) live`,
@@ -211,7 +217,7 @@ func direction(d string) (string, error) {
 const liveEdges = `e.deleted_at IS NULL AND (e.valid_from IS NULL OR e.valid_from <= now()) AND (e.valid_until IS NULL OR e.valid_until > now())`
 
 func (s *Service) node(ctx context.Context, id string) (messages.GraphNode, error) {
-	n, err := scanNode(s.pg.Pool().QueryRow(ctx, `SELECT `+nodeColumns+` FROM graph_nodes WHERE node_id = $1 AND deleted_at IS NULL`, id))
+	n, err := scanNode(s.db.QueryRow(ctx, `SELECT `+nodeColumns+` FROM graph_nodes WHERE node_id = $1 AND deleted_at IS NULL`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return n, messages.Errorf(messages.CodeNotFound, "node %q does not exist", id)
 	}
@@ -236,7 +242,7 @@ func (s *Service) neighbors(ctx context.Context, req *messages.GraphRequest) (an
 	if _, err := s.node(ctx, req.NodeID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pg.Pool().Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT n.node_id, n.node_type, n.label, n.properties, n.created_at, n.updated_at,
 		       e.edge_id, e.from_id, e.to_id, e.edge_type, e.weight, e.confidence, e.properties, e.valid_from, e.valid_until,
 		       CASE WHEN e.from_id = $1 THEN 'out' ELSE 'in' END
@@ -275,7 +281,7 @@ type step struct {
 // expand returns the live edges leaving the frontier in the direction asked,
 // with the node each leads to (live nodes only).
 func (s *Service) expand(ctx context.Context, frontier []string, dir, edgeType string) ([]step, error) {
-	rows, err := s.pg.Pool().Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT `+edgeColumnsE+`, CASE WHEN e.from_id = ANY($1) AND $2 <> 'in' THEN e.to_id ELSE e.from_id END
 		  FROM graph_edges e
 		 WHERE `+liveEdges+`
@@ -300,7 +306,7 @@ func (s *Service) expand(ctx context.Context, frontier []string, dir, edgeType s
 const edgeColumnsE = `e.edge_id, e.from_id, e.to_id, e.edge_type, e.weight, e.confidence, e.properties, e.valid_from, e.valid_until`
 
 func (s *Service) nodes(ctx context.Context, ids []string) (map[string]messages.GraphNode, error) {
-	rows, err := s.pg.Pool().Query(ctx, `SELECT `+nodeColumns+` FROM graph_nodes WHERE node_id = ANY($1) AND deleted_at IS NULL`, ids)
+	rows, err := s.db.Query(ctx, `SELECT `+nodeColumns+` FROM graph_nodes WHERE node_id = ANY($1) AND deleted_at IS NULL`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +471,7 @@ func (s *Service) deleteNode(ctx context.Context, req *messages.GraphRequest) (a
 		return nil, err
 	}
 	var edges int64
-	err := pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE graph_nodes SET deleted_at = now() WHERE node_id = $1 AND deleted_at IS NULL`, req.NodeID)
 		if err != nil {
 			return err

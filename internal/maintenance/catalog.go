@@ -4,11 +4,21 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 )
 
 // SQLConnectionsDefault is the default of Config.SQLConnections.
 const SQLConnectionsDefault = 1
+
+// DB is what maintenance needs of the worker's pool: queries before Start,
+// and the connection settings of the connections it opens for itself.
+// *pgexec.Client is one.
+type DB interface {
+	pgexec.Querier
+	ConnConfig() *pgx.ConnConfig
+}
 
 // openCatalog opens the maintenance SQL pool: the connections on which
 // db.stats, the table lookups, a VACUUM's progress and the advisory lock's
@@ -20,7 +30,7 @@ func (s *Service) openCatalog() error {
 	if err != nil {
 		return fmt.Errorf("maintenance SQL pool: %w", err)
 	}
-	pc.ConnConfig = s.pg.Pool().Config().ConnConfig.Copy()
+	pc.ConnConfig = s.pg.ConnConfig()
 	pc.ConnConfig.RuntimeParams["application_name"] = "dbworker/" + s.cfg.WorkerID + "/maint"
 	pc.MaxConns = int32(s.cfg.SQLConnections)
 	pc.MinConns = 0
@@ -36,13 +46,13 @@ func (s *Service) openCatalog() error {
 
 // catalog is the pool maintenance SQL runs on: its own once Start has run,
 // the shared pool before.
-func (s *Service) catalog() *pgxpool.Pool {
+func (s *Service) catalog() pgexec.Querier {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.catalogPool != nil {
 		return s.catalogPool
 	}
-	return s.pg.Pool()
+	return s.pg
 }
 
 // closeCatalog closes the maintenance SQL pool.

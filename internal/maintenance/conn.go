@@ -79,7 +79,7 @@ func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration,
 		return nil, err
 	}
 	mc := &maintConn{free: free}
-	cc := s.pg.Pool().Config().ConnConfig.Copy()
+	cc := s.pg.ConnConfig()
 	cc.RuntimeParams["application_name"] = s.applicationName()
 	cc.RuntimeParams["lock_timeout"] = fmt.Sprint(s.cfg.LockTimeout.Milliseconds())
 	cc.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())

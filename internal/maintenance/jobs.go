@@ -10,10 +10,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	pgtable "github.com/jeeves-avionics/dbworker/internal/pgexec/table"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -192,7 +193,7 @@ func requested(schema, table string) target {
 		return target{}
 	}
 	if schema == "" {
-		if s, t, err := pgexec.SplitTableRef(table); err == nil {
+		if s, t, err := pgtable.Split(table); err == nil {
 			schema, table = s, t
 		}
 	}

@@ -38,7 +38,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
@@ -191,7 +190,7 @@ type Service struct {
 	log   zerolog.Logger
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	pg    *pgexec.Client
+	pg    DB
 	state state.Backend
 	conns chan struct{} // the maintenance connection budget: a slot per open connection
 
@@ -203,7 +202,7 @@ type Service struct {
 }
 
 // New returns a Service; Start sets up the streams and consumes jobs.
-func New(cfg Config, nc *nats.Conn, pg *pgexec.Client, st state.Backend) (*Service, error) {
+func New(cfg Config, nc *nats.Conn, pg DB, st state.Backend) (*Service, error) {
 	if cfg.WorkerID == "" {
 		return nil, errors.New("maintenance: Config.WorkerID is required")
 	}

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	pgtable "github.com/jeeves-avionics/dbworker/internal/pgexec/table"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -54,7 +55,7 @@ func (s *Service) resolve(ctx context.Context, schema, table string) (target, er
 	}
 	if schema == "" {
 		var err error
-		if schema, table, err = pgexec.SplitTableRef(table); err != nil {
+		if schema, table, err = pgtable.Split(table); err != nil {
 			return target{}, err
 		}
 	}

@@ -6,19 +6,20 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // many runs one statement once per item of params_list, pipelined in one
 // transaction: all items apply or none.
 func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
-	sc := scanSQL(req.SQL)
+	sc := sqltext.Scan(req.SQL)
 	if err := checkStatements("sql", sc, false); err != nil {
 		return buf, err
 	}
-	items := make([]boundSQL, len(req.ParamsList))
+	items := make([]sqltext.Bound, len(req.ParamsList))
 	for i, p := range req.ParamsList {
-		b, err := bindScanned(req.SQL, sc, p, 0)
+		b, err := sqltext.BindScanned(req.SQL, sc, p, 0)
 		if err != nil {
 			return buf, withIndex(err, i)
 		}
@@ -29,7 +30,7 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 		// A cached description that went stale: the transaction rolled
 		// back, so every item may run again.
 		if err != nil && cached && planChanged(err) && attempt == 0 && !s.broken {
-			s.cache.remove(items[0].sql)
+			s.cache.Remove(items[0].SQL)
 			continue
 		}
 		return out, err
@@ -38,9 +39,9 @@ func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh sha
 
 // manyRun runs the items of a many in one pipeline and transaction, and
 // reports whether their description came from the cache.
-func (s *session) manyRun(ctx context.Context, items []boundSQL, sh shape, buf []byte) ([]byte, bool, error) {
+func (s *session) manyRun(ctx context.Context, items []sqltext.Bound, sh shape, buf []byte) ([]byte, bool, error) {
 	// Every item binds the same text; describe it once.
-	sd, cached, err := s.describe(ctx, items[0].sql, true)
+	sd, cached, err := s.describe(ctx, items[0].SQL, true)
 	if err != nil {
 		return buf, false, err
 	}
@@ -112,7 +113,7 @@ func (s *session) manyRun(ctx context.Context, items []boundSQL, sh shape, buf [
 // server's transaction status is checked before the next one runs. The first
 // failure rolls back all and names its index.
 func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
-	bound := make([]boundSQL, len(req.Statements))
+	bound := make([]sqltext.Bound, len(req.Statements))
 	for i, st := range req.Statements {
 		b, _, err := bindOne("statements["+strconv.Itoa(i)+"].sql", st.SQL, st.Params)
 		if err != nil {
@@ -132,7 +133,7 @@ func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape
 		// A cached statement whose table changed under it is refused before
 		// it runs; the transaction is rolled back, so all of it may run again.
 		if failed >= 0 && cached && planChanged(err) && attempt == 0 && !s.broken {
-			s.cache.remove(bound[failed].sql)
+			s.cache.Remove(bound[failed].SQL)
 			continue
 		}
 		if failed >= 0 {
@@ -145,7 +146,7 @@ func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape
 // txRun runs a tx's statements and commits. On failure it returns the index
 // of the failing statement (-1 for the commit) and whether that statement
 // came from the cache; the caller rolls back.
-func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound []boundSQL, sh shape, buf []byte) (out []byte, failed int, cached bool, err error) {
+func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound []sqltext.Bound, sh shape, buf []byte) (out []byte, failed int, cached bool, err error) {
 	buf = append(buf, `{"results":[`...)
 	var written int64
 	for i, b := range bound {
@@ -171,9 +172,9 @@ func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound
 
 // txStatement runs one statement of a tx, opening the transaction first when
 // begin is set.
-func (s *session) txStatement(ctx context.Context, b boundSQL, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, bool, error) {
+func (s *session) txStatement(ctx context.Context, b sqltext.Bound, begin bool, sh shape, buf []byte) ([]byte, pgconn.CommandTag, bool, error) {
 	var tag pgconn.CommandTag
-	sd, cached, err := s.describe(ctx, b.sql, begin)
+	sd, cached, err := s.describe(ctx, b.SQL, begin)
 	if err != nil {
 		return buf, tag, false, err
 	}

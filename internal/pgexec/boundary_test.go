@@ -30,14 +30,16 @@ type boundary struct {
 	exec *pgexec.Executor
 }
 
-func newBoundary(t *testing.T, pg *testenv.Postgres, dsn, mode string) *boundary {
+func newBoundary(t *testing.T, pg *testenv.Postgres, dsn string, mode pgexec.Mode) *boundary {
 	t.Helper()
 	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: dsn, MaxConns: 1, MaxMessageBytes: 8 << 20})
 	if err != nil {
 		testenv.Unavailable(t, "PostgreSQL", err)
 	}
 	t.Cleanup(c.Close)
-	return &boundary{t: t, pg: pg, exec: pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: mode})}
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: mode})
+	require.NoError(t, err)
+	return &boundary{t: t, pg: pg, exec: ex}
 }
 
 // run sends a db.execute body and returns the answer or the protocol error.
@@ -157,7 +159,7 @@ func TestReadOnlyHoldsAgainstSmuggledSQL(t *testing.T) {
 	pg.Exec(t, itemsSetup)
 	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; END $$`)
 	want := itemsChecksum(t, pg)
-	for _, mode := range []string{pgexec.ModeReadOnly, pgexec.ModeReadWrite} {
+	for _, mode := range []pgexec.Mode{pgexec.ModeReadOnly, pgexec.ModeReadWrite} {
 		b := newBoundary(t, pg, pg.URL, mode)
 		ro := mode == pgexec.ModeReadWrite // the request asks for read-only
 		for _, sql := range smuggled {
@@ -304,7 +306,7 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 		// Caching a statement under another search_path, where it has another shape.
 		`{"op":"tx","statements":[{"sql":"SELECT set_config('search_path', '` + evil + `', true)"},{"sql":"SELECT * FROM items"}]}`,
 	}
-	for _, mode := range []string{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
+	for _, mode := range []pgexec.Mode{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
 		b := newBoundary(t, pg, pg.URL, mode)
 		for _, poison := range poisons {
 			// Warm the statement cache with the probes, so a poison can aim at them.
@@ -471,7 +473,7 @@ func TestUnsupportedInputIsTheCallersError(t *testing.T) {
 	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	pg.Exec(t, itemsSetup)
-	for _, mode := range []string{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
+	for _, mode := range []pgexec.Mode{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
 		b := newBoundary(t, pg, pg.URL, mode)
 		for _, r := range []string{
 			`{"sql":"COPY (SELECT 1) TO STDOUT"}`,

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"github.com/rs/zerolog"
 )
@@ -52,9 +54,10 @@ type Config struct {
 	Logger *zerolog.Logger
 }
 
-// Client is a pgx connection pool with the operations of the Python client
-// dbworker replaces: Exec, FetchOne, FetchAll, Insert, Update, InTx and
-// ApplySchema. It is safe for concurrent use.
+// Client is the worker's pgx connection pool: set up for the executor's
+// sessions (no prepared statement on the server, descriptions cached per
+// connection), with pgvector's types registered when the extension exists.
+// It is safe for concurrent use.
 type Client struct {
 	pool           *pgxpool.Pool
 	acquireTimeout time.Duration
@@ -64,10 +67,10 @@ type Client struct {
 	pgvector       string // extension version, "" when not installed
 	pgvectorSchema string // where the extension's types live
 
-	types *catalog
+	types *pgjson.Catalog
 
 	stmtMu sync.Mutex
-	stmts  map[*pgconn.PgConn]*stmtCache
+	stmts  map[*pgconn.PgConn]*stmtcache.LRU
 }
 
 // Connect creates the pool, checks the server, creates the vector extension
@@ -80,8 +83,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		acquireTimeout: cfg.AcquireTimeout,
-		types:          newCatalog(),
-		stmts:          make(map[*pgconn.PgConn]*stmtCache),
+		types:          pgjson.NewCatalog(),
+		stmts:          make(map[*pgconn.PgConn]*stmtcache.LRU),
 	}
 	if cfg.Logger != nil {
 		c.log = *cfg.Logger
@@ -202,8 +205,41 @@ func registerVectorTypes(ctx context.Context, conn *pgx.Conn, schema string) err
 // Close closes every connection of the pool.
 func (c *Client) Close() { c.pool.Close() }
 
-// Pool returns the underlying pool, for callers that need pgx directly.
+// Pool returns the underlying pool, for its metrics and for tests. Code
+// that runs SQL takes a Querier instead.
 func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// Querier is the narrow face of PostgreSQL that vector, graph and
+// maintenance use: pgx's query methods and transactions. A Client, its
+// pool, a *pgx.Conn and a pgx.Tx all satisfy it.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Exec runs a statement on a pooled connection.
+func (c *Client) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return c.pool.Exec(ctx, sql, args...)
+}
+
+// Query runs a query on a pooled connection.
+func (c *Client) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.pool.Query(ctx, sql, args...)
+}
+
+// QueryRow runs a query that returns at most one row.
+func (c *Client) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return c.pool.QueryRow(ctx, sql, args...)
+}
+
+// Begin starts a transaction on a pooled connection.
+func (c *Client) Begin(ctx context.Context) (pgx.Tx, error) { return c.pool.Begin(ctx) }
+
+// ConnConfig returns a copy of the pool's connection settings, for the
+// connections that are kept out of the pool (maintenance, health checks).
+func (c *Client) ConnConfig() *pgx.ConnConfig { return c.pool.Config().ConnConfig.Copy() }
 
 // ServerVersion returns the server's version string.
 func (c *Client) ServerVersion() string { return c.serverVersion }
@@ -229,96 +265,15 @@ func (c *Client) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return conn, nil
 }
 
-// Exec runs a statement with pgx arguments.
-func (c *Client) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return c.pool.Exec(ctx, sql, args...)
-}
-
-// FetchAll runs a query and returns every row as a map of column name to value.
-func (c *Client) FetchAll(ctx context.Context, sql string, args ...any) ([]map[string]any, error) {
-	rows, err := c.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
+// stmtCacheFor returns the description cache of a connection, creating it
+// on first use.
+func (c *Client) stmtCacheFor(pc *pgconn.PgConn) *stmtcache.LRU {
+	c.stmtMu.Lock()
+	defer c.stmtMu.Unlock()
+	sc, ok := c.stmts[pc]
+	if !ok {
+		sc = stmtcache.New(stmtcache.Size)
+		c.stmts[pc] = sc
 	}
-	return pgx.CollectRows(rows, pgx.RowToMap)
-}
-
-// FetchOne runs a query and returns its first row, or nil when there is none.
-func (c *Client) FetchOne(ctx context.Context, sql string, args ...any) (map[string]any, error) {
-	rows, err := c.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	row, err := pgx.CollectOneRow(rows, pgx.RowToMap)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	return row, err
-}
-
-// InTx runs fn in a transaction, committing when it returns nil and rolling
-// back otherwise (also when it panics).
-func (c *Client) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, c.pool, fn)
-}
-
-// Insert inserts one row into table (name or schema.name, checked against the
-// catalog and quoted) and returns the returning columns (all by default).
-func (c *Client) Insert(ctx context.Context, table string, data map[string]any, returning ...string) (map[string]any, error) {
-	conn, err := c.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	t, err := resolveTable(ctx, conn.Conn().PgConn(), table)
-	if err != nil {
-		return nil, err
-	}
-	cols := sortedKeys(data)
-	sql, err := t.insertSQL(cols, returning)
-	if err != nil {
-		return nil, err
-	}
-	args := make([]any, len(cols))
-	for i, col := range cols {
-		args[i] = data[col]
-	}
-	rows, err := conn.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectOneRow(rows, pgx.RowToMap)
-}
-
-// Update sets data on the rows of table matching where, a SQL condition with
-// $1.. placeholders bound to whereArgs. An empty where is refused; pass "true"
-// to update every row on purpose.
-func (c *Client) Update(ctx context.Context, table string, data map[string]any, where string, whereArgs ...any) (int64, error) {
-	if where == "" {
-		return 0, errors.New("update: where is required (pass \"true\" to update every row)")
-	}
-	conn, err := c.Acquire(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Release()
-	t, err := resolveTable(ctx, conn.Conn().PgConn(), table)
-	if err != nil {
-		return 0, err
-	}
-	cols := sortedKeys(data)
-	// Shift the where clause's $n past the data columns.
-	sc := scanSQL(where)
-	shifted := shiftPositional(where, sc.placeholders, len(cols))
-	sql, err := t.updateSQL(cols, shifted)
-	if err != nil {
-		return 0, err
-	}
-	args := make([]any, 0, len(cols)+len(whereArgs))
-	for _, col := range cols {
-		args = append(args, data[col])
-	}
-	args = append(args, whereArgs...)
-	tag, err := conn.Exec(ctx, sql, args...)
-	return tag.RowsAffected(), err
+	return sc
 }

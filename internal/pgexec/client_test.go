@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -37,92 +36,31 @@ func connect(t *testing.T, pg *testenv.Postgres) *pgexec.Client {
 	return c
 }
 
-func TestClientAPI(t *testing.T) {
+// TestClientIsAQuerier: the client is the narrow face vector, graph and
+// maintenance take, and pgvector's types are registered on its connections.
+func TestClientIsAQuerier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pg := testenv.NewPostgres(t)
 	c := connect(t, pg)
+	var q pgexec.Querier = c
 	require.NotEmpty(t, c.PGVectorVersion())
-	pg.Exec(t, `CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, embedding vector(3), tags text[])`)
-
-	row, err := c.Insert(ctx, "items", map[string]any{"name": "a", "embedding": pgvector.NewVector([]float32{1, 2, 3}), "tags": []string{"x"}})
+	_, err := q.Exec(ctx, `CREATE TABLE items (id serial PRIMARY KEY, embedding vector(3))`)
 	require.NoError(t, err)
-	require.EqualValues(t, 1, row["id"])
-	require.Equal(t, pgvector.NewVector([]float32{1, 2, 3}), row["embedding"], "pgvector types are registered on every connection")
-
-	_, err = c.Insert(ctx, "items", map[string]any{"nope": 1})
-	var me *messages.Error
-	require.True(t, errors.As(err, &me))
-	require.Equal(t, messages.CodeBadRequest, me.Code)
-
-	n, err := c.Update(ctx, "items", map[string]any{"name": "b"}, "id = $1", 1)
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
-	_, err = c.Update(ctx, "items", map[string]any{"name": "b"}, "")
-	require.Error(t, err)
-
-	one, err := c.FetchOne(ctx, "SELECT name FROM items WHERE id = $1", 1)
-	require.NoError(t, err)
-	require.Equal(t, "b", one["name"])
-	none, err := c.FetchOne(ctx, "SELECT name FROM items WHERE id = $1", 99)
-	require.NoError(t, err)
-	require.Nil(t, none)
-
-	err = c.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "INSERT INTO items (name) VALUES ('rolled back')"); err != nil {
+	var v pgvector.Vector
+	require.NoError(t, q.QueryRow(ctx, "INSERT INTO items (embedding) VALUES ($1) RETURNING embedding", pgvector.NewVector([]float32{1, 2, 3})).Scan(&v))
+	require.Equal(t, pgvector.NewVector([]float32{1, 2, 3}), v, "pgvector types are registered on every connection")
+	err = pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO items (embedding) VALUES (NULL)"); err != nil {
 			return err
 		}
 		return errors.New("abort")
 	})
 	require.EqualError(t, err, "abort")
-	all, err := c.FetchAll(ctx, "SELECT name FROM items ORDER BY id")
-	require.NoError(t, err)
-	require.Len(t, all, 1)
-}
-
-// TestApplySchemaOnce starts several appliers at once: each file is applied
-// exactly once, and a changed file is refused.
-func TestApplySchemaOnce(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pg := testenv.NewPostgres(t)
-	c := connect(t, pg)
-	files := fstest.MapFS{
-		"001_counter.sql": {Data: []byte("CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);")},
-		"002_bump.sql":    {Data: []byte("UPDATE counter SET n = n + 1;")},
-		"README.md":       {Data: []byte("not a schema file")},
-	}
-	var wg sync.WaitGroup
-	applied := make([][]string, 4)
-	errs := make([]error, 4)
-	for i := range applied {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			applied[i], errs[i] = c.ApplySchema(ctx, files)
-		}()
-	}
-	wg.Wait()
-	total := 0
-	for i := range applied {
-		require.NoError(t, errs[i])
-		total += len(applied[i])
-	}
-	require.Equal(t, 2, total, "each file applied once across all callers")
-	row, err := c.FetchOne(ctx, "SELECT n FROM counter")
-	require.NoError(t, err)
-	require.EqualValues(t, 1, row["n"])
-
-	files["002_bump.sql"] = &fstest.MapFile{Data: []byte("UPDATE counter SET n = n + 100;")}
-	_, err = c.ApplySchema(ctx, files)
-	require.ErrorContains(t, err, "changed after it was applied")
-
-	files["002_bump.sql"] = &fstest.MapFile{Data: []byte("UPDATE counter SET n = n + 1;")}
-	files["003_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x int); SELECT 1/0;")}
-	_, err = c.ApplySchema(ctx, files)
-	require.Error(t, err)
-	_, err = c.FetchOne(ctx, "SELECT * FROM half")
-	require.Error(t, err, "a failed file leaves nothing half-applied")
+	var n int
+	require.NoError(t, q.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n))
+	require.Equal(t, 1, n)
+	require.Equal(t, "dbworker", c.ConnConfig().RuntimeParams["application_name"])
 }
 
 // TestDescribeCacheHeals: a cached statement description that no longer
@@ -136,7 +74,8 @@ func TestDescribeCacheHeals(t *testing.T) {
 		testenv.Unavailable(t, "PostgreSQL", err)
 	}
 	t.Cleanup(c.Close)
-	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	require.NoError(t, err)
 	pg.Exec(t, "CREATE TABLE shifty (a int)")
 	pg.Exec(t, "INSERT INTO shifty VALUES (1)")
 	req := &messages.ExecuteRequest{SQL: "SELECT * FROM shifty"}
@@ -165,9 +104,10 @@ func TestStatementTimeoutKeepsConnection(t *testing.T) {
 	ctx := context.Background()
 	pg := testenv.NewPostgres(t)
 	c := connect(t, pg)
-	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{DefaultTimeout: 200 * time.Millisecond})
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{DefaultTimeout: 200 * time.Millisecond})
+	require.NoError(t, err)
 	start := time.Now()
-	_, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT pg_sleep(10)"}, 0)
+	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT pg_sleep(10)"}, 0)
 	require.Less(t, time.Since(start), 3*time.Second)
 	me := pgexec.AsError(err)
 	require.Equal(t, messages.CodeTimeout, me.Code, "%v", err)
@@ -185,7 +125,11 @@ func ExampleExecutor_Execute() {
 		return
 	}
 	defer c.Close()
-	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	out, err := ex.Execute(ctx, &messages.ExecuteRequest{
 		SQL:    "SELECT :n::int8 * 2 AS doubled, :label::text AS label",
 		Params: []byte(`{"n":9007199254740993,"label":"big"}`),
@@ -231,15 +175,14 @@ func TestWithoutPGVector(t *testing.T) {
 	defer c.Close()
 	require.Empty(t, c.PGVectorVersion())
 	require.Equal(t, 1, strings.Count(logs.String(), "pgvector is not installed"), logs.String())
-	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
+	require.NoError(t, err)
 	for i := 0; i < 3; i++ { // new connections do not repeat the warning
 		out, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT '[1,2,3]' AS v"}, 0)
 		require.NoError(t, err)
 		require.Contains(t, string(out), `"rows":[{"v":"[1,2,3]"}]`)
 	}
 	require.Equal(t, 1, strings.Count(logs.String(), "pgvector is not installed"))
-	h := c.Health(ctx)
-	require.Nil(t, h.PGVector)
 }
 
 // TestSearchPathWithoutTheExtensionSchema: pgvector's types are registered by
@@ -256,7 +199,36 @@ func TestSearchPathWithoutTheExtensionSchema(t *testing.T) {
 	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: u.String(), MaxConns: 2})
 	require.NoError(t, err)
 	defer c.Close()
-	row, err := c.FetchOne(context.Background(), "SELECT '[1,2,3]'::public.vector AS v")
+	var v pgvector.Vector
+	require.NoError(t, c.QueryRow(context.Background(), "SELECT '[1,2,3]'::public.vector AS v").Scan(&v))
+	require.Equal(t, pgvector.NewVector([]float32{1, 2, 3}), v)
+}
+
+// TestNewExecutorRefusesBadConfig: a mode or limit that makes no sense is an
+// error, never a silent fallback. "readonly" (a typo of read_only) used to
+// run read-write.
+func TestNewExecutorRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	c := connect(t, testenv.NewPostgres(t))
+	for name, cfg := range map[string]pgexec.ExecutorConfig{
+		"typo of read_only":         {Mode: "readonly"},
+		"unknown mode":              {Mode: "READ_ONLY"},
+		"negative max rows":         {MaxRows: -1},
+		"negative timeout":          {DefaultTimeout: -time.Second},
+		"default above max":         {DefaultTimeout: time.Minute, MaxTimeout: time.Second},
+		"named query without sql":   {NamedQueries: map[string]named.Query{"q": {Op: messages.OpQuery}}},
+		"named query with a bad op": {NamedQueries: map[string]named.Query{"q": {SQL: "SELECT 1", Op: messages.OpScript}}},
+	} {
+		_, err := pgexec.NewExecutor(c, cfg)
+		require.Error(t, err, name)
+	}
+	_, err := pgexec.NewExecutor(nil, pgexec.ExecutorConfig{})
+	require.Error(t, err)
+	mode, err := pgexec.ParseMode("read_only")
 	require.NoError(t, err)
-	require.Equal(t, pgvector.NewVector([]float32{1, 2, 3}), row["v"])
+	require.Equal(t, pgexec.ModeReadOnly, mode)
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: pgexec.ModeReadOnly})
+	require.NoError(t, err)
+	_, err = ex.Execute(context.Background(), &messages.ExecuteRequest{SQL: "CREATE TABLE nope (x int)"}, 0)
+	require.Equal(t, "25006", pgexec.AsError(err).SQLState, "%v", err)
 }

@@ -1,25 +1,33 @@
-// Package pgexec runs SQL against PostgreSQL for dbworker, with pgx and
-// pgvector-go.
+// Package pgexec runs SQL against PostgreSQL for dbworker: the Executor
+// behind db.execute, on a pgx pool ([Client]) set up for it.
 //
-// It has two faces. [Client] is the Go API of the Python client dbworker
-// replaces: a pool with Exec, FetchOne, FetchAll, Insert, Update, InTx and
-// ApplySchema (schema files applied once each, tracked in a table, under an
-// advisory lock):
+// It is layered the way pgx is, each layer a package that knows only the
+// ones below it:
+//
+//	sqltext    placeholders found and rewritten (:name, $n, ?), statements split;
+//	           knows no database
+//	pgjson     values both ways: binary column to JSON, JSON parameter to the
+//	           text form its type parses; the type catalog; knows no requests
+//	stmtcache  statement descriptions per connection
+//	table      a request's table checked against the catalog, its INSERT and
+//	           UPDATE built with quoted identifiers
+//	migrate    schema migrations applied once each (schema files, graph, vector)
+//	named      the named-queries file: statements run by name, the allowlist
+//	pgexec     a request on one connection (the session), and the Executor
+//	           that validates requests and picks the session's shape
+//
+// Using it:
 //
 //	c, err := pgexec.Connect(ctx, pgexec.Config{DSN: "postgres://localhost/app"})
 //	if err != nil { ... }
 //	defer c.Close()
-//	row, err := c.Insert(ctx, "users", map[string]any{"email": "a@x"}, "id")
-//
-// [Executor] carries out db.execute requests. It binds JSON parameters
-// (:name, $n or ?, found by a lexer that skips literals, quoted identifiers,
-// dollar quotes, comments and :: casts) by the parameter types the server
-// describes, and encodes result rows straight from the wire to JSON by column
-// type, with exact int8 and numeric digits:
-//
-//	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{MaxRows: 10000})
+//	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: pgexec.ModeReadOnly})
+//	if err != nil { ... }
 //	answer, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "select 1 as x"}, 1<<20)
 //	// {"columns":[{"name":"x","type":"int4"}],"rows":[{"x":1}],...}
+//
+// The Client is also a [Querier], the narrow face of the pool that vector,
+// graph and maintenance take.
 //
 // # Errors
 //

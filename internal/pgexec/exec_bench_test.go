@@ -7,6 +7,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkExecuteSelect1 is the executor's part of db.execute SELECT 1
@@ -19,7 +20,8 @@ func BenchmarkExecuteSelect1(b *testing.B) {
 	}{{"read_write", false}, {"read_only", true}} {
 		b.Run(c.name, func(b *testing.B) {
 			cl, pid := benchClient(b)
-			ex := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
+			ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
+			require.NoError(b, err)
 			req := &messages.ExecuteRequest{SQL: "SELECT 1", ReadOnly: c.readOnly}
 			cpu0 := testenv.BackendCPU(b, pid)
 			b.ReportAllocs()

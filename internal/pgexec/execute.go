@@ -2,22 +2,44 @@ package pgexec
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
+// Mode is what db.execute may do.
+type Mode string
+
 // Execute modes.
 const (
-	ModeReadWrite = "read_write"
-	ModeReadOnly  = "read_only"
-	ModeDisabled  = "disabled"
+	ModeReadWrite Mode = "read_write"
+	ModeReadOnly  Mode = "read_only"
+	ModeDisabled  Mode = "disabled"
+)
+
+// ParseMode returns the mode s names, refusing anything else.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeReadWrite, ModeReadOnly, ModeDisabled:
+		return m, nil
+	}
+	return "", fmt.Errorf("execute mode must be %s, %s or %s, got %q", ModeReadWrite, ModeReadOnly, ModeDisabled, s)
+}
+
+// Defaults of ExecutorConfig.
+const (
+	MaxRowsDefault        = 10000
+	DefaultTimeoutDefault = 30 * time.Second
+	MaxTimeoutDefault     = 5 * time.Minute
 )
 
 // Limits of a single request.
@@ -28,17 +50,20 @@ const (
 
 // ExecutorConfig configures an Executor.
 type ExecutorConfig struct {
-	// Mode is read_write (default), read_only (every statement in a READ ONLY
-	// transaction that is rolled back, op script refused) or disabled.
-	Mode string
-	// MaxRows caps a request's max_rows and is its default. Defaults to 10000.
+	// Mode is read_write (the default), read_only (every statement in a
+	// READ ONLY transaction that is rolled back, op script refused) or
+	// disabled. Any other value is refused.
+	Mode Mode
+	// MaxRows caps a request's max_rows and is its default. Defaults to
+	// MaxRowsDefault.
 	MaxRows int
-	// DefaultTimeout applies when a request has no timeout_ms. Defaults to 30s.
+	// DefaultTimeout applies when a request has no timeout_ms. Defaults to
+	// DefaultTimeoutDefault, or MaxTimeout when that is lower.
 	DefaultTimeout time.Duration
-	// MaxTimeout caps timeout_ms. Defaults to 5m.
+	// MaxTimeout caps timeout_ms. Defaults to MaxTimeoutDefault.
 	MaxTimeout time.Duration
 	// NamedQueries are run by name ({"query":"<name>"}).
-	NamedQueries map[string]NamedQuery
+	NamedQueries map[string]named.Query
 	// NamedOnly refuses everything but named queries (an allowlist).
 	NamedOnly bool
 }
@@ -50,21 +75,35 @@ type Executor struct {
 	cfg ExecutorConfig
 }
 
-// NewExecutor returns an Executor over c.
-func NewExecutor(c *Client, cfg ExecutorConfig) *Executor {
-	if cfg.Mode == "" {
-		cfg.Mode = ModeReadWrite
+// NewExecutor returns an Executor over c. Zero values take their defaults;
+// a value that makes no sense (an unknown mode, a negative limit, a default
+// timeout above the maximum) is an error, never a silent replacement.
+func NewExecutor(c *Client, cfg ExecutorConfig) (*Executor, error) {
+	if c == nil {
+		return nil, errors.New("pgexec: NewExecutor needs a Client")
 	}
-	if cfg.MaxRows <= 0 {
-		cfg.MaxRows = 10000
+	mode, err := ParseMode(string(cmp.Or(cfg.Mode, ModeReadWrite)))
+	if err != nil {
+		return nil, fmt.Errorf("pgexec: %w", err)
 	}
-	if cfg.MaxTimeout <= 0 {
-		cfg.MaxTimeout = 5 * time.Minute
+	cfg.Mode = mode
+	switch {
+	case cfg.MaxRows < 0:
+		return nil, fmt.Errorf("pgexec: MaxRows must not be negative, got %d", cfg.MaxRows)
+	case cfg.MaxTimeout < 0, cfg.DefaultTimeout < 0:
+		return nil, errors.New("pgexec: timeouts must not be negative")
+	case cfg.MaxTimeout > 0 && cfg.DefaultTimeout > cfg.MaxTimeout:
+		return nil, fmt.Errorf("pgexec: DefaultTimeout %s is above MaxTimeout %s", cfg.DefaultTimeout, cfg.MaxTimeout)
 	}
-	if cfg.DefaultTimeout <= 0 || cfg.DefaultTimeout > cfg.MaxTimeout {
-		cfg.DefaultTimeout = min(30*time.Second, cfg.MaxTimeout)
+	cfg.MaxRows = cmp.Or(cfg.MaxRows, MaxRowsDefault)
+	cfg.MaxTimeout = cmp.Or(cfg.MaxTimeout, MaxTimeoutDefault)
+	cfg.DefaultTimeout = cmp.Or(cfg.DefaultTimeout, min(DefaultTimeoutDefault, cfg.MaxTimeout))
+	for name, q := range cfg.NamedQueries {
+		if q.SQL == "" || (q.Op != "" && q.Op != messages.OpQuery && q.Op != messages.OpOne) {
+			return nil, fmt.Errorf("pgexec: named query %q needs sql and an op of query or one", name)
+		}
 	}
-	return &Executor{c: c, cfg: cfg}
+	return &Executor{c: c, cfg: cfg}, nil
 }
 
 // CheckWrite refuses a write on another subject (db.vector, db.graph) when

@@ -1,76 +1,8 @@
 package pgexec
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"regexp"
-
-	"go.yaml.in/yaml/v3"
-
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
-
-// NamedQuery is a statement callers run by name:
-// {"query":"active_users","params":{...}}.
-type NamedQuery struct {
-	SQL string `yaml:"sql"`
-	// Op is query (default) or one.
-	Op string `yaml:"op"`
-	// ReadOnly runs it in a READ ONLY transaction whatever the request says.
-	ReadOnly bool `yaml:"read_only"`
-}
-
-var queryNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-
-// LoadNamedQueries reads a named-queries file:
-//
-//	queries:
-//	  active_users:
-//	    sql: SELECT id, email FROM users WHERE active = :active
-//	    read_only: true
-//	  user_by_id:
-//	    sql: SELECT * FROM users WHERE id = :id
-//	    op: one
-func LoadNamedQueries(path string) (map[string]NamedQuery, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("named queries: %w", err)
-	}
-	defer f.Close()
-	return ParseNamedQueries(f)
-}
-
-// ParseNamedQueries reads named queries and checks each: a valid name, one
-// statement, a known op.
-func ParseNamedQueries(r io.Reader) (map[string]NamedQuery, error) {
-	var file struct {
-		Queries map[string]NamedQuery `yaml:"queries"`
-	}
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
-	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("named queries: %w", err)
-	}
-	for name, q := range file.Queries {
-		if !queryNameRE.MatchString(name) {
-			return nil, fmt.Errorf("named query %q: names are [A-Za-z0-9_.-]+", name)
-		}
-		if n := len(scanSQL(q.SQL).statements); n != 1 {
-			return nil, fmt.Errorf("named query %q: sql must hold one statement, has %d", name, n)
-		}
-		switch q.Op {
-		case "":
-			q.Op = messages.OpQuery
-		case messages.OpQuery, messages.OpOne:
-		default:
-			return nil, fmt.Errorf("named query %q: op must be query or one, got %q", name, q.Op)
-		}
-		file.Queries[name] = q
-	}
-	return file.Queries, nil
-}
 
 // resolveNamed turns a request naming a query into the query's statement,
 // and refuses ad-hoc SQL when the executor allows only named queries.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -28,12 +29,13 @@ queries:
 func TestNamedQueriesAllowlist(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	named, err := pgexec.ParseNamedQueries(strings.NewReader(namedFile))
+	queries, err := named.Parse(strings.NewReader(namedFile))
 	require.NoError(t, err)
 	pg := testenv.NewPostgres(t)
 	pg.Exec(t, "CREATE TABLE users (email text PRIMARY KEY, active bool NOT NULL); INSERT INTO users VALUES ('a@x', true), ('b@x', false)")
 	c := connect(t, pg)
-	ex := pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: named, NamedOnly: true})
+	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: queries, NamedOnly: true})
+	require.NoError(t, err)
 
 	out, err := ex.Execute(ctx, &messages.ExecuteRequest{Query: "active_users", Params: []byte(`{"active":true}`)}, 0)
 	require.NoError(t, err)
@@ -59,9 +61,10 @@ func TestNamedQueriesAllowlist(t *testing.T) {
 	}
 
 	// A named query marked read_only cannot write, whatever it says.
-	bad, err := pgexec.ParseNamedQueries(strings.NewReader("queries:\n  sneaky:\n    sql: DELETE FROM users\n    read_only: true\n"))
+	bad, err := named.Parse(strings.NewReader("queries:\n  sneaky:\n    sql: DELETE FROM users\n    read_only: true\n"))
 	require.NoError(t, err)
-	ex = pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: bad})
+	ex, err = pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: bad})
+	require.NoError(t, err)
 	_, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "sneaky"}, 0)
 	require.Equal(t, messages.CodeForbidden, pgexec.AsError(err).Code)
 	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1"}, 0)
@@ -76,7 +79,7 @@ func TestParseNamedQueriesRefusesBadFiles(t *testing.T) {
 		"queries:\n  q:\n    sql: SELECT 1\n    op: script\n",
 		"queries:\n  q:\n    sql: SELECT 1\n    typo: x\n",
 	} {
-		_, err := pgexec.ParseNamedQueries(strings.NewReader(bad))
+		_, err := named.Parse(strings.NewReader(bad))
 		require.Error(t, err, bad)
 	}
 }

@@ -3,25 +3,28 @@ package pgexec
 import (
 	"context"
 	"encoding/json"
+	"sort"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/table"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // insert inserts one row: identifiers checked against the catalog and quoted,
 // values bound by the columns' types.
 func (s *session) insert(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
-	t, err := resolveTable(ctx, s.pg, req.Table)
+	t, err := table.Resolve(ctx, s.pg, req.Table)
 	if err != nil {
 		return buf, err
 	}
 	cols := sortedKeys(req.Data)
-	sql, err := t.insertSQL(cols, req.Returning)
+	sql, err := t.InsertSQL(cols, req.Returning)
 	if err != nil {
 		return buf, err
 	}
-	b := boundSQL{sql: sql, args: make([]json.RawMessage, len(cols)), names: cols}
+	b := sqltext.Bound{SQL: sql, Args: make([]json.RawMessage, len(cols)), Names: cols}
 	for i, col := range cols {
-		b.args[i] = req.Data[col]
+		b.Args[i] = req.Data[col]
 	}
 	sh.one = true
 	return s.statement(ctx, b, "INSERT", sh, buf)
@@ -30,33 +33,33 @@ func (s *session) insert(ctx context.Context, req *messages.ExecuteRequest, sh s
 // update sets data on the rows matching where (SQL with :name placeholders
 // bound from where_params).
 func (s *session) update(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
-	t, err := resolveTable(ctx, s.pg, req.Table)
+	t, err := table.Resolve(ctx, s.pg, req.Table)
 	if err != nil {
 		return buf, err
 	}
 	cols := sortedKeys(req.Data)
-	var where boundSQL
+	var where sqltext.Bound
 	if req.Where != "" {
-		sc := scanSQL(req.Where)
-		if len(sc.statements) > 1 {
+		sc := sqltext.Scan(req.Where)
+		if len(sc.Statements) > 1 {
 			return buf, messages.BadRequest("where", "where must be one condition, not several statements")
 		}
-		if err := checkParamCount("where_params", len(cols)+sc.named); err != nil {
+		if err := sqltext.CheckParamCount("where_params", len(cols)+sc.Named); err != nil {
 			return buf, err
 		}
-		if where, err = bindScanned(req.Where, sc, req.WhereParams, len(cols)); err != nil {
+		if where, err = sqltext.BindScanned(req.Where, sc, req.WhereParams, len(cols)); err != nil {
 			return buf, err
 		}
 	}
-	sql, err := t.updateSQL(cols, where.sql)
+	sql, err := t.UpdateSQL(cols, where.SQL)
 	if err != nil {
 		return buf, err
 	}
-	b := boundSQL{sql: sql, args: make([]json.RawMessage, 0, len(cols)+len(where.args)), names: append(append([]string(nil), cols...), where.names...)}
+	b := sqltext.Bound{SQL: sql, Args: make([]json.RawMessage, 0, len(cols)+len(where.Args)), Names: append(append([]string(nil), cols...), where.Names...)}
 	for _, col := range cols {
-		b.args = append(b.args, req.Data[col])
+		b.Args = append(b.Args, req.Data[col])
 	}
-	b.args = append(b.args, where.args...)
+	b.Args = append(b.Args, where.Args...)
 	sh.tagOnly = true
 	return s.statement(ctx, b, "UPDATE", sh, buf)
 }
@@ -67,4 +70,13 @@ func withIndex(err error, i int) error {
 	cp := *me
 	cp.FailedIndex = &i
 	return &cp
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -18,10 +20,10 @@ import (
 //
 // The parameter types in a description choose how JSON values are written
 // as text, and are sent with the statement only where the value was
-// rewritten for its type (declaredType): a stale description can make a
+// rewritten for its type (pgjson.DeclaredType): a stale description can make a
 // request fail, but the server never takes a value as another type.
 func (s *session) describe(ctx context.Context, sql string, clean bool) (sd *pgconn.StatementDescription, cached bool, err error) {
-	if sd := s.cache.get(sql); sd != nil {
+	if sd := s.cache.Get(sql); sd != nil {
 		return sd, true, nil
 	}
 	sd, err = s.pg.Prepare(ctx, "", sql, nil)
@@ -29,7 +31,7 @@ func (s *session) describe(ctx context.Context, sql string, clean bool) (sd *pgc
 		return nil, false, err
 	}
 	if clean {
-		s.cache.put(sd)
+		s.cache.Put(sd)
 	}
 	return sd, false, nil
 }
@@ -53,24 +55,8 @@ type encodedArgs struct {
 	values  [][]byte
 	oids    []uint32 // parameter types sent with the statement (0: the server's to infer)
 	formats []int16
-	types   map[uint32]*typeInfo
+	types   map[uint32]*pgjson.Type
 	fields  []pgconn.FieldDescription
-}
-
-// declaredType is the parameter type sent with a statement. Numbers,
-// booleans, UUIDs, dates and times are sent as the caller wrote them, with
-// no type: the server types them where the statement runs, so a column
-// whose type changed since the description was cached (int4 to int8, date
-// to timestamptz) still gets the caller's exact value. Every other value is
-// sent with the type it was written for (text, bytea from base64, JSON,
-// arrays, vectors), so that a column of another type now makes the server
-// refuse it rather than take it as something else.
-func declaredType(t *typeInfo) uint32 {
-	switch t.kind {
-	case kBool, kInt2, kInt4, kInt8, kOID, kFloat4, kFloat8, kNumeric, kUUID, kDate, kTimestamp, kTimestamptz:
-		return 0
-	}
-	return t.oid
 }
 
 // sameColumns reports whether a result has the columns its description
@@ -90,29 +76,29 @@ func sameColumns(got, want []pgconn.FieldDescription) bool {
 // encodeArgs converts b's JSON arguments by the parameter types of sd and
 // picks the result format of each column. field names the request field for
 // a count mismatch.
-func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescription, b boundSQL, field string) (encodedArgs, error) {
-	if len(sd.ParamOIDs) != len(b.args) {
-		return encodedArgs{}, messages.BadRequest(field, "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.args))
+func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescription, b sqltext.Bound, field string) (encodedArgs, error) {
+	if len(sd.ParamOIDs) != len(b.Args) {
+		return encodedArgs{}, messages.BadRequest(field, "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.Args))
 	}
 	oids := make([]uint32, 0, len(sd.ParamOIDs)+len(sd.Fields))
 	oids = append(oids, sd.ParamOIDs...)
 	for _, f := range sd.Fields {
 		oids = append(oids, f.DataTypeOID)
 	}
-	types, err := s.e.c.types.lookup(ctx, s.pg, oids...)
+	types, err := s.e.c.types.Lookup(ctx, s.pg, oids...)
 	if err != nil {
 		return encodedArgs{}, err
 	}
-	a := encodedArgs{values: make([][]byte, len(b.args)), oids: make([]uint32, len(b.args)), formats: make([]int16, len(sd.Fields)), types: types, fields: sd.Fields}
-	for i, raw := range b.args {
+	a := encodedArgs{values: make([][]byte, len(b.Args)), oids: make([]uint32, len(b.Args)), formats: make([]int16, len(sd.Fields)), types: types, fields: sd.Fields}
+	for i, raw := range b.Args {
 		t := types[sd.ParamOIDs[i]]
-		if a.values[i], err = encodeParam(t, b.names[i], raw); err != nil {
+		if a.values[i], err = pgjson.EncodeParam(t, b.Names[i], raw); err != nil {
 			return encodedArgs{}, err
 		}
-		a.oids[i] = declaredType(t)
+		a.oids[i] = pgjson.DeclaredType(t)
 	}
 	for i, f := range sd.Fields {
-		a.formats[i] = types[f.DataTypeOID].format()
+		a.formats[i] = types[f.DataTypeOID].Format()
 	}
 	return a, nil
 }
@@ -131,7 +117,7 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 		}
 		return buf, tag, err
 	}
-	colTypes := make([]*typeInfo, len(fields))
+	colTypes := make([]*pgjson.Type, len(fields))
 	for i, f := range fields {
 		colTypes[i] = a.types[f.DataTypeOID]
 	}
@@ -143,13 +129,13 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 		buf = append(buf, `{"rows_affected":`...)
 		buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
 		buf = append(buf, `,"command":`...)
-		buf = appendJSONString(buf, tag.String())
+		buf = pgjson.AppendString(buf, tag.String())
 		return append(buf, '}'), tag, nil
 	}
 	// Column names as JSON strings, encoded once for every row.
 	names := make([][]byte, len(fields))
 	for i, f := range fields {
-		names[i] = appendJSONString(nil, f.Name)
+		names[i] = pgjson.AppendString(nil, f.Name)
 	}
 	buf = append(buf, `{"columns":[`...)
 	for i := range fields {
@@ -159,7 +145,7 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 		buf = append(buf, `{"name":`...)
 		buf = append(buf, names[i]...)
 		buf = append(buf, `,"type":`...)
-		buf = appendJSONString(buf, colTypes[i].name)
+		buf = pgjson.AppendString(buf, colTypes[i].Name)
 		buf = append(buf, '}')
 	}
 	buf = append(buf, ']')
@@ -181,9 +167,9 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 		if count > 0 {
 			buf = append(buf, ',')
 		}
-		buf, encErr = appendRow(buf, rr.Values(), colTypes, names, sh.arrays, s.maxBytes)
+		buf, encErr = pgjson.AppendRow(buf, rr.Values(), colTypes, names, sh.arrays, s.maxBytes)
 		count++
-		if errors.Is(encErr, errTooLarge) {
+		if errors.Is(encErr, pgjson.ErrTooLarge) {
 			tooLarge, encErr = true, nil
 		}
 	}
@@ -207,61 +193,11 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 	buf = append(buf, `,"rows_affected":`...)
 	buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
 	buf = append(buf, `,"command":`...)
-	buf = appendJSONString(buf, tag.String())
+	buf = pgjson.AppendString(buf, tag.String())
 	if !sh.one {
 		buf = append(buf, `,"truncated":`...)
 		buf = strconv.AppendBool(buf, truncated)
 	}
 	buf = append(buf, '}')
 	return buf, tag, nil
-}
-
-// errTooLarge stops encoding a row once the answer passes its bound.
-var errTooLarge = errors.New("answer too large")
-
-// appendRow writes one row. With limit > 0 it stops with errTooLarge as soon
-// as the answer would pass limit bytes, before encoding a value that could not
-// fit: a request never holds much more than its bound in answer bytes,
-// whatever one value's size.
-func appendRow(buf []byte, values [][]byte, types []*typeInfo, names [][]byte, arrays bool, limit int) ([]byte, error) {
-	var err error
-	if arrays {
-		buf = append(buf, '[')
-	} else {
-		buf = append(buf, '{')
-	}
-	for i, v := range values {
-		if limit > 0 && len(buf)+minEncodedLen(types[i], v) > limit {
-			return buf, errTooLarge
-		}
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		if !arrays {
-			buf = append(buf, names[i]...)
-			buf = append(buf, ':')
-		}
-		if buf, err = appendValue(buf, types[i], v); err != nil {
-			return buf, err
-		}
-		if limit > 0 && len(buf) > limit {
-			return buf, errTooLarge
-		}
-	}
-	if arrays {
-		return append(buf, ']'), nil
-	}
-	return append(buf, '}'), nil
-}
-
-// minEncodedLen is a lower bound of the JSON size of a value: text-like
-// values and bytea never shrink when encoded; binary numbers, arrays and
-// vectors shrink by at most 8 to 1 (an int4 element is 8 bytes on the wire and
-// can print as one digit and a comma).
-func minEncodedLen(t *typeInfo, v []byte) int {
-	switch {
-	case !t.binary() && t.kind != kArray, t.kind == kText, t.kind == kJSON, t.kind == kJSONB, t.kind == kBytea:
-		return len(v)
-	}
-	return len(v) / 8
 }

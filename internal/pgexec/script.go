@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 )
 
 // script runs several statements, each parsed on its own by the server, in
@@ -12,21 +14,21 @@ import (
 // that PostgreSQL refuses in a transaction block (25001: CREATE INDEX
 // CONCURRENTLY, VACUUM) runs alone. A script never runs in read-only mode.
 func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, error) {
-	sc := scanSQL(sql)
+	sc := sqltext.Scan(sql)
 	if err := checkStatements("sql", sc, true); err != nil {
 		return buf, err
 	}
-	tags := make([]pgconn.CommandTag, 0, len(sc.statements))
-	last := len(sc.statements) - 1
-	for i, st := range sc.statements {
-		text := sql[st.start:st.end]
+	tags := make([]pgconn.CommandTag, 0, len(sc.Statements))
+	last := len(sc.Statements) - 1
+	for i, st := range sc.Statements {
+		text := sql[st.Start:st.End]
 		// The COMMIT is sent only once the last statement's result was read,
 		// so that nothing found wrong on this side hides a committed write.
 		tag, err := s.scriptStatement(ctx, text, i == 0, false)
 		// A statement PostgreSQL refuses in a transaction block runs alone;
 		// never a DO or CALL, which could raise 25001 on purpose and then,
 		// alone, commit part of its work.
-		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken && !txControlCapable[st.keyword] {
+		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken && !txControlCapable[st.Keyword] {
 			if err = s.finish(ctx, false); err == nil && !s.broken {
 				tag, err = s.scriptAlone(ctx, text)
 			}
@@ -55,11 +57,11 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 			buf = append(buf, ',')
 		}
 		lastTag = tag.String()
-		buf = appendJSONString(buf, lastTag)
+		buf = pgjson.AppendString(buf, lastTag)
 		written += writtenRows(tag)
 	}
 	buf = append(buf, `],"command":`...)
-	buf = appendJSONString(buf, lastTag)
+	buf = pgjson.AppendString(buf, lastTag)
 	buf = append(buf, `,"rows_affected":`...)
 	buf = strconv.AppendInt(buf, written, 10)
 	return append(buf, '}'), nil

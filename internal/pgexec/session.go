@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -37,7 +38,7 @@ import (
 // and sequence state; then setseed() with a value of the worker's, which
 // DISCARD ALL leaves alone. It is one statement parsed afresh, and cheap, because
 // the worker keeps no prepared statement of its own on the server: it sends
-// every statement unnamed, with the description it cached (stmtcache.go), so
+// every statement unnamed, with the description it cached (package stmtcache), so
 // there is nothing a request could drop or replace. DISCARD ALL refuses to run
 // inside a transaction: after it the server must report the connection idle,
 // and anything else (a statement left a transaction open) closes it.
@@ -54,7 +55,7 @@ type session struct {
 	e        *Executor
 	conn     *pgxpool.Conn
 	pg       *pgconn.PgConn
-	cache    *stmtCache
+	cache    *stmtcache.LRU
 	readOnly bool
 	timeout  time.Duration
 	maxBytes int

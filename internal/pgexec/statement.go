@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -20,14 +21,14 @@ var txControlCapable = map[string]bool{"DO": true, "CALL": true}
 
 // checkStatements checks that sc holds statements (one unless multi) and
 // none that begins or ends a transaction.
-func checkStatements(field string, sc scanned, multi bool) error {
-	if len(sc.statements) == 0 {
+func checkStatements(field string, sc sqltext.Scanned, multi bool) error {
+	if len(sc.Statements) == 0 {
 		return messages.BadRequest(field, "sql holds no statement")
 	}
-	if !multi && len(sc.statements) > 1 {
-		return messages.BadRequest(field, "sql holds %d statements; op query takes one (use op script or tx)", len(sc.statements))
+	if !multi && len(sc.Statements) > 1 {
+		return messages.BadRequest(field, "sql holds %d statements; op query takes one (use op script or tx)", len(sc.Statements))
 	}
-	for _, st := range sc.statements {
+	for _, st := range sc.Statements {
 		if err := checkTxControl(field, st); err != nil {
 			return err
 		}
@@ -37,13 +38,13 @@ func checkStatements(field string, sc scanned, multi bool) error {
 
 // bindOne checks that sql is one statement that leaves transactions alone,
 // and binds its params.
-func bindOne(field, sql string, params json.RawMessage) (boundSQL, string, error) {
-	sc := scanSQL(sql)
+func bindOne(field, sql string, params json.RawMessage) (sqltext.Bound, string, error) {
+	sc := sqltext.Scan(sql)
 	if err := checkStatements(field, sc, false); err != nil {
-		return boundSQL{}, "", err
+		return sqltext.Bound{}, "", err
 	}
-	b, err := bindScanned(sql, sc, params, 0)
-	return b, sc.statements[0].keyword, err
+	b, err := sqltext.BindScanned(sql, sc, params, 0)
+	return b, sc.Statements[0].Keyword, err
 }
 
 // single runs op query or one.
@@ -67,9 +68,9 @@ func (s *session) single(ctx context.Context, req *messages.ExecuteRequest, sh s
 // a transaction block, VACUUM or CREATE INDEX CONCURRENTLY, autocommits here
 // already; a DO or CALL that fails with 25001 is not run again alone, where
 // it could commit part of its work.)
-func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh shape, buf []byte) ([]byte, error) {
+func (s *session) statement(ctx context.Context, b sqltext.Bound, keyword string, sh shape, buf []byte) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
-		sd, cached, err := s.describe(ctx, b.sql, true)
+		sd, cached, err := s.describe(ctx, b.SQL, true)
 		if err != nil {
 			return buf, err
 		}
@@ -93,7 +94,7 @@ func (s *session) statement(ctx context.Context, b boundSQL, keyword string, sh 
 		}
 		switch {
 		case cached && planChanged(err):
-			s.cache.remove(b.sql)
+			s.cache.Remove(b.SQL)
 			// Send it again only if it did not take effect: refused before it
 			// ran (08P01), or run in a transaction that was rolled back. A
 			// statement that autocommitted (or a committed DO or CALL) may

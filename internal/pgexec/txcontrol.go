@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -26,21 +27,21 @@ var txControlKeywords = map[string]bool{
 }
 
 // isTxControl reports whether st begins or ends a transaction.
-func isTxControl(st statement) bool {
-	return txControlKeywords[st.keyword] || st.keyword == "PREPARE" && st.keyword2 == "TRANSACTION"
+func isTxControl(st sqltext.Statement) bool {
+	return txControlKeywords[st.Keyword] || st.Keyword == "PREPARE" && st.Keyword2 == "TRANSACTION"
 }
 
 // checkTxControl refuses a transaction-control statement, and COPY, whose
 // rows would travel outside the answer (to or from the client) or to server
 // files; field names the request field that holds it.
-func checkTxControl(field string, st statement) error {
-	if st.keyword == "COPY" {
+func checkTxControl(field string, st sqltext.Statement) error {
+	if st.Keyword == "COPY" {
 		return messages.BadRequest(field, "COPY is not supported over db.execute: select the rows, or insert them with op many")
 	}
 	if !isTxControl(st) {
 		return nil
 	}
-	kw := st.keyword
+	kw := st.Keyword
 	if kw == "PREPARE" {
 		kw = "PREPARE TRANSACTION"
 	}

@@ -22,8 +22,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
+	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -60,14 +62,21 @@ type Config struct {
 	Dimension int
 }
 
+// DB is what the service needs of PostgreSQL: queries, transactions and
+// whether pgvector is installed. *pgexec.Client is one.
+type DB interface {
+	pgexec.Querier
+	PGVectorVersion() string
+}
+
 // Service carries out db.vector requests.
 type Service struct {
-	pg  *pgexec.Client
+	pg  DB
 	cfg Config
 }
 
 // New returns a Service; Init creates its catalog table.
-func New(pg *pgexec.Client, cfg Config) *Service {
+func New(pg DB, cfg Config) *Service {
 	if cfg.Schema == "" {
 		cfg.Schema = "public"
 	}
@@ -90,20 +99,23 @@ func (s *Service) Init(ctx context.Context) error {
 	// CREATE SCHEMA IF NOT EXISTS asks for the database's CREATE privilege
 	// even when the schema exists, which a least-privilege login lacks.
 	var exists bool
-	if err := s.pg.Pool().QueryRow(ctx, "SELECT pg_catalog.to_regnamespace($1) IS NOT NULL", pgx.Identifier{s.cfg.Schema}.Sanitize()).Scan(&exists); err != nil {
+	if err := s.pg.QueryRow(ctx, "SELECT pg_catalog.to_regnamespace($1) IS NOT NULL", pgx.Identifier{s.cfg.Schema}.Sanitize()).Scan(&exists); err != nil {
 		return fmt.Errorf("look up the vector schema: %w", err)
 	}
-	q := ""
 	if !exists {
-		q = `CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{s.cfg.Schema}.Sanitize() + `;`
+		if _, err := s.pg.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.cfg.Schema}.Sanitize()); err != nil {
+			return fmt.Errorf("create the vector schema: %w", err)
+		}
 	}
-	_, err := s.pg.Exec(ctx, q+`
-		CREATE TABLE IF NOT EXISTS `+s.ident(catalogTable)+` (
+	_, err := migrate.Apply(ctx, s.pg, []migrate.Migration{{
+		Name: "vector/" + s.cfg.Schema + "/001_catalog",
+		SQL: `CREATE TABLE IF NOT EXISTS ` + s.ident(catalogTable) + ` (
 			name       text PRIMARY KEY,
 			dimension  int NOT NULL,
 			metric     text NOT NULL,
 			index_kind text NOT NULL,
-			created_at timestamptz NOT NULL DEFAULT now())`)
+			created_at timestamptz NOT NULL DEFAULT now())`,
+	}}, *zerolog.Ctx(ctx))
 	if err != nil {
 		return fmt.Errorf("create vector catalog: %w", err)
 	}
@@ -157,7 +169,7 @@ func (s *Service) collection(ctx context.Context, name string) (messages.Collect
 		return messages.Collection{}, err
 	}
 	c := messages.Collection{Name: name}
-	err := s.pg.Pool().QueryRow(ctx, `SELECT dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = $1`, name).
+	err := s.pg.QueryRow(ctx, `SELECT dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = $1`, name).
 		Scan(&c.Dimension, &c.Metric, &c.Index)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, messages.Errorf(messages.CodeNotFound, "collection %q does not exist", name)
@@ -192,7 +204,7 @@ func (s *Service) create(ctx context.Context, req *messages.VectorRequest) (any,
 	case c.Index == "hnsw" && c.Dimension > MaxHNSWDimension:
 		return nil, messages.BadRequest("dimension", "an HNSW index takes at most %d dimensions; use index none", MaxHNSWDimension)
 	}
-	err := pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 		// Serialise creators of the same name.
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "dbworker.vector."+c.Name); err != nil {
 			return err
@@ -310,7 +322,7 @@ func (s *Service) upsert(ctx context.Context, req *messages.VectorRequest) (any,
 		}
 		batch.Queue(q, it.ID, it.Content, meta, vec)
 	}
-	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, batch).Close()
 	})
 	if err != nil {
@@ -399,7 +411,7 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 		return nil, err
 	}
 	matches := []messages.VectorMatch{}
-	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 		if req.EFSearch > 0 {
 			if _, err := tx.Exec(ctx, "SELECT set_config('hnsw.ef_search', $1, true)", fmt.Sprint(req.EFSearch)); err != nil {
 				return err
@@ -471,7 +483,7 @@ func best(matches []messages.VectorMatch, k int) []messages.VectorMatch {
 // collections reads the definitions of the named collections from the
 // catalog in one query, in the order given; an unknown one is NOT_FOUND.
 func (s *Service) collections(ctx context.Context, names []string) ([]messages.Collection, error) {
-	rows, err := s.pg.Pool().Query(ctx, `SELECT name, dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = ANY($1)`, names)
+	rows, err := s.pg.Query(ctx, `SELECT name, dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = ANY($1)`, names)
 	if err != nil {
 		return nil, err
 	}
@@ -519,12 +531,12 @@ func (s *Service) stats(ctx context.Context, req *messages.VectorRequest) (any, 
 		return nil, err
 	}
 	st := messages.VectorStats{Collection: c}
-	err = s.pg.Pool().QueryRow(ctx, `SELECT count(*), count(embedding) FROM `+s.ident(c.Name)).Scan(&st.Total, &st.Embedded)
+	err = s.pg.QueryRow(ctx, `SELECT count(*), count(embedding) FROM `+s.ident(c.Name)).Scan(&st.Total, &st.Embedded)
 	if err != nil {
 		return nil, err
 	}
 	st.MissingEmbeddings = st.Total - st.Embedded
-	err = s.pg.Pool().QueryRow(ctx, `SELECT COALESCE(pg_relation_size(to_regclass($1)), 0), pg_size_pretty(COALESCE(pg_relation_size(to_regclass($1)), 0))`,
+	err = s.pg.QueryRow(ctx, `SELECT COALESCE(pg_relation_size(to_regclass($1)), 0), pg_size_pretty(COALESCE(pg_relation_size(to_regclass($1)), 0))`,
 		s.ident(c.Name+"_embedding_idx")).Scan(&st.IndexBytes, &st.IndexSize)
 	return st, err
 }
@@ -547,7 +559,7 @@ func (s *Service) rebuild(ctx context.Context, req *messages.VectorRequest) (any
 	lists := 0
 	if kind == "ivfflat" {
 		var rows int64
-		if err := s.pg.Pool().QueryRow(ctx, `SELECT count(embedding) FROM `+s.ident(c.Name)).Scan(&rows); err != nil {
+		if err := s.pg.QueryRow(ctx, `SELECT count(embedding) FROM `+s.ident(c.Name)).Scan(&rows); err != nil {
 			return nil, err
 		}
 		if rows == 0 {
@@ -566,7 +578,7 @@ func (s *Service) rebuild(ctx context.Context, req *messages.VectorRequest) (any
 	if _, err := s.pg.Exec(ctx, build); err != nil {
 		return nil, err
 	}
-	err = pgx.BeginFunc(ctx, s.pg.Pool(), func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS `+s.ident(c.Name+"_embedding_idx")); err != nil {
 			return err
 		}

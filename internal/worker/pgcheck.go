@@ -26,7 +26,7 @@ type pgCheck struct {
 }
 
 func newPGCheck(cl *pgexec.Client) *pgCheck {
-	cfg := cl.Pool().Config().ConnConfig.Copy()
+	cfg := cl.ConnConfig()
 	if name := cfg.RuntimeParams["application_name"]; name != "" {
 		cfg.RuntimeParams["application_name"] = name + "/health"
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -33,7 +34,7 @@ type options struct {
 	prefix        string
 	maxConns      int32
 	acquire       time.Duration
-	mode          string
+	mode          pgexec.Mode
 	namedOnly     bool // DB_ALLOW_ADHOC=false, with one named query "one"
 	maxRows       int
 	maxPayload    int32
@@ -97,9 +98,10 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	ecfg := pgexec.ExecutorConfig{Mode: o.mode, MaxRows: o.maxRows, DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute}
 	if o.namedOnly {
 		ecfg.NamedOnly = true
-		ecfg.NamedQueries = map[string]pgexec.NamedQuery{"one": {SQL: "SELECT 1 AS one", Op: "query"}}
+		ecfg.NamedQueries = map[string]named.Query{"one": {SQL: "SELECT 1 AS one", Op: "query"}}
 	}
-	ex := pgexec.NewExecutor(cl, ecfg)
+	ex, err := pgexec.NewExecutor(cl, ecfg)
+	require.NoError(t, err)
 	if b.state == nil {
 		if o.state != nil {
 			b.state = o.state(t)

@@ -106,8 +106,12 @@ func startStack() (func(), error) {
 	if err := gr.Init(ctx); err != nil {
 		return fail(err)
 	}
+	ex, err := pgexec.NewExecutor(pg, pgexec.ExecutorConfig{})
+	if err != nil {
+		return fail(err)
+	}
 	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop()}, worker.Deps{NATS: wnc, Postgres: pg,
-		Executor: pgexec.NewExecutor(pg, pgexec.ExecutorConfig{}), State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint,
+		Executor: ex, State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint,
 		Vector: vec, Graph: gr})
 	if err != nil {
 		return fail(err)

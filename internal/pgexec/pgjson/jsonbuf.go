@@ -1,4 +1,4 @@
-package pgexec
+package pgjson
 
 import (
 	"math"
@@ -8,9 +8,9 @@ import (
 
 const hexLower = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does; <, > and & are left alone (the answer is not HTML).
-func appendJSONString[T string | []byte](b []byte, s T) []byte {
+func AppendString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -65,9 +65,9 @@ func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	return append(b, '"')
 }
 
-// appendFloat appends f as encoding/json does, with NaN and ±Infinity as the
+// AppendFloat appends f as encoding/json does, with NaN and ±Infinity as the
 // strings PostgreSQL prints for them.
-func appendFloat(b []byte, f float64, bits int) []byte {
+func AppendFloat(b []byte, f float64, bits int) []byte {
 	switch {
 	case math.IsNaN(f):
 		return append(b, `"NaN"`...)

@@ -1,4 +1,4 @@
-package pgexec
+package pgjson
 
 import (
 	"encoding/base64"
@@ -23,19 +23,19 @@ const (
 	dateLayout        = "2006-01-02"
 )
 
-// appendValue appends one column value, received in t's format, as JSON.
-func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
+// AppendValue appends one column value, received in t's format, as JSON.
+func AppendValue(b []byte, t *Type, v []byte) ([]byte, error) {
 	if v == nil {
 		return append(b, "null"...), nil
 	}
-	if !t.binary() {
-		if t.kind == kArray {
-			return appendTextArray(b, v, arrayDelim(t.elem))
+	if !t.Binary() {
+		if t.Kind == KindArray {
+			return appendTextArray(b, v, arrayDelim(t.Elem))
 		}
-		return appendJSONString(b, v), nil
+		return AppendString(b, v), nil
 	}
-	switch t.kind {
-	case kBool:
+	switch t.Kind {
+	case KindBool:
 		if len(v) != 1 {
 			return b, errShortValue
 		}
@@ -43,59 +43,59 @@ func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
 			return append(b, "true"...), nil
 		}
 		return append(b, "false"...), nil
-	case kInt2:
+	case KindInt2:
 		if len(v) != 2 {
 			return b, errShortValue
 		}
 		return strconv.AppendInt(b, int64(int16(binary.BigEndian.Uint16(v))), 10), nil
-	case kInt4:
+	case KindInt4:
 		if len(v) != 4 {
 			return b, errShortValue
 		}
 		return strconv.AppendInt(b, int64(int32(binary.BigEndian.Uint32(v))), 10), nil
-	case kInt8:
+	case KindInt8:
 		if len(v) != 8 {
 			return b, errShortValue
 		}
 		return strconv.AppendInt(b, int64(binary.BigEndian.Uint64(v)), 10), nil
-	case kOID:
+	case KindOID:
 		if len(v) != 4 {
 			return b, errShortValue
 		}
 		return strconv.AppendUint(b, uint64(binary.BigEndian.Uint32(v)), 10), nil
-	case kFloat4:
+	case KindFloat4:
 		if len(v) != 4 {
 			return b, errShortValue
 		}
-		return appendFloat(b, float64(math.Float32frombits(binary.BigEndian.Uint32(v))), 32), nil
-	case kFloat8:
+		return AppendFloat(b, float64(math.Float32frombits(binary.BigEndian.Uint32(v))), 32), nil
+	case KindFloat8:
 		if len(v) != 8 {
 			return b, errShortValue
 		}
-		return appendFloat(b, math.Float64frombits(binary.BigEndian.Uint64(v)), 64), nil
-	case kNumeric:
+		return AppendFloat(b, math.Float64frombits(binary.BigEndian.Uint64(v)), 64), nil
+	case KindNumeric:
 		return appendNumeric(b, v)
-	case kText:
-		return appendJSONString(b, v), nil
-	case kJSON:
+	case KindText:
+		return AppendString(b, v), nil
+	case KindJSON:
 		return appendEmbeddedJSON(b, v), nil
-	case kJSONB:
+	case KindJSONB:
 		if len(v) < 1 || v[0] != 1 {
 			return b, errShortValue
 		}
 		return appendEmbeddedJSON(b, v[1:]), nil
-	case kBytea:
+	case KindBytea:
 		b = append(b, '"')
 		n := len(b)
 		b = append(b, make([]byte, base64.StdEncoding.EncodedLen(len(v)))...)
 		base64.StdEncoding.Encode(b[n:], v)
 		return append(b, '"'), nil
-	case kUUID:
+	case KindUUID:
 		if len(v) != 16 {
 			return b, errShortValue
 		}
 		return appendUUID(b, v), nil
-	case kDate:
+	case KindDate:
 		if len(v) != 4 {
 			return b, errShortValue
 		}
@@ -109,7 +109,7 @@ func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
 			b = pgEpoch.AddDate(0, 0, int(days)).AppendFormat(b, dateLayout)
 			return append(b, '"'), nil
 		}
-	case kTimestamp, kTimestamptz:
+	case KindTimestamp, KindTimestamptz:
 		if len(v) != 8 {
 			return b, errShortValue
 		}
@@ -122,23 +122,23 @@ func appendValue(b []byte, t *typeInfo, v []byte) ([]byte, error) {
 			// time.Unix normalises a negative remainder (dates before 2000).
 			ts := time.Unix(946684800+us/1e6, (us%1e6)*1e3).UTC()
 			layout := timestampLayout
-			if t.kind == kTimestamptz {
+			if t.Kind == KindTimestamptz {
 				layout = timestamptzLayout
 			}
 			b = append(b, '"')
 			b = ts.AppendFormat(b, layout)
 			return append(b, '"'), nil
 		}
-	case kVector:
+	case KindVector:
 		return appendVector(b, v)
-	case kHalfvec:
+	case KindHalfvec:
 		return appendHalfvec(b, v)
-	case kSparsevec:
+	case KindSparsevec:
 		return appendSparsevec(b, v)
-	case kArray:
-		return appendBinaryArray(b, t.elem, v)
+	case KindArray:
+		return appendBinaryArray(b, t.Elem, v)
 	}
-	return appendJSONString(b, v), nil
+	return AppendString(b, v), nil
 }
 
 // appendEmbeddedJSON embeds a json or jsonb value as is. PostgreSQL only
@@ -148,7 +148,7 @@ func appendEmbeddedJSON(b, v []byte) []byte {
 	if json.Valid(v) {
 		return append(b, v...)
 	}
-	return appendJSONString(b, v)
+	return AppendString(b, v)
 }
 
 func appendUUID(b []byte, u []byte) []byte {
@@ -164,7 +164,7 @@ func appendUUID(b []byte, u []byte) []byte {
 
 // appendBinaryArray decodes PostgreSQL's binary array format into nested JSON
 // arrays of the element encoding.
-func appendBinaryArray(b []byte, elem *typeInfo, v []byte) ([]byte, error) {
+func appendBinaryArray(b []byte, elem *Type, v []byte) ([]byte, error) {
 	if len(v) < 12 {
 		return b, errShortValue
 	}
@@ -191,7 +191,7 @@ func appendBinaryArray(b []byte, elem *typeInfo, v []byte) ([]byte, error) {
 	return b, nil
 }
 
-func appendArrayDim(b []byte, elem *typeInfo, dims []int, v []byte) ([]byte, []byte, error) {
+func appendArrayDim(b []byte, elem *Type, dims []int, v []byte) ([]byte, []byte, error) {
 	b = append(b, '[')
 	for i := 0; i < dims[0]; i++ {
 		if i > 0 {
@@ -217,7 +217,7 @@ func appendArrayDim(b []byte, elem *typeInfo, dims []int, v []byte) ([]byte, []b
 			return b, v, errShortValue
 		}
 		var err error
-		if b, err = appendValue(b, elem, v[:n:n]); err != nil {
+		if b, err = AppendValue(b, elem, v[:n:n]); err != nil {
 			return b, v, err
 		}
 		v = v[n:]
@@ -227,8 +227,8 @@ func appendArrayDim(b []byte, elem *typeInfo, dims []int, v []byte) ([]byte, []b
 
 // arrayDelim returns the element separator of an array's text form: ';' for
 // box, the one built-in type whose typdelim is not ','.
-func arrayDelim(elem *typeInfo) byte {
-	if elem != nil && elem.name == "box" {
+func arrayDelim(elem *Type) byte {
+	if elem != nil && elem.Name == "box" {
 		return ';'
 	}
 	return ','
@@ -298,7 +298,7 @@ func parseTextArray(b []byte, v []byte, delim byte) ([]byte, []byte, error) {
 			if i >= len(v) {
 				return b, v, errShortValue
 			}
-			b = appendJSONString(b, s)
+			b = AppendString(b, s)
 			v = v[i+1:]
 		default:
 			i := 0
@@ -308,7 +308,7 @@ func parseTextArray(b []byte, v []byte, delim byte) ([]byte, []byte, error) {
 			if tok := v[:i]; len(tok) == 4 && (tok[0]|0x20) == 'n' && (tok[1]|0x20) == 'u' && (tok[2]|0x20) == 'l' && (tok[3]|0x20) == 'l' {
 				b = append(b, "null"...)
 			} else {
-				b = appendJSONString(b, tok)
+				b = AppendString(b, tok)
 			}
 			v = v[i:]
 		}
@@ -330,7 +330,7 @@ func appendVector(b []byte, v []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendFloat(b, float64(math.Float32frombits(binary.BigEndian.Uint32(v[4+4*i:]))), 32)
+		b = AppendFloat(b, float64(math.Float32frombits(binary.BigEndian.Uint32(v[4+4*i:]))), 32)
 	}
 	return append(b, ']'), nil
 }
@@ -350,7 +350,7 @@ func appendHalfvec(b []byte, v []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendFloat(b, float64(float16.Frombits(binary.BigEndian.Uint16(v[4+2*i:])).Float32()), 32)
+		b = AppendFloat(b, float64(float16.Frombits(binary.BigEndian.Uint16(v[4+2*i:])).Float32()), 32)
 	}
 	return append(b, ']'), nil
 }
@@ -381,7 +381,7 @@ func appendSparsevec(b []byte, v []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendFloat(b, float64(math.Float32frombits(binary.BigEndian.Uint32(vals[4*i:]))), 32)
+		b = AppendFloat(b, float64(math.Float32frombits(binary.BigEndian.Uint32(vals[4*i:]))), 32)
 	}
 	return append(b, "]}"...), nil
 }

@@ -1,42 +1,42 @@
-package pgexec
+package sqltext
 
 import (
 	"strconv"
 	"strings"
 )
 
-// placeholderKind tells the three parameter styles apart.
-type placeholderKind uint8
+// Style tells the three parameter styles apart.
+type Style uint8
 
 const (
-	phNamed      placeholderKind = iota + 1 // :name
-	phPositional                            // $1
-	phQuestion                              // ?
+	Named      Style = iota + 1 // :name
+	Positional                  // $1
+	Question                    // ?
 )
 
-// placeholder is one parameter marker found in a statement.
-type placeholder struct {
-	kind       placeholderKind
-	start, end int    // byte offsets in the SQL text
-	name       string // :name without the colon
-	index      int    // $n
+// Placeholder is one parameter marker found in a statement.
+type Placeholder struct {
+	Style      Style
+	Start, End int    // byte offsets in the SQL text
+	Name       string // :name without the colon
+	Index      int    // $n
 }
 
-// statement is one top-level statement of a SQL text, split on semicolons
+// Statement is one top-level Statement of a SQL text, split on semicolons
 // outside literals, quoted identifiers, dollar quotes and comments.
-type statement struct {
-	start, end int
-	keyword    string // the first word, upper-cased ("SELECT", "BEGIN", ...)
-	keyword2   string // the word after it, upper-cased ("TRANSACTION" in PREPARE TRANSACTION)
+type Statement struct {
+	Start, End int
+	Keyword    string // the first word, upper-cased ("SELECT", "BEGIN", ...)
+	Keyword2   string // the word after it, upper-cased ("TRANSACTION" in PREPARE TRANSACTION)
 }
 
-// scanned is what the lexer learned about a SQL text.
-type scanned struct {
-	placeholders []placeholder
-	statements   []statement
-	positional   int // count of $n markers
-	named        int // count of :name markers
-	question     int // count of ? markers
+// Scanned is what the lexer learned about a SQL text.
+type Scanned struct {
+	Placeholders []Placeholder
+	Statements   []Statement
+	Positional   int // count of $n markers
+	Named        int // count of :name markers
+	Question     int // count of ? markers
 }
 
 func isIdentStart(c byte) bool {
@@ -47,7 +47,7 @@ func isIdentChar(c byte) bool {
 	return isIdentStart(c) || c >= '0' && c <= '9' || c == '$'
 }
 
-// scanSQL walks a SQL text the way PostgreSQL's lexer does for everything that
+// Scan walks a SQL text the way PostgreSQL's lexer does for everything that
 // matters to parameter binding: string literals ('...', E'...' with backslash
 // escapes), quoted identifiers, dollar-quoted bodies ($$...$$, $tag$...$tag$),
 // line and nested block comments and :: casts are skipped; :name, $n and ?
@@ -55,14 +55,14 @@ func isIdentChar(c byte) bool {
 //
 // An unterminated literal or comment swallows the rest of the text, as it would
 // on the server, which then reports the syntax error.
-func scanSQL(sql string) scanned {
-	var s scanned
+func Scan(sql string) Scanned {
+	var s Scanned
 	stmtStart := 0
 	keyword, keyword2 := "", ""
 	n := len(sql)
 	endStmt := func(end int) {
 		if keyword != "" {
-			s.statements = append(s.statements, statement{start: stmtStart, end: end, keyword: keyword, keyword2: keyword2})
+			s.Statements = append(s.Statements, Statement{Start: stmtStart, End: end, Keyword: keyword, Keyword2: keyword2})
 		}
 		stmtStart, keyword, keyword2 = end+1, "", ""
 	}
@@ -98,8 +98,8 @@ func scanSQL(sql string) scanned {
 				if err != nil {
 					idx = -1 // absurdly large: rejected by the binder
 				}
-				s.placeholders = append(s.placeholders, placeholder{kind: phPositional, start: i, end: j, index: idx})
-				s.positional++
+				s.Placeholders = append(s.Placeholders, Placeholder{Style: Positional, Start: i, End: j, Index: idx})
+				s.Positional++
 				i = j
 				continue
 			}
@@ -118,15 +118,15 @@ func scanSQL(sql string) scanned {
 				for j < n && (isIdentStart(sql[j]) || sql[j] >= '0' && sql[j] <= '9') {
 					j++
 				}
-				s.placeholders = append(s.placeholders, placeholder{kind: phNamed, start: i, end: j, name: sql[i+1 : j]})
-				s.named++
+				s.Placeholders = append(s.Placeholders, Placeholder{Style: Named, Start: i, End: j, Name: sql[i+1 : j]})
+				s.Named++
 				i = j
 				continue
 			}
 			i++
 		case c == '?':
-			s.placeholders = append(s.placeholders, placeholder{kind: phQuestion, start: i, end: i + 1})
-			s.question++
+			s.Placeholders = append(s.Placeholders, Placeholder{Style: Question, Start: i, End: i + 1})
+			s.Question++
 			i++
 		case c == ';':
 			endStmt(i)
@@ -227,35 +227,35 @@ func skipDollarQuote(sql string, i int) (end int, ok bool) {
 	return j + 1 + k + len(tag), true
 }
 
-// rewrite replaces the placeholders of one kind with $offset+1, $offset+2, ...
+// Rewrite replaces the placeholders of one kind with $offset+1, $offset+2, ...
 // For named placeholders a name used twice gets one number; names lists the
 // names in number order. For question marks each gets the next number.
-func rewrite(sql string, phs []placeholder, kind placeholderKind, offset int) (out string, names []string) {
+func Rewrite(sql string, phs []Placeholder, kind Style, offset int) (out string, names []string) {
 	var b strings.Builder
 	b.Grow(len(sql) + 8)
 	last := 0
 	numbers := map[string]int{}
 	for _, p := range phs {
-		if p.kind != kind {
+		if p.Style != kind {
 			continue
 		}
 		var num int
-		if kind == phNamed {
-			n, ok := numbers[p.name]
+		if kind == Named {
+			n, ok := numbers[p.Name]
 			if !ok {
-				names = append(names, p.name)
+				names = append(names, p.Name)
 				n = offset + len(names)
-				numbers[p.name] = n
+				numbers[p.Name] = n
 			}
 			num = n
 		} else {
 			names = append(names, "?"+strconv.Itoa(len(names)+1))
 			num = offset + len(names)
 		}
-		b.WriteString(sql[last:p.start])
+		b.WriteString(sql[last:p.Start])
 		b.WriteByte('$')
 		b.WriteString(strconv.Itoa(num))
-		last = p.end
+		last = p.End
 	}
 	b.WriteString(sql[last:])
 	return b.String(), names

@@ -1,4 +1,4 @@
-package pgexec
+package pgjson
 
 import (
 	"bytes"
@@ -11,126 +11,6 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
-
-// boundSQL is a statement rewritten to $n placeholders with its arguments in
-// number order, still as raw JSON.
-type boundSQL struct {
-	sql   string
-	args  []json.RawMessage
-	names []string // what each $n was called in the request: "id", "$2", "?1"
-}
-
-// bind matches params against the placeholders of sql. An object binds :name,
-// an array binds $n or, when the SQL has no $n, ? in order. offset shifts the
-// numbers given to :name and ? (update puts its data columns first).
-func bind(sql string, params json.RawMessage, offset int) (boundSQL, error) {
-	sc := scanSQL(sql)
-	return bindScanned(sql, sc, params, offset)
-}
-
-// maxParams is the protocol's limit on a statement's parameters: Bind counts
-// them in an int16.
-const maxParams = 65535
-
-// checkParamCount refuses more parameters than the protocol carries.
-func checkParamCount(field string, n int) error {
-	if n > maxParams {
-		return messages.BadRequest(field, "the statement has %d parameters; PostgreSQL takes at most %d", n, maxParams)
-	}
-	return nil
-}
-
-func bindScanned(sql string, sc scanned, params json.RawMessage, offset int) (boundSQL, error) {
-	b, err := bindParams(sql, sc, params, offset)
-	if err == nil {
-		err = checkParamCount("params", offset+len(b.args))
-	}
-	return b, err
-}
-
-func bindParams(sql string, sc scanned, params json.RawMessage, offset int) (boundSQL, error) {
-	params = bytes.TrimSpace(params)
-	switch {
-	case len(params) == 0 || string(params) == "null":
-		if sc.named > 0 {
-			for _, p := range sc.placeholders {
-				if p.kind == phNamed {
-					return boundSQL{}, messages.BadRequest(p.name, "missing parameter :%s", p.name)
-				}
-			}
-		}
-		return boundSQL{sql: sql}, nil
-	case params[0] == '{':
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(params, &m); err != nil {
-			return boundSQL{}, messages.BadRequest("params", "params: %v", err)
-		}
-		if sc.positional > 0 {
-			return boundSQL{}, messages.BadRequest("params", "params is an object but the SQL uses $n placeholders; pass an array")
-		}
-		out, names := rewrite(sql, sc.placeholders, phNamed, offset)
-		b := boundSQL{sql: out, names: names, args: make([]json.RawMessage, len(names))}
-		for i, name := range names {
-			v, ok := m[name]
-			if !ok {
-				return boundSQL{}, messages.BadRequest(name, "missing parameter :%s", name)
-			}
-			b.args[i] = v
-		}
-		if len(m) > len(names) {
-			for name := range m {
-				if !contains(names, name) {
-					return boundSQL{}, messages.BadRequest(name, "unused parameter %q: the SQL has no :%s", name, name)
-				}
-			}
-		}
-		return b, nil
-	case params[0] == '[':
-		var list []json.RawMessage
-		if err := json.Unmarshal(params, &list); err != nil {
-			return boundSQL{}, messages.BadRequest("params", "params: %v", err)
-		}
-		if sc.positional > 0 {
-			if offset != 0 {
-				return boundSQL{}, messages.BadRequest("where", "where uses $n placeholders; use :name with where_params")
-			}
-			used := make([]bool, len(list))
-			for _, p := range sc.placeholders {
-				if p.kind != phPositional {
-					continue
-				}
-				if p.index < 1 || p.index > len(list) {
-					return boundSQL{}, messages.BadRequest("$"+strconv.Itoa(p.index), "missing parameter $%d: params has %d values", p.index, len(list))
-				}
-				used[p.index-1] = true
-			}
-			names := make([]string, len(list))
-			for i := range list {
-				if !used[i] {
-					return boundSQL{}, messages.BadRequest("$"+strconv.Itoa(i+1), "unused parameter $%d: the SQL never uses it", i+1)
-				}
-				names[i] = "$" + strconv.Itoa(i+1)
-			}
-			return boundSQL{sql: sql, args: list, names: names}, nil
-		}
-		if sc.question != len(list) {
-			return boundSQL{}, messages.BadRequest("params", "params has %d values but the SQL has %d ? placeholders", len(list), sc.question)
-		}
-		out, names := rewrite(sql, sc.placeholders, phQuestion, offset)
-		return boundSQL{sql: out, args: list, names: names}, nil
-	default:
-		return boundSQL{}, messages.BadRequest("params", "params must be a JSON object or array")
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
 
 // jsonKind classifies a raw JSON value by its first byte.
 func jsonKind(raw json.RawMessage) byte {
@@ -155,16 +35,16 @@ func jsonKind(raw json.RawMessage) byte {
 
 var kindNames = map[byte]string{'n': "null", 'b': "a boolean", 's': "a string", 'o': "an object", 'a': "an array", 'd': "a number"}
 
-// encodeParam converts one JSON argument to the text form PostgreSQL parses
+// EncodeParam converts one JSON argument to the text form PostgreSQL parses
 // for parameter type t. A nil result binds NULL.
-func encodeParam(t *typeInfo, name string, raw json.RawMessage) ([]byte, error) {
+func EncodeParam(t *Type, name string, raw json.RawMessage) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if jsonKind(raw) == 'n' {
 		return nil, nil
 	}
 	v, err := textForm(t, raw)
 	if err != nil {
-		return nil, messages.BadRequest(name, "parameter %s (%s): %s", displayName(name), t.name, err.Error())
+		return nil, messages.BadRequest(name, "parameter %s (%s): %s", displayName(name), t.Name, err.Error())
 	}
 	return v, nil
 }
@@ -185,10 +65,10 @@ func wrongType(want string, raw json.RawMessage) error {
 }
 
 // textForm renders a non-null JSON value as the text input of type t.
-func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
+func textForm(t *Type, raw json.RawMessage) ([]byte, error) {
 	k := jsonKind(raw)
-	switch t.kind {
-	case kBool:
+	switch t.Kind {
+	case KindBool:
 		switch k {
 		case 'b':
 			return raw, nil // true / false
@@ -196,7 +76,7 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 			return unquote(raw)
 		}
 		return nil, wrongType("a boolean", raw)
-	case kInt2, kInt4, kInt8, kOID:
+	case KindInt2, KindInt4, KindInt8, KindOID:
 		var s []byte
 		switch k {
 		case 'd':
@@ -210,16 +90,16 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 		default:
 			return nil, wrongType("an integer", raw)
 		}
-		bits := map[kind]int{kInt2: 16, kInt4: 32, kInt8: 64, kOID: 33}[t.kind]
+		bits := map[Kind]int{KindInt2: 16, KindInt4: 32, KindInt8: 64, KindOID: 33}[t.Kind]
 		n, err := strconv.ParseInt(string(s), 10, bits)
-		if err != nil || t.kind == kOID && (n < 0 || n > math.MaxUint32) {
-			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange || t.kind == kOID && err == nil {
-				return nil, paramError(string(s) + " is out of range for " + t.name)
+		if err != nil || t.Kind == KindOID && (n < 0 || n > math.MaxUint32) {
+			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange || t.Kind == KindOID && err == nil {
+				return nil, paramError(string(s) + " is out of range for " + t.Name)
 			}
 			return nil, paramError("expected an integer, got " + truncate(string(s)))
 		}
 		return s, nil
-	case kFloat4, kFloat8, kNumeric:
+	case KindFloat4, KindFloat8, KindNumeric:
 		switch k {
 		case 'd':
 			return raw, nil
@@ -227,9 +107,9 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 			return unquote(raw) // "NaN", "Infinity" or exact digits
 		}
 		return nil, wrongType("a number", raw)
-	case kJSON, kJSONB:
+	case KindJSON, KindJSONB:
 		return raw, nil
-	case kBytea:
+	case KindBytea:
 		if k != 's' {
 			return nil, wrongType("a base64 string", raw)
 		}
@@ -247,7 +127,7 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 		out[0], out[1] = '\\', 'x'
 		hex.Encode(out[2:], b)
 		return out, nil
-	case kVector, kHalfvec:
+	case KindVector, KindHalfvec:
 		switch k {
 		case 's':
 			return unquote(raw)
@@ -271,7 +151,7 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 			return append(b, ']'), nil
 		}
 		return nil, wrongType("an array of numbers", raw)
-	case kSparsevec:
+	case KindSparsevec:
 		switch k {
 		case 's':
 			return unquote(raw)
@@ -297,15 +177,15 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 			return strconv.AppendInt(b, int64(sv.Dim), 10), nil
 		}
 		return nil, wrongType("a sparse vector object", raw)
-	case kArray:
+	case KindArray:
 		switch k {
 		case 's':
 			return unquote(raw) // a Postgres array literal such as {1,2}
 		case 'a':
-			return arrayLiteral(t.elem, raw, 0)
+			return arrayLiteral(t.Elem, raw, 0)
 		}
 		return nil, wrongType("an array", raw)
-	case kUUID, kDate, kTimestamp, kTimestamptz:
+	case KindUUID, KindDate, KindTimestamp, KindTimestamptz:
 		if k != 's' {
 			return nil, wrongType("a string", raw)
 		}
@@ -315,18 +195,18 @@ func textForm(t *typeInfo, raw json.RawMessage) ([]byte, error) {
 		case 's':
 			return unquote(raw)
 		case 'd', 'b', 'o', 'a':
-			if t.category == 'D' || t.category == 'T' || t.category == 'I' {
+			if t.Category == 'D' || t.Category == 'T' || t.Category == 'I' {
 				return nil, wrongType("a string", raw)
 			}
 			return raw, nil
 		}
 	}
-	return nil, wrongType(t.name, raw)
+	return nil, wrongType(t.Name, raw)
 }
 
 // arrayLiteral renders a JSON array as a Postgres array literal, quoting every
 // element and converting it by the element type.
-func arrayLiteral(elem *typeInfo, raw json.RawMessage, depth int) ([]byte, error) {
+func arrayLiteral(elem *Type, raw json.RawMessage, depth int) ([]byte, error) {
 	if depth > 6 {
 		return nil, paramError("arrays nest at most 6 levels")
 	}
@@ -343,7 +223,7 @@ func arrayLiteral(elem *typeInfo, raw json.RawMessage, depth int) ([]byte, error
 		switch {
 		case jsonKind(item) == 'n':
 			b = append(b, "NULL"...)
-		case jsonKind(item) == 'a' && elem.kind != kJSON && elem.kind != kJSONB && elem.kind != kVector && elem.kind != kHalfvec:
+		case jsonKind(item) == 'a' && elem.Kind != KindJSON && elem.Kind != KindJSONB && elem.Kind != KindVector && elem.Kind != KindHalfvec:
 			sub, err := arrayLiteral(elem, item, depth+1)
 			if err != nil {
 				return nil, err

@@ -1,4 +1,4 @@
-package pgexec
+package pgjson
 
 import (
 	"encoding/binary"

@@ -1,8 +1,11 @@
-package pgexec
+// Package table finds the table a request names in the catalog, checks its
+// columns, and builds the INSERT and UPDATE of op insert and op update with
+// every identifier quoted. Nothing a caller sends is pasted into SQL
+// unchecked.
+package table
 
 import (
 	"context"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -13,14 +16,14 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// table is a table found in the catalog, with its columns.
-type table struct {
+// Table is a table found in the catalog, with its columns.
+type Table struct {
 	schema, name string
 	columns      map[string]bool
 }
 
 // quoted returns "schema"."name".
-func (t *table) quoted() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
+func (t *Table) quoted() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
 
 const tableQuery = `SELECT n.nspname, c.relname, a.attname
   FROM pg_catalog.pg_class c
@@ -30,9 +33,9 @@ const tableQuery = `SELECT n.nspname, c.relname, a.attname
    AND c.relname = $2
    AND CASE WHEN $1 = '' THEN pg_catalog.pg_table_is_visible(c.oid) ELSE n.nspname = $1 END`
 
-// SplitTableRef splits "name" or "schema.name" (names as stored in the
+// Split splits "name" or "schema.name" (names as stored in the
 // catalog, no quoting) into its parts; schema is "" for a bare name.
-func SplitTableRef(ref string) (schema, name string, err error) {
+func Split(ref string) (schema, name string, err error) {
 	if ref == "" {
 		return "", "", messages.BadRequest("table", "table is required")
 	}
@@ -49,17 +52,17 @@ func SplitTableRef(ref string) (schema, name string, err error) {
 	return schema, name, nil
 }
 
-// resolveTable finds a table by "name" (through the search_path) or
+// Resolve finds a table by "name" (through the search_path) or
 // "schema.name".
-func resolveTable(ctx context.Context, conn *pgconn.PgConn, ref string) (*table, error) {
-	schema, name, err := SplitTableRef(ref)
+func Resolve(ctx context.Context, conn *pgconn.PgConn, ref string) (*Table, error) {
+	schema, name, err := Split(ref)
 	if err != nil {
 		return nil, err
 	}
-	return lookupTable(ctx, conn, schema, name)
+	return lookup(ctx, conn, schema, name)
 }
 
-func lookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) (*table, error) {
+func lookup(ctx context.Context, conn *pgconn.PgConn, schema, name string) (*Table, error) {
 	if strings.IndexByte(schema, 0) >= 0 || strings.IndexByte(name, 0) >= 0 || name == "" {
 		return nil, messages.BadRequest("table", "table name is empty or contains a NUL byte")
 	}
@@ -75,7 +78,7 @@ func lookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) 
 		}
 		return nil, messages.Errorf(messages.CodeNotFound, "table %q does not exist", ref)
 	}
-	t := &table{schema: string(res.Rows[0][0]), name: string(res.Rows[0][1]), columns: make(map[string]bool, len(res.Rows))}
+	t := &Table{schema: string(res.Rows[0][0]), name: string(res.Rows[0][1]), columns: make(map[string]bool, len(res.Rows))}
 	for _, row := range res.Rows {
 		if row[2] != nil {
 			t.columns[string(row[2])] = true
@@ -84,7 +87,7 @@ func lookupTable(ctx context.Context, conn *pgconn.PgConn, schema, name string) 
 	return t, nil
 }
 
-func (t *table) checkColumns(field string, cols []string) error {
+func (t *Table) CheckColumns(field string, cols []string) error {
 	for _, col := range cols {
 		if !t.columns[col] {
 			return messages.BadRequest(field, "column %q does not exist in %s.%s", col, t.schema, t.name)
@@ -93,10 +96,10 @@ func (t *table) checkColumns(field string, cols []string) error {
 	return nil
 }
 
-// insertSQL builds INSERT INTO "s"."t" ("a","b") VALUES ($1,$2) RETURNING ...
+// InsertSQL builds INSERT INTO "s"."t" ("a","b") VALUES ($1,$2) RETURNING ...
 // with every identifier checked and quoted.
-func (t *table) insertSQL(cols, returning []string) (string, error) {
-	if err := t.checkColumns("data", cols); err != nil {
+func (t *Table) InsertSQL(cols, returning []string) (string, error) {
+	if err := t.CheckColumns("data", cols); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -127,13 +130,13 @@ func (t *table) insertSQL(cols, returning []string) (string, error) {
 	return b.String(), nil
 }
 
-// updateSQL builds UPDATE "s"."t" SET "a" = $1, ... WHERE <where>. The where
+// UpdateSQL builds UPDATE "s"."t" SET "a" = $1, ... WHERE <where>. The where
 // clause must already use numbers past the data columns.
-func (t *table) updateSQL(cols []string, where string) (string, error) {
+func (t *Table) UpdateSQL(cols []string, where string) (string, error) {
 	if len(cols) == 0 {
 		return "", messages.BadRequest("data", "data must set at least one column")
 	}
-	if err := t.checkColumns("data", cols); err != nil {
+	if err := t.CheckColumns("data", cols); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -154,7 +157,7 @@ func (t *table) updateSQL(cols []string, where string) (string, error) {
 	return b.String(), nil
 }
 
-func (t *table) appendReturning(b *strings.Builder, returning []string) error {
+func (t *Table) appendReturning(b *strings.Builder, returning []string) error {
 	if returning == nil {
 		returning = []string{"*"}
 	}
@@ -176,32 +179,4 @@ func (t *table) appendReturning(b *strings.Builder, returning []string) error {
 		b.WriteString(pgx.Identifier{col}.Sanitize())
 	}
 	return nil
-}
-
-// shiftPositional renumbers the $n placeholders of sql by offset.
-func shiftPositional(sql string, phs []placeholder, offset int) string {
-	if offset == 0 {
-		return sql
-	}
-	var b strings.Builder
-	last := 0
-	for _, p := range phs {
-		if p.kind != phPositional {
-			continue
-		}
-		b.WriteString(sql[last:p.start])
-		b.WriteString("$" + strconv.Itoa(p.index+offset))
-		last = p.end
-	}
-	b.WriteString(sql[last:])
-	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -1,4 +1,4 @@
-package pgexec
+package pgjson
 
 import (
 	"encoding/json"
@@ -11,12 +11,12 @@ import (
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", "quote\" back\\ slash", "\x00\x01\x1f ctl", "tab\tnl\ncr\r", "é☃𝄞", "\u2028\u2029", "<html>&"} {
-		got := appendJSONString(nil, s)
+		got := AppendString(nil, s)
 		var back string
 		require.NoError(t, json.Unmarshal(got, &back), "%q -> %s", s, got)
 		require.Equal(t, s, back)
 	}
-	got := appendJSONString(nil, []byte("bad \xff utf8"))
+	got := AppendString(nil, []byte("bad \xff utf8"))
 	require.True(t, utf8.Valid(got))
 	require.Equal(t, `"bad \ufffd utf8"`, string(got))
 }
@@ -30,7 +30,7 @@ func TestAppendFloat(t *testing.T) {
 		{0.1, 64, "0.1"}, {1e21, 64, "1e+21"}, {1e-7, 64, "1e-7"}, {100, 64, "100"},
 		{float64(float32(0.1)), 32, "0.1"}, {math.NaN(), 64, `"NaN"`}, {math.Inf(-1), 64, `"-Infinity"`},
 	} {
-		require.Equal(t, tc.want, string(appendFloat(nil, tc.f, tc.bits)))
+		require.Equal(t, tc.want, string(AppendFloat(nil, tc.f, tc.bits)))
 	}
 }
 
@@ -67,19 +67,8 @@ func TestHalfvec(t *testing.T) {
 	require.ErrorIs(t, err, errShortValue)
 }
 
-func BenchmarkBind(b *testing.B) {
-	sql := "SELECT u.id, u.email FROM users u WHERE u.active = :active AND u.created_at > :since AND u.name <> 'a:b' -- :c\n ORDER BY u.id LIMIT :limit"
-	params := json.RawMessage(`{"active":true,"since":"2024-01-01","limit":10}`)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if _, err := bind(sql, params, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func BenchmarkAppendRow(b *testing.B) {
-	types := []*typeInfo{{kind: kInt8}, {kind: kText}, {kind: kBool}, {kind: kFloat8}, {kind: kTimestamptz}, {kind: kUUID}}
+	types := []*Type{{Kind: KindInt8}, {Kind: KindText}, {Kind: KindBool}, {Kind: KindFloat8}, {Kind: KindTimestamptz}, {Kind: KindUUID}}
 	row := [][]byte{
 		{0, 0, 0, 0, 0, 0, 0x30, 0x39},
 		[]byte("someone@example.com"),
@@ -93,7 +82,7 @@ func BenchmarkAppendRow(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		var err error
-		if buf, err = appendRow(buf[:0], row, types, names, false, 0); err != nil {
+		if buf, err = AppendRow(buf[:0], row, types, names, false, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -116,19 +105,48 @@ func FuzzTextArray(f *testing.F) {
 // FuzzAppendValue: every binary decoder rejects malformed input with an
 // error, never a panic, and writes valid JSON when it accepts.
 func FuzzAppendValue(f *testing.F) {
-	f.Add(uint8(kNumeric), []byte{0, 1, 0, 0, 0, 0, 0, 2, 0, 12})
-	f.Add(uint8(kArray), []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 23, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7})
-	f.Add(uint8(kVector), []byte{0, 2, 0, 0, 63, 128, 0, 0, 64, 0, 0, 0})
-	f.Add(uint8(kSparsevec), []byte{0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 63, 128, 0, 0})
-	f.Add(uint8(kTimestamptz), []byte{0, 2, 181, 227, 156, 93, 16, 0})
+	f.Add(uint8(KindNumeric), []byte{0, 1, 0, 0, 0, 0, 0, 2, 0, 12})
+	f.Add(uint8(KindArray), []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 23, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7})
+	f.Add(uint8(KindVector), []byte{0, 2, 0, 0, 63, 128, 0, 0, 64, 0, 0, 0})
+	f.Add(uint8(KindSparsevec), []byte{0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 63, 128, 0, 0})
+	f.Add(uint8(KindTimestamptz), []byte{0, 2, 181, 227, 156, 93, 16, 0})
 	f.Fuzz(func(t *testing.T, k uint8, v []byte) {
-		ti := &typeInfo{kind: kind(k % uint8(kArray+1)), elem: &typeInfo{kind: kInt4}}
-		if ti.kind == kOther {
+		ti := &Type{Kind: Kind(k % uint8(KindArray+1)), Elem: &Type{Kind: KindInt4}}
+		if ti.Kind == KindOther {
 			return
 		}
-		out, err := appendValue(nil, ti, v)
+		out, err := AppendValue(nil, ti, v)
 		if err == nil && !json.Valid(out) {
-			t.Fatalf("kind %d, %x gave invalid JSON %q", ti.kind, v, out)
+			t.Fatalf("kind %d, %x gave invalid JSON %q", ti.Kind, v, out)
 		}
 	})
+}
+
+func TestTextForm(t *testing.T) {
+	int4 := &Type{Name: "int4", Kind: KindInt4}
+	arr := &Type{Name: "_text", Kind: KindArray, Elem: &Type{Name: "text", Kind: KindText}}
+	bytea := &Type{Name: "bytea", Kind: KindBytea}
+	sparse := &Type{Name: "sparsevec", Kind: KindSparsevec}
+	ok := []struct {
+		t        *Type
+		in, want string
+	}{
+		{int4, `42`, `42`},
+		{int4, `"-7"`, `-7`},
+		{arr, `["a","b\"c",null,"x\\y"]`, `{"a","b\"c",NULL,"x\\y"}`},
+		{bytea, `"AAEC/w=="`, `\x000102ff`},
+		{sparse, `{"dim":5,"indices":[0,3],"values":[1.5,2]}`, `{1:1.5,4:2}/5`},
+	}
+	for _, tc := range ok {
+		got, err := textForm(tc.t, json.RawMessage(tc.in))
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, string(got))
+	}
+	for _, tc := range []struct {
+		t  *Type
+		in string
+	}{{int4, `1.5`}, {int4, `"x"`}, {int4, `true`}, {int4, `9999999999`}, {bytea, `"%%%"`}, {bytea, `1`}, {arr, `{}`}} {
+		_, err := textForm(tc.t, json.RawMessage(tc.in))
+		require.Error(t, err, tc.in)
+	}
 }

@@ -1,0 +1,73 @@
+package migrate_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func apply(ctx context.Context, db migrate.Beginner, files fstest.MapFS) ([]string, error) {
+	ms, err := migrate.FromFS(files)
+	if err != nil {
+		return nil, err
+	}
+	return migrate.Apply(ctx, db, ms, zerolog.Nop())
+}
+
+// TestApplyOnce starts several appliers at once: each file is applied
+// exactly once, and a changed file is refused.
+func TestApplyOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := testenv.NewPostgres(t)
+	c, err := pgexec.Connect(ctx, pgexec.Config{DSN: pg.URL, MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	files := fstest.MapFS{
+		"001_counter.sql": {Data: []byte("CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);")},
+		"002_bump.sql":    {Data: []byte("UPDATE counter SET n = n + 1;")},
+		"README.md":       {Data: []byte("not a schema file")},
+	}
+	var wg sync.WaitGroup
+	applied := make([][]string, 4)
+	errs := make([]error, 4)
+	for i := range applied {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			applied[i], errs[i] = apply(ctx, c, files)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range applied {
+		require.NoError(t, errs[i])
+		total += len(applied[i])
+	}
+	require.Equal(t, 2, total, "each file applied once across all callers")
+	var n int
+	require.NoError(t, c.QueryRow(ctx, "SELECT n FROM counter").Scan(&n))
+	require.Equal(t, 1, n)
+
+	files["002_bump.sql"] = &fstest.MapFile{Data: []byte("UPDATE counter SET n = n + 100;")}
+	_, err = apply(ctx, c, files)
+	require.ErrorContains(t, err, "changed after it was applied")
+
+	files["002_bump.sql"] = &fstest.MapFile{Data: []byte("UPDATE counter SET n = n + 1;")}
+	files["003_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x int); SELECT 1/0;")}
+	_, err = apply(ctx, c, files)
+	require.Error(t, err)
+	_, err = c.Exec(ctx, "SELECT * FROM half")
+	require.Error(t, err, "a failed file leaves nothing half-applied")
+}
