@@ -98,8 +98,10 @@ func startWorkerJS(t *testing.T, s *server.Server, nc, jsnc *nats.Conn, trusted 
 	maint, err := maintenance.New(maintenance.Config{WorkerID: "w1", Schemas: []string{pg.Schema}}, jsnc, cl, mem)
 	require.NoError(t, err)
 	reg := metrics.New()
+	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
+	require.NoError(t, err)
 	wk, err := worker.New(worker.Config{ID: "w1", Logger: zerolog.Nop(), Metrics: reg, TrustedReplyPrefixes: trusted},
-		worker.Deps{NATS: nc, JetStream: jsnc, Postgres: cl, Executor: pgexec.NewExecutor(cl, pgexec.ExecutorConfig{}),
+		worker.Deps{NATS: nc, JetStream: jsnc, Postgres: cl, Executor: ex,
 			State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
 	require.NoError(t, err)
 	require.NoError(t, wk.Start(ctx))
