@@ -59,7 +59,7 @@ func TestCallOptionsRefuseBadValues(t *testing.T) {
 			return err
 		},
 		"WithStatementTimeout(500µs) on a vector search": func() error {
-			_, err := c.Vectors().Search(ctx, "docs", []float64{1}, client.WithStatementTimeout(500*time.Microsecond))
+			_, err := c.Vectors().Search(ctx, "docs", []float32{1}, client.WithStatementTimeout(500*time.Microsecond))
 			return err
 		},
 		"WithTTL(-1s)": func() error { return c.KV().Set(ctx, "k", 1, client.WithTTL(-time.Second)) },
@@ -79,14 +79,18 @@ func TestCallOptionsRefuseBadValues(t *testing.T) {
 		},
 		"lock ttl -1s": func() error { _, err := c.Locks().Acquire(ctx, "k", -time.Second); return err },
 		"Locker ttl 0": func() error { _, err := c.Locks().Lock(ctx, "k", 0); return err },
-		"WithK(0)":     func() error { _, err := c.Vectors().Search(ctx, "docs", []float64{1}, client.WithK(0)); return err },
+		"WithK(0)":     func() error { _, err := c.Vectors().Search(ctx, "docs", []float32{1}, client.WithK(0)); return err },
 		"WithEFSearch(0)": func() error {
-			_, err := c.Vectors().Search(ctx, "docs", []float64{1}, client.WithEFSearch(0))
+			_, err := c.Vectors().Search(ctx, "docs", []float32{1}, client.WithEFSearch(0))
 			return err
 		},
 		"WithLimit(0)":    func() error { _, err := c.Graph().Neighbors(ctx, "x", client.WithLimit(0)); return err },
 		"WithDepth(0)":    func() error { _, err := c.Graph().FindPath(ctx, "x", "y", client.WithDepth(0)); return err },
 		"unencodable arg": func() error { _, err := c.Query(ctx, "SELECT $1", client.Args{make(chan int)}); return err },
+		"unencodable metadata": func() error {
+			_, err := c.Vectors().Upsert(ctx, "d", []client.VectorItem{{ID: "x", Metadata: map[string]any{"f": func() {}}}})
+			return err
+		},
 		"unencodable filter": func() error {
 			_, err := c.Vectors().Search(ctx, "d", nil, client.WithFilter(map[string]any{"f": func() {}}))
 			return err

@@ -177,6 +177,34 @@ func ExampleEmbeddings() {
 	// Output: [0.25 -0.5 1] <nil>
 }
 
+func ExampleVectors_Search() {
+	ctx := context.Background()
+	vec := mustClient().Vectors()
+
+	if _, err := vec.CreateCollection(ctx, "example_docs", 3); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err := vec.Upsert(ctx, "example_docs", []client.VectorItem{
+		{ID: "cats", Vector: []float32{1, 0, 0}, Metadata: map[string]any{"lang": "en"}},
+		{ID: "chats", Vector: []float32{0.9, 0.1, 0}, Metadata: map[string]any{"lang": "fr"}},
+		{ID: "dogs", Vector: []float32{0, 1, 0}, Metadata: map[string]any{"lang": "en"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	matches, err := vec.Search(ctx, "example_docs", []float32{1, 0.1, 0}, client.WithK(2), client.WithFilter(map[string]any{"lang": "en"}))
+	for _, m := range matches {
+		fmt.Println(m.ID)
+	}
+	fmt.Println(err)
+	// Output:
+	// cats
+	// dogs
+	// <nil>
+}
+
 // mustClient is a client over the examples' stack.
 func mustClient() *client.Client {
 	c, err := client.New(nc)

@@ -224,32 +224,35 @@ func TestVectors(t *testing.T) {
 	col, err := v.CreateCollection(ctx, "client_docs", 3, client.WithMetric("cosine"), client.WithIndex("hnsw"))
 	require.NoError(t, err)
 	require.Equal(t, 3, col.Dimension)
+	content := "the c document"
 	n, err := v.Upsert(ctx, "client_docs", []client.VectorItem{
-		{ID: "a", Vector: []float64{1, 0, 0}, Metadata: []byte(`{"lang":"en"}`)},
-		{ID: "b", Vector: []float64{0, 1, 0}, Metadata: []byte(`{"lang":"fr"}`)},
-		{ID: "c", Vector: []float64{0, 0.9, 0.1}, Metadata: []byte(`{"lang":"en"}`)},
+		{ID: "a", Vector: []float32{1, 0, 0}, Metadata: map[string]any{"lang": "en"}},
+		{ID: "b", Vector: []float32{0, 1, 0}, Metadata: map[string]any{"lang": "fr"}},
+		{ID: "c", Vector: []float32{0, 0.9, 0.1}, Metadata: map[string]any{"lang": "en"}, Content: &content},
 	})
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
-	matches, err := v.Search(ctx, "client_docs", []float64{0, 1, 0}, client.WithK(1))
+	matches, err := v.Search(ctx, "client_docs", []float32{0, 1, 0}, client.WithK(1))
 	require.NoError(t, err)
 	require.Len(t, matches, 1)
 	require.Equal(t, "b", matches[0].ID)
-	matches, err = v.Search(ctx, "client_docs", []float64{0, 1, 0}, client.WithFilter(map[string]any{"lang": "en"}), client.WithEFSearch(40),
+	matches, err = v.Search(ctx, "client_docs", []float32{0, 1, 0}, client.WithFilter(map[string]any{"lang": "en"}), client.WithEFSearch(40),
 		client.WithMinSimilarity(0.5), client.WithReadOnly(), client.WithStatementTimeout(5*time.Second))
 	require.NoError(t, err)
 	require.Len(t, matches, 1)
 	require.Equal(t, "c", matches[0].ID)
-	_, err = v.Search(ctx, "client_docs", []float64{0, 1})
+	require.Equal(t, content, *matches[0].Content)
+	require.JSONEq(t, `{"lang":"en"}`, string(matches[0].Metadata))
+	_, err = v.Search(ctx, "client_docs", []float32{0, 1})
 	var e *client.Error
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, messages.CodeBadRequest, e.Code)
 
 	_, err = v.CreateCollection(ctx, "client_more", 3)
 	require.NoError(t, err)
-	_, err = v.Upsert(ctx, "client_more", []client.VectorItem{{ID: "m", Vector: []float64{0, 1, 0}}})
+	_, err = v.Upsert(ctx, "client_more", []client.VectorItem{{ID: "m", Vector: []float32{0, 1, 0}}})
 	require.NoError(t, err)
-	matches, err = v.Search(ctx, "client_docs", []float64{0, 1, 0}, client.WithCollections("client_more"), client.WithK(2))
+	matches, err = v.Search(ctx, "client_docs", []float32{0, 1, 0}, client.WithCollections("client_more"), client.WithK(2))
 	require.NoError(t, err)
 	require.Len(t, matches, 2)
 	require.ElementsMatch(t, []string{"client_docs", "client_more"}, []string{matches[0].Collection, matches[1].Collection}, "the best of both")
@@ -264,7 +267,7 @@ func TestVectors(t *testing.T) {
 	st, err = v.RebuildIndex(ctx, "client_docs", "hnsw")
 	require.NoError(t, err)
 	require.EqualValues(t, 2, st.Total)
-	_, err = v.Upsert(ctx, "client_docs", []client.VectorItem{{ID: "r", Vector: []float64{1, 1, 1}}}, client.WithReadOnly())
+	_, err = v.Upsert(ctx, "client_docs", []client.VectorItem{{ID: "r", Vector: []float32{1, 1, 1}}}, client.WithReadOnly())
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, messages.CodeForbidden, e.Code)
 }

@@ -9,9 +9,14 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// VectorItem is one row of an Upsert: id, vector, and optional content and
-// metadata (a JSON object).
-type VectorItem = messages.VectorItem
+// VectorItem is one row of an Upsert. Vectors are float32, as pgvector
+// stores them and as Embeddings caches them.
+type VectorItem struct {
+	ID       string
+	Vector   []float32
+	Content  *string        // optional
+	Metadata map[string]any // optional; a Search's WithFilter matches it
+}
 
 // VectorOption tunes one db.vector call.
 type VectorOption interface {
@@ -119,16 +124,27 @@ func (v Vectors) CreateCollection(ctx context.Context, name string, dimension in
 
 // Upsert inserts or replaces items in collection, in one transaction.
 func (v Vectors) Upsert(ctx context.Context, collection string, items []VectorItem, opts ...VectorOption) (int, error) {
+	req := messages.VectorRequest{Op: messages.OpUpsert, Collection: collection, Items: make([]messages.VectorItem, len(items))}
+	for i, it := range items {
+		req.Items[i] = messages.VectorItem{ID: it.ID, Vector: toFloat64s(it.Vector), Content: it.Content}
+		if it.Metadata != nil {
+			b, err := json.Marshal(it.Metadata)
+			if err != nil {
+				return 0, fmt.Errorf("upsert %q: metadata of %q: %w", collection, it.ID, err)
+			}
+			req.Items[i].Metadata = b
+		}
+	}
 	var res messages.VectorUpsertResult
-	err := v.do(ctx, messages.VectorRequest{Op: messages.OpUpsert, Collection: collection, Items: items}, opts, &res)
+	err := v.do(ctx, req, opts, &res)
 	return res.Upserted, err
 }
 
 // Search returns the matches nearest to vector in collection (and those of
 // WithCollections), best first.
-func (v Vectors) Search(ctx context.Context, collection string, vector []float64, opts ...VectorOption) ([]messages.VectorMatch, error) {
+func (v Vectors) Search(ctx context.Context, collection string, vector []float32, opts ...VectorOption) ([]messages.VectorMatch, error) {
 	var res messages.VectorSearchResult
-	err := v.do(ctx, messages.VectorRequest{Op: messages.OpSearch, Collection: collection, Vector: vector}, opts, &res)
+	err := v.do(ctx, messages.VectorRequest{Op: messages.OpSearch, Collection: collection, Vector: toFloat64s(vector)}, opts, &res)
 	return res.Matches, err
 }
 
