@@ -107,9 +107,9 @@ func oneRow(res *Result) (json.RawMessage, bool) {
 	if len(res.Rows) == 0 || isNull(res.Rows) {
 		return nil, false
 	}
+	// Splitting every row to keep the first costs a copy of the rows; a
+	// caller wanting one row mostly asks QueryRow, whose answer is in Row.
 	var rows []json.RawMessage
-	// A first row only: decoding every row to read one is wasteful, but a
-	// caller wanting one row of a Query answer is the exception.
 	if json.Unmarshal(res.Rows, &rows) != nil || len(rows) == 0 {
 		return nil, false
 	}
