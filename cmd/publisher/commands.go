@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/schedule"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/pkg/client"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -42,6 +44,21 @@ func (c *cli) connect(log zerolog.Logger) (*nats.Conn, jetstream.JetStream, erro
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// client returns a dbworker client over nc, under the configured prefix.
+func (c *cli) client(nc *nats.Conn) (*client.Client, error) {
+	return client.New(nc, client.WithPrefix(c.cfg.Subjects().Prefix()))
+}
+
+// answerError says what a request to subject failed with. The client names
+// the subject of a failed request, not that of an error answer.
+func answerError(subject string, err error) error {
+	var e *client.Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("%s: %w", subject, err)
+	}
+	return err
 }
 
 func (c *cli) maintenanceConfig() maintenance.Config {
@@ -86,23 +103,23 @@ func (c *cli) stats(ctx context.Context, cmd *statsCmd) int {
 		return c.fail(exitFailed, "%v", err)
 	}
 	defer nc.Close()
-	body, _ := json.Marshal(messages.StatsRequest{Table: cmd.Table, Schema: cmd.Schema})
+	api, err := c.client(nc)
+	if err != nil {
+		return c.fail(exitFailed, "%v", err)
+	}
 	rctx, cancel := context.WithTimeout(ctx, cmd.Timeout)
 	defer cancel()
-	msg, err := nc.RequestWithContext(rctx, c.cfg.Subjects().Of(subjects.DBStats), body)
+	res, err := api.Maintenance().Stats(rctx, messages.StatsRequest{Table: cmd.Table, Schema: cmd.Schema})
 	if err != nil {
-		return c.fail(exitFailed, "db.stats: %v", err)
-	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-		return c.fail(exitFailed, "db.stats: %s", strings.TrimSpace(string(msg.Data)))
+		return c.fail(exitFailed, "%v", answerError(subjects.DBStats, err))
 	}
 	if cmd.JSON {
-		fmt.Fprintln(c.stdout, string(msg.Data))
+		out, err := json.Marshal(res)
+		if err != nil {
+			return c.fail(exitFailed, "db.stats answer: %v", err)
+		}
+		fmt.Fprintln(c.stdout, string(out))
 		return exitOK
-	}
-	var res messages.StatsResult
-	if err := json.Unmarshal(msg.Data, &res); err != nil {
-		return c.fail(exitFailed, "db.stats answer: %v", err)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "TABLE\tSIZE\tROWS\tDEAD\tDEAD %\tLAST VACUUM\tLAST AUTOVACUUM\tXID AGE")

@@ -215,17 +215,7 @@ func TestSchedulesCheck(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	ns := testenv.NewNATS(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
-	ctx := context.Background()
-	nc := testenv.Connect(t, ns)
-	zero := 0
-	maint, cl, mem := newMaintenance(t, pg, nc, maintenance.Config{Concurrency: &zero})
-	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
-	require.NoError(t, err)
-	w, err := worker.New(worker.Config{ID: "w1"}, worker.Deps{NATS: nc, Postgres: cl, Executor: ex,
-		State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(ctx))
-	defer w.Stop(ctx)
+	startWorker(t, pg, testenv.Connect(t, ns))
 	pg.Exec(t, "CREATE TABLE users (id int)")
 
 	file := filepath.Join(t.TempDir(), "schedules.yaml")
@@ -253,6 +243,53 @@ func TestSchedulesCheck(t *testing.T) {
 	require.True(t, strings.HasSuffix(byName["schema-stats"], "ok"), byName["schema-stats"])
 	require.Contains(t, byName["typo"], `NOT_FOUND: table "`+pg.Schema+`.userz" does not exist`)
 	require.Contains(t, byName["no-schema"], `NOT_FOUND: schema "no_such_schema" does not exist`)
+}
+
+// TestStatsCommand: stats asks a worker (through pkg/client) and prints a
+// table, or the answer as JSON; an error answer fails naming db.stats.
+func TestStatsCommand(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	ns := testenv.NewNATS(t)
+	t.Setenv("NATS_URL", ns.ClientURL())
+	startWorker(t, pg, testenv.Connect(t, ns))
+	pg.Exec(t, "CREATE TABLE users (id int); INSERT INTO users SELECT generate_series(1, 10)")
+
+	code, out, errOut := runCLI(t, "stats", "--table", pg.Schema+".users")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "TABLE")
+	require.Contains(t, out, pg.Schema+".users")
+	code, out, errOut = runCLI(t, "stats", "--table", pg.Schema+".users", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	var res messages.StatsResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.Equal(t, "users", res.Tables[0].Table)
+	require.NotEmpty(t, res.RunID)
+
+	code, _, errOut = runCLI(t, "stats", "--table", pg.Schema+".userz")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errOut, "publisher: db.stats: NOT_FOUND")
+	require.Contains(t, errOut, "userz")
+
+	// No worker under another prefix: the client says so.
+	t.Setenv("SUBJECT_PREFIX", "elsewhere.")
+	code, _, errOut = runCLI(t, "stats", "--timeout", "2s")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errOut, "db.stats: no dbworker serves this subject")
+}
+
+// startWorker starts a worker serving db.stats (and the rest) over pg's
+// schema on nc until the test ends; it takes no maintenance jobs.
+func startWorker(t *testing.T, pg *testenv.Postgres, nc *nats.Conn) {
+	t.Helper()
+	zero := 0
+	maint, cl, mem := newMaintenance(t, pg, nc, maintenance.Config{Concurrency: &zero})
+	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
+	require.NoError(t, err)
+	w, err := worker.New(worker.Config{ID: "w1"}, worker.Deps{NATS: nc, Postgres: cl, Executor: ex,
+		State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
+	require.NoError(t, err)
+	require.NoError(t, w.Start(context.Background()))
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 }
 
 // newMaintenance is the workers' side of the publisher's commands: the

@@ -4,16 +4,15 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/schedule"
-	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/pkg/client"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -32,8 +31,12 @@ func (c *cli) schedules(ctx context.Context, cmd *schedulesCmd) int {
 			return c.fail(exitFailed, "%v", err)
 		}
 		defer nc.Close()
+		api, err := c.client(nc)
+		if err != nil {
+			return c.fail(exitFailed, "%v", err)
+		}
 		for _, s := range scheds {
-			msg := c.checkTarget(ctx, nc, s, cmd.Timeout)
+			msg := c.checkTarget(ctx, api, s, cmd.Timeout)
 			if msg != "ok" {
 				failed++
 			}
@@ -64,7 +67,7 @@ func (c *cli) schedules(ctx context.Context, cmd *schedulesCmd) int {
 // checkTarget asks a worker, with a db.stats request that stores nothing,
 // whether the table or schema a schedule names exists. It answers "ok" or
 // what is wrong.
-func (c *cli) checkTarget(ctx context.Context, nc *nats.Conn, s *schedule.Schedule, timeout time.Duration) string {
+func (c *cli) checkTarget(ctx context.Context, api *client.Client, s *schedule.Schedule, timeout time.Duration) string {
 	var target struct {
 		Table  string `json:"table"`
 		Schema string `json:"schema"`
@@ -77,21 +80,15 @@ func (c *cli) checkTarget(ctx context.Context, nc *nats.Conn, s *schedule.Schedu
 		return "VACUUM takes a table, or nothing for the whole database"
 	}
 	no := false
-	body, _ := json.Marshal(messages.StatsRequest{Table: target.Table, Schema: target.Schema, Publish: &no})
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msg, err := nc.RequestWithContext(rctx, c.cfg.Subjects().Of(subjects.DBStats), body)
-	if err != nil {
-		return fmt.Sprintf("not checked: db.stats: %v", err)
-	}
-	if msg.Header.Get("Nats-Service-Error-Code") == "" {
+	_, err := api.Maintenance().Stats(rctx, messages.StatsRequest{Table: target.Table, Schema: target.Schema, Publish: &no})
+	var e *client.Error
+	switch {
+	case err == nil:
 		return "ok"
+	case errors.As(err, &e):
+		return string(e.Code) + ": " + e.Message
 	}
-	var answer struct {
-		Error messages.Error `json:"error"`
-	}
-	if json.Unmarshal(msg.Data, &answer) == nil && answer.Error.Code != "" {
-		return string(answer.Error.Code) + ": " + answer.Error.Message
-	}
-	return strings.TrimSpace(string(msg.Data))
+	return fmt.Sprintf("not checked: %v", err) // the client names db.stats
 }

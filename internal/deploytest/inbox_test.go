@@ -40,7 +40,8 @@ func TestInboxesArePrivate(t *testing.T) {
 	}
 
 	orders := connectAs(t, s, "orders")
-	c := client.New(orders.nc)
+	c, err := client.New(orders.nc)
+	require.NoError(t, err)
 	ctx := context.Background()
 	for range 3 {
 		res, err := c.Query(ctx, "select 1 as x", nil)
@@ -59,7 +60,9 @@ func TestInboxesArePrivate(t *testing.T) {
 	lost := connectAs(t, s, "billing", nats.CustomInboxPrefix("_INBOX"))
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	_, err := client.New(lost.nc).Health(short)
+	lc, err := client.New(lost.nc)
+	require.NoError(t, err)
+	_, err = lc.Health(short)
 	require.Error(t, err)
 }
 
@@ -107,7 +110,9 @@ func TestAnswersGoOnlyToInboxes(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "every answer was dropped, by the worker or the broker, and counted")
 
 	// Callers on their inboxes are answered as before.
-	h, err := client.New(orders.nc).Health(ctx)
+	oc, err := client.New(orders.nc)
+	require.NoError(t, err)
+	h, err := oc.Health(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, h.Status)
 }
@@ -171,7 +176,9 @@ func TestProgramsUseTheirInboxes(t *testing.T) {
 	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("orders", testenv.ShippedPasswords["orders"]), client.InboxPrefix("_INBOX_orders"))
 	require.NoError(t, err)
 	defer nc.Close()
-	res, err := client.New(nc).Query(ctx, "select 2 as x", nil)
+	oc, err := client.New(nc)
+	require.NoError(t, err)
+	res, err := oc.Query(ctx, "select 2 as x", nil)
 	require.NoError(t, err)
 	require.JSONEq(t, `[{"x":2}]`, string(res.Rows))
 
@@ -180,7 +187,9 @@ func TestProgramsUseTheirInboxes(t *testing.T) {
 	js, err := jetstream.New(pnc)
 	require.NoError(t, err)
 	require.NoError(t, maintenance.CreateMissingStreams(ctx, js, maintenance.Config{}))
-	st, err := client.New(pnc).Stats(ctx, messages.StatsRequest{Table: pg.Schema + ".t"})
+	pc, err := client.New(pnc)
+	require.NoError(t, err)
+	st, err := pc.Maintenance().Stats(ctx, messages.StatsRequest{Table: pg.Schema + ".t"})
 	require.NoError(t, err)
 	require.Len(t, st.Tables, 1)
 	got, err := maintenance.LastResults(ctx, js, maintenance.StreamStats, "db.stats.results.>", 1)

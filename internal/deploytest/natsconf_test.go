@@ -139,14 +139,15 @@ func TestRolePermissions(t *testing.T) {
 
 	// orders, a calling service: may request its endpoints, nothing else.
 	c := connectAs(t, s, "orders")
-	cc := client.New(c.nc)
+	cc, err := client.New(c.nc)
+	require.NoError(t, err)
 	res, err := cc.Query(ctx, "select 1 as x", nil)
 	require.NoError(t, err)
 	require.JSONEq(t, `[{"x":1}]`, string(res.Rows))
-	rl, err := cc.RateLimit(ctx, "k", 1, time.Second)
+	rl, err := cc.RateLimits().Allow(ctx, "k", 1, time.Second)
 	require.NoError(t, err)
 	require.True(t, rl.Allowed)
-	vac, err := cc.Vacuum(ctx, messages.VacuumRequest{Table: "t"})
+	vac, err := cc.Maintenance().Vacuum(ctx, messages.VacuumRequest{Table: "t"})
 	require.NoError(t, err)
 	require.Equal(t, "ok", vac.Status, "the worker may store the result")
 	c.refused(t, "orders subscribing to db.>", "db.>", func() { _, _ = c.nc.SubscribeSync("db.>") })

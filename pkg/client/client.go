@@ -1,19 +1,3 @@
-// Package client is the typed Go client of dbworker: one method per operation
-// of the protocol, over any *nats.Conn.
-//
-//	c := client.New(nc)
-//	res, err := c.Query(ctx, "SELECT id, email FROM users WHERE active = :active", map[string]any{"active": true})
-//	var e *client.Error
-//	if errors.As(err, &e) && e.SQLState == "23505" { ... }
-//
-// A context deadline is the request's timeout; without one the client's
-// default (WithTimeout, 30s) applies. Failed requests return *Error, which
-// carries the protocol's status, code and, for database errors, the SQLSTATE.
-//
-// Answers come back on the connection's inboxes. On a broker that gives each
-// user an inbox prefix of its own (dbworker's nats-server.conf), connect with
-// that prefix: nats.Connect(url, nats.UserInfo("orders", pw),
-// client.InboxPrefix("_INBOX_orders")).
 package client
 
 import (
@@ -27,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -40,37 +25,55 @@ var ErrNoWorker = errors.New("no dbworker serves this subject")
 // TimeoutDefault is the request timeout when the context has no deadline.
 const TimeoutDefault = 30 * time.Second
 
-// Client sends requests to dbworker.
+// Client sends requests to dbworker. It is safe for concurrent use.
 type Client struct {
-	nc      *nats.Conn
-	prefix  string
-	timeout time.Duration
+	nc       *nats.Conn
+	subjects subjects.Subjects
+	timeout  time.Duration
 }
 
-// Option configures a Client.
-type Option func(*Client)
+// Option configures a Client. An option given a value it cannot take makes
+// New fail.
+type Option func(*Client) error
 
 // WithPrefix sets the subject prefix the workers were started with
-// (SUBJECT_PREFIX), such as "prod.".
+// (SUBJECT_PREFIX), such as "prod." (the trailing dot may be left out). A
+// prefix that is not a run of subject tokens ("a b", "prod.*") is refused.
 func WithPrefix(prefix string) Option {
-	return func(c *Client) {
-		if prefix != "" && prefix[len(prefix)-1] != '.' {
-			prefix += "."
+	return func(c *Client) error {
+		s, err := subjects.New(prefix)
+		if err != nil {
+			return fmt.Errorf("WithPrefix: %w", err)
 		}
-		c.prefix = prefix
+		c.subjects = s
+		return nil
 	}
 }
 
 // WithTimeout sets the timeout of requests whose context has no deadline.
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+// Defaults to TimeoutDefault (30s); it must be positive.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("WithTimeout: must be positive, got %s", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
 
 // New returns a client over nc. The caller keeps ownership of nc.
-func New(nc *nats.Conn, opts ...Option) *Client {
+func New(nc *nats.Conn, opts ...Option) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("client: nil *nats.Conn")
+	}
 	c := &Client{nc: nc, timeout: TimeoutDefault}
 	for _, o := range opts {
-		o(c)
+		if err := o(c); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
 	}
-	return c
+	return c, nil
 }
 
 type requestIDKey struct{}
@@ -81,7 +84,8 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
-// do sends req to subject and decodes the answer into resp.
+// do sends req to subject (without prefix) and decodes the answer into resp
+// (nothing when resp is nil).
 func (c *Client) do(ctx context.Context, subject string, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -92,7 +96,7 @@ func (c *Client) do(ctx context.Context, subject string, req, resp any) error {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	msg := nats.NewMsg(c.prefix + subject)
+	msg := nats.NewMsg(c.subjects.Of(subject))
 	msg.Data = body
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	if id == "" {
@@ -126,38 +130,30 @@ func (c *Client) do(ctx context.Context, subject string, req, resp any) error {
 // Health asks a worker for db.health.
 func (c *Client) Health(ctx context.Context) (*messages.HealthResult, error) {
 	var h messages.HealthResult
-	if err := c.do(ctx, "db.health", struct{}{}, &h); err != nil {
+	if err := c.do(ctx, subjects.DBHealth, struct{}{}, &h); err != nil {
 		return nil, err
 	}
 	return &h, nil
 }
 
-// Stats runs db.stats.
-func (c *Client) Stats(ctx context.Context, req messages.StatsRequest) (*messages.StatsResult, error) {
-	var res messages.StatsResult
-	if err := c.do(ctx, "db.stats", req, &res); err != nil {
-		return nil, err
-	}
-	return &res, nil
-}
+// KV returns the handle of state.kv: JSON values under keys.
+func (c *Client) KV() KV { return KV{c} }
 
-// Vacuum runs db.vacuum synchronously and returns the stored result. A
-// target being vacuumed elsewhere is an *Error with code LOCKED.
-func (c *Client) Vacuum(ctx context.Context, req messages.VacuumRequest) (*messages.VacuumResult, error) {
-	req.Async = false
-	var res messages.VacuumResult
-	if err := c.do(ctx, "db.vacuum", req, &res); err != nil {
-		return nil, err
-	}
-	return &res, nil
-}
+// Locks returns the handle of state.lock: locks with leases and fencing
+// tokens, and Lockers that keep them.
+func (c *Client) Locks() Locks { return Locks{c} }
 
-// VacuumAsync queues a VACUUM job and returns where it is.
-func (c *Client) VacuumAsync(ctx context.Context, req messages.VacuumRequest) (*messages.JobAccepted, error) {
-	req.Async = true
-	var res messages.JobAccepted
-	if err := c.do(ctx, "db.vacuum", req, &res); err != nil {
-		return nil, err
-	}
-	return &res, nil
-}
+// RateLimits returns the handle of state.ratelimit.
+func (c *Client) RateLimits() RateLimits { return RateLimits{c} }
+
+// Embeddings returns the handle of cache.embedding.
+func (c *Client) Embeddings() Embeddings { return Embeddings{c} }
+
+// Vectors returns the handle of db.vector: pgvector collections.
+func (c *Client) Vectors() Vectors { return Vectors{c} }
+
+// Graph returns the handle of db.graph: nodes, edges and traversals.
+func (c *Client) Graph() Graph { return Graph{c} }
+
+// Maintenance returns the handle of db.stats and db.vacuum.
+func (c *Client) Maintenance() Maintenance { return Maintenance{c} }

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -15,93 +14,197 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-func TestEveryOperation(t *testing.T) {
-	ctx := context.Background()
-	c := client.New(nc)
+// newClient is a client over the package's stack.
+func newClient(t *testing.T, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.New(nc, opts...)
+	require.NoError(t, err)
+	return c
+}
 
-	h, err := c.Health(ctx)
-	require.NoError(t, err)
-	require.Equal(t, "healthy", h.Status)
-
-	row, err := c.Insert(ctx, "users", map[string]any{"email": "op@x"})
-	require.NoError(t, err)
-	require.NotNil(t, row["id"])
-	n, err := c.Update(ctx, "users", map[string]any{"active": false}, "email = :e", map[string]any{"e": "op@x"})
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
-	res, err := c.Query(ctx, "SELECT email, active FROM users WHERE email = ?", []any{"op@x"})
-	require.NoError(t, err)
-	var rows []struct {
-		Email  string
-		Active bool
+// TestNewRefusesBadOptions: an option given a value it cannot take fails
+// New, rather than making every call fail later (WithTimeout(0) used to
+// make each one fail with "deadline exceeded").
+func TestNewRefusesBadOptions(t *testing.T) {
+	for name, opt := range map[string]client.Option{
+		"zero timeout":          client.WithTimeout(0),
+		"negative timeout":      client.WithTimeout(-time.Second),
+		"prefix with a space":   client.WithPrefix("my prefix"),
+		"prefix with wildcard":  client.WithPrefix("prod.*"),
+		"prefix with full wild": client.WithPrefix("prod.>"),
+		"prefix with empty tok": client.WithPrefix("a..b"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := client.New(nc, opt)
+			require.Error(t, err)
+			require.Nil(t, c)
+		})
 	}
-	require.NoError(t, res.ScanRows(&rows))
-	require.Equal(t, "op@x", rows[0].Email)
-	require.False(t, rows[0].Active)
+	_, err := client.New(nil)
+	require.Error(t, err, "a nil connection")
+	// The values next to the refused ones are taken.
+	newClient(t, client.WithTimeout(time.Millisecond), client.WithPrefix("prod"), client.WithPrefix(""))
+}
 
-	_, err = c.Tx(ctx, client.Statement{SQL: "INSERT INTO users (email) VALUES ('tx@x')"}, client.Statement{SQL: "SELECT 1/0"})
+// TestCallOptionsRefuseBadValues: a call option given a value it cannot
+// take fails the call before anything is sent. The client's prefix has no
+// worker behind it, so a request that went out would fail ErrNoWorker.
+func TestCallOptionsRefuseBadValues(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, client.WithPrefix("nobody"))
+	calls := map[string]func() error{
+		"WithMaxRows(-1)": func() error { _, err := c.Query(ctx, "SELECT 1", nil, client.WithMaxRows(-1)); return err },
+		"WithStatementTimeout(0)": func() error {
+			_, err := c.Query(ctx, "SELECT 1", nil, client.WithStatementTimeout(0))
+			return err
+		},
+		"WithStatementTimeout(500µs) on a vector search": func() error {
+			_, err := c.Vectors().Search(ctx, "docs", []float32{1}, client.WithStatementTimeout(500*time.Microsecond))
+			return err
+		},
+		"WithTTL(-1s)": func() error { return c.KV().Set(ctx, "k", 1, client.WithTTL(-time.Second)) },
+		"WithTTL(1µs)": func() error { return c.KV().Set(ctx, "k", 1, client.WithTTL(time.Microsecond)) },
+		"embedding WithTTL": func() error {
+			_, err := c.Embeddings().Set(ctx, client.ByHash("h"), []float32{1}, client.WithTTL(-1))
+			return err
+		},
+		"WithCost(-1)": func() error {
+			_, err := c.RateLimits().Allow(ctx, "k", 5, time.Minute, client.WithCost(-1))
+			return err
+		},
+		"rate limit window 0": func() error { _, err := c.RateLimits().Allow(ctx, "k", 5, 0); return err },
+		"WithWait(-1s)": func() error {
+			_, err := c.Locks().Acquire(ctx, "k", time.Second, client.WithWait(-time.Second))
+			return err
+		},
+		"lock ttl -1s": func() error { _, err := c.Locks().Acquire(ctx, "k", -time.Second); return err },
+		"Locker ttl 0": func() error { _, err := c.Locks().Lock(ctx, "k", 0); return err },
+		"WithK(0)":     func() error { _, err := c.Vectors().Search(ctx, "docs", []float32{1}, client.WithK(0)); return err },
+		"WithEFSearch(0)": func() error {
+			_, err := c.Vectors().Search(ctx, "docs", []float32{1}, client.WithEFSearch(0))
+			return err
+		},
+		"WithLimit(0)":    func() error { _, err := c.Graph().Neighbors(ctx, "x", client.WithLimit(0)); return err },
+		"WithDepth(0)":    func() error { _, err := c.Graph().FindPath(ctx, "x", "y", client.WithDepth(0)); return err },
+		"unencodable arg": func() error { _, err := c.Query(ctx, "SELECT $1", client.Args{make(chan int)}); return err },
+		"unencodable metadata": func() error {
+			_, err := c.Vectors().Upsert(ctx, "d", []client.VectorItem{{ID: "x", Metadata: map[string]any{"f": func() {}}}})
+			return err
+		},
+		"unencodable filter": func() error {
+			_, err := c.Vectors().Search(ctx, "d", nil, client.WithFilter(map[string]any{"f": func() {}}))
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		require.Error(t, err, name)
+		require.NotErrorIs(t, err, client.ErrNoWorker, "%s: refused before sending", name)
+	}
+}
+
+func TestSQL(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+
+	type user struct {
+		ID     int64  `json:"id"`
+		Email  string `json:"email"`
+		Active bool   `json:"active"`
+	}
+	u, err := client.CollectOneRow[user](c.Insert(ctx, "users", map[string]any{"email": "sql@x"}))
+	require.NoError(t, err)
+	require.Positive(t, u.ID)
+	require.True(t, u.Active)
+	res, err := c.Insert(ctx, "users", map[string]any{"email": "sql2@x"}, client.WithReturning("email"))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"email":"sql2@x"}`, string(res.Row))
+
+	tag, err := c.Update(ctx, "users", map[string]any{"active": false}, "email = :e", client.NamedArgs{"e": "sql@x"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, tag.RowsAffected())
+	require.Equal(t, "UPDATE 1", tag.String())
+	_, err = c.Update(ctx, "users", map[string]any{"active": true}, "", nil)
 	var e *client.Error
-	require.True(t, errors.As(err, &e))
+	require.ErrorAs(t, err, &e, "an update of every row needs WithAllRows")
+	require.Equal(t, messages.CodeBadRequest, e.Code)
+
+	// Rows into structs, maps, and a lone column into plain values.
+	users, err := client.CollectRows[user](c.Query(ctx, "SELECT id, email, active FROM users WHERE email LIKE ? ORDER BY id", client.Args{"sql%"}))
+	require.NoError(t, err)
+	require.Len(t, users, 2)
+	require.Equal(t, "sql@x", users[0].Email)
+	require.False(t, users[0].Active)
+	emails, err := client.CollectRows[string](c.Query(ctx, "SELECT email FROM users WHERE email LIKE 'sql%' ORDER BY id", nil))
+	require.NoError(t, err)
+	require.Equal(t, []string{"sql@x", "sql2@x"}, emails)
+	maps, err := client.CollectRows[map[string]any](c.Query(ctx, "SELECT email FROM users WHERE email = :e", client.NamedArgs{"e": "sql@x"}))
+	require.NoError(t, err)
+	require.Equal(t, []map[string]any{{"email": "sql@x"}}, maps)
+	arrays, err := client.CollectRows[[]any](c.Query(ctx, "SELECT 1 AS a, 'b' AS b", nil, client.WithArrayRows()))
+	require.NoError(t, err)
+	require.Equal(t, [][]any{{1.0, "b"}}, arrays)
+	tags, err := client.CollectRows[[]int](c.Query(ctx, "SELECT ARRAY[1,2] AS a", nil))
+	require.NoError(t, err)
+	require.Equal(t, [][]int{{1, 2}}, tags)
+	none, err := client.CollectRows[user](c.Query(ctx, "SELECT id FROM users WHERE false", nil))
+	require.NoError(t, err)
+	require.Empty(t, none)
+	_, err = client.CollectOneRow[user](c.Query(ctx, "SELECT id FROM users WHERE false", nil))
+	require.ErrorIs(t, err, client.ErrNoRows)
+	_, err = client.CollectRows[int](c.Query(ctx, "SELECT 1 AS a, 2 AS b", nil))
+	require.ErrorContains(t, err, "2 columns", "a plain value takes one column")
+
+	var n int64
+	require.NoError(t, c.QueryRow(ctx, "SELECT count(*) FROM users WHERE email LIKE $1", client.Args{"sql%"}).Scan(&n))
+	require.EqualValues(t, 2, n)
+	var at time.Time
+	require.NoError(t, c.QueryRow(ctx, "SELECT '2024-05-06T07:08:09Z'::timestamptz AS at", nil).Scan(&at))
+	require.Equal(t, time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), at.UTC())
+	var one user
+	require.ErrorIs(t, c.QueryRow(ctx, "SELECT * FROM users WHERE email = 'nobody'", nil).Scan(&one), client.ErrNoRows)
+	require.ErrorAs(t, c.QueryRow(ctx, "SELECT 1/0", nil).Scan(&n), &e, "the request's error comes out of Scan")
+	require.Equal(t, "22012", e.SQLState)
+
+	// Exec: a command tag, never rows.
+	tag, err = c.Exec(ctx, "UPDATE users SET active = true WHERE email LIKE $1 RETURNING id", client.Args{"sql%"})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, tag.RowsAffected())
+
+	// Options: the rows cap, read-only.
+	res, err = c.Query(ctx, "SELECT generate_series(1, 5) AS n", nil, client.WithMaxRows(2))
+	require.NoError(t, err)
+	require.True(t, res.Truncated)
+	_, err = c.Exec(ctx, "DELETE FROM users", nil, client.WithReadOnly())
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "25006", e.SQLState, "a READ ONLY transaction refuses the write")
+	_, err = c.Query(ctx, "SELECT pg_sleep(1)", nil, client.WithStatementTimeout(50*time.Millisecond))
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, messages.CodeTimeout, e.Code)
+
+	// Many, Script, Tx.
+	res, err = c.Many(ctx, "INSERT INTO users (email) VALUES (:e)", []client.Params{client.NamedArgs{"e": "m1@x"}, client.NamedArgs{"e": "m2@x"}})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.RowsAffected)
+	require.Len(t, res.Results, 2)
+	res, err = c.Script(ctx, "UPDATE users SET active = false WHERE email = 'm1@x'; DELETE FROM users WHERE email = 'm2@x'")
+	require.NoError(t, err)
+	require.Equal(t, []string{"UPDATE 1", "DELETE 1"}, res.Commands)
+	res, err = c.Tx(ctx, []client.Statement{
+		{SQL: "INSERT INTO users (email) VALUES ($1)", Args: client.Args{"tx@x"}},
+		{SQL: "SELECT email FROM users WHERE email = :e", Args: client.NamedArgs{"e": "tx@x"}, QueryRow: true},
+	})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"email":"tx@x"}`, string(res.Results[1].Row))
+	_, err = c.Tx(ctx, []client.Statement{{SQL: "INSERT INTO users (email) VALUES ('tx2@x')"}, {SQL: "SELECT 1/0"}})
+	require.ErrorAs(t, err, &e)
 	require.Equal(t, "22012", e.SQLState)
 	require.EqualValues(t, 1, *e.FailedIndex)
-
-	lock, err := c.AcquireLock(ctx, "op:lock", "me", time.Minute, 0)
-	require.NoError(t, err)
-	require.True(t, lock.Acquired)
-	require.NotEmpty(t, lock.Lease)
-	st, err := c.LockStatus(ctx, "op:lock")
-	require.NoError(t, err)
-	require.Equal(t, "me", st.Owner)
-	require.Equal(t, lock.Token, st.Token)
-	// A third party knowing the owner's name gets nowhere without the lease.
-	ref, err := c.RefreshLock(ctx, "op:lock", "me", time.Minute)
-	require.NoError(t, err)
-	require.Equal(t, "not_owner", ref.Reason)
-	rel, err := c.ReleaseLock(ctx, "op:lock", "me")
-	require.NoError(t, err)
-	require.Equal(t, "not_owner", rel.Reason)
-	ref, err = c.RefreshLock(ctx, "op:lock", lock.Lease, time.Minute)
-	require.NoError(t, err)
-	require.True(t, ref.Refreshed)
-	rel, err = c.ReleaseLock(ctx, "op:lock", lock.Lease)
-	require.NoError(t, err)
-	require.True(t, rel.Released)
-
-	require.NoError(t, c.SetEmbedding(ctx, "h1", []float32{1, 2}, 0))
-	vs, err := c.MGetEmbeddings(ctx, []string{"h1", "h2"})
-	require.NoError(t, err)
-	require.Equal(t, [][]float32{{1, 2}, nil}, vs)
-	v, hit, err := c.GetEmbedding(ctx, "h1")
-	require.NoError(t, err)
-	require.True(t, hit)
-	require.Equal(t, []float32{1, 2}, v)
-
-	require.NoError(t, c.KVSet(ctx, "cfg", map[string]int{"a": 1}, time.Minute))
-	var cfg map[string]int
-	found, err := c.KVGet(ctx, "cfg", &cfg)
-	require.NoError(t, err)
-	require.True(t, found)
-	require.Equal(t, 1, cfg["a"])
-	cnt, err := c.KVIncr(ctx, "cnt", 5)
-	require.NoError(t, err)
-	require.EqualValues(t, 5, cnt)
-	deleted, err := c.KVDelete(ctx, "cfg")
-	require.NoError(t, err)
-	require.True(t, deleted)
-
-	stats, err := c.Stats(ctx, messages.StatsRequest{Table: "users"})
-	require.NoError(t, err)
-	require.Equal(t, "users", stats.Tables[0].Table)
-	vac, err := c.Vacuum(ctx, messages.VacuumRequest{Table: "users"})
-	require.NoError(t, err)
-	require.Equal(t, "ok", vac.Status)
-	job, err := c.VacuumAsync(ctx, messages.VacuumRequest{Table: "users"})
-	require.NoError(t, err)
-	require.Equal(t, "DB_JOBS", job.Stream)
+	require.ErrorIs(t, c.QueryRow(ctx, "SELECT 1 FROM users WHERE email = 'tx2@x'", nil).Scan(&n), client.ErrNoRows, "rolled back")
 }
 
 func TestDeadlineIsTheTimeout(t *testing.T) {
-	c := client.New(nc)
+	c := newClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -111,78 +214,13 @@ func TestDeadlineIsTheTimeout(t *testing.T) {
 }
 
 func TestNoWorker(t *testing.T) {
-	c := client.New(nc, client.WithPrefix("nobody"))
-	_, err := c.Health(context.Background())
+	_, err := newClient(t, client.WithPrefix("nobody")).Health(context.Background())
 	require.ErrorIs(t, err, client.ErrNoWorker)
-}
-
-func TestLockerRefreshesAndReportsLoss(t *testing.T) {
-	ctx := context.Background()
-	c := client.New(nc)
-	l, err := c.Lock(ctx, "op:locker", "", 600*time.Millisecond, 0)
-	require.NoError(t, err)
-	require.NotEmpty(t, l.Owner())
-	require.Positive(t, l.Token())
-	// Held well past its TTL (time passing is the point of this wait): the
-	// background refresh keeps it.
-	<-time.After(1500 * time.Millisecond)
-	st, err := c.LockStatus(ctx, "op:locker")
-	require.NoError(t, err)
-	require.Equal(t, l.Owner(), st.Owner)
-	select {
-	case <-l.Lost():
-		t.Fatal(l.Err())
-	default:
-	}
-	// Its owner's name does not release it.
-	rel, err := c.ReleaseLock(ctx, "op:locker", l.Owner())
-	require.NoError(t, err)
-	require.False(t, rel.Released)
-	// Someone with the lease releases it behind the Locker's back: the next
-	// refresh is refused and Lost closes.
-	rel, err = c.ReleaseLock(ctx, "op:locker", l.Lease())
-	require.NoError(t, err)
-	require.True(t, rel.Released)
-	select {
-	case <-l.Lost():
-		require.ErrorContains(t, l.Err(), "not_held")
-	case <-time.After(3 * time.Second):
-		t.Fatal("loss not reported")
-	}
-	require.Error(t, l.Unlock(ctx), "releasing a lost lock says so")
-}
-
-func TestVectorAndGraph(t *testing.T) {
-	ctx := context.Background()
-	c := client.New(nc)
-	col, err := c.CreateCollection(ctx, "client_docs", 3, "cosine")
-	require.NoError(t, err)
-	require.Equal(t, 3, col.Dimension)
-	n, err := c.UpsertVectors(ctx, "client_docs", messages.VectorItem{ID: "a", Vector: []float64{1, 0, 0}}, messages.VectorItem{ID: "b", Vector: []float64{0, 1, 0}})
-	require.NoError(t, err)
-	require.Equal(t, 2, n)
-	matches, err := c.SearchVectors(ctx, messages.VectorRequest{Collection: "client_docs", Vector: []float64{0, 1, 0}, K: 1})
-	require.NoError(t, err)
-	require.Equal(t, "b", matches[0].ID)
-	_, err = c.SearchVectors(ctx, messages.VectorRequest{Collection: "client_docs", Vector: []float64{0, 1}})
-	var e *client.Error
-	require.True(t, errors.As(err, &e))
-	require.Equal(t, messages.CodeBadRequest, e.Code)
-
-	var node messages.GraphNode
-	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpAddNode, NodeID: "x"}, &node))
-	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpAddNode, NodeID: "y"}, &node))
-	var edge messages.GraphEdge
-	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpAddEdge, From: "x", To: "y"}, &edge))
-	var path messages.GraphPathResult
-	require.NoError(t, c.Graph(ctx, messages.GraphRequest{Op: messages.OpFindPath, From: "x", To: "y"}, &path))
-	require.True(t, path.Found)
-	require.Len(t, path.Edges, 1)
 }
 
 func TestOptions(t *testing.T) {
 	// WithTimeout applies when the context has no deadline.
-	c := client.New(nc, client.WithTimeout(150*time.Millisecond))
+	c := newClient(t, client.WithTimeout(150*time.Millisecond))
 	_, err := c.Query(context.Background(), "SELECT pg_sleep(3)", nil)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
@@ -195,23 +233,10 @@ func TestOptions(t *testing.T) {
 	})
 	require.NoError(t, err)
 	defer sub.Unsubscribe()
-	h, err := client.New(nc, client.WithPrefix("spy")).Health(client.WithRequestID(context.Background(), "req-42"))
+	h, err := newClient(t, client.WithPrefix("spy")).Health(client.WithRequestID(context.Background(), "req-42"))
 	require.NoError(t, err)
 	require.Equal(t, "healthy", h.Status)
 	require.Equal(t, "req-42", <-got)
-}
-
-func TestVectorRaw(t *testing.T) {
-	ctx := context.Background()
-	c := client.New(nc)
-	_, err := c.CreateCollection(ctx, "client_raw", 3, "")
-	require.NoError(t, err)
-	raw, err := c.Vector(ctx, messages.VectorRequest{Op: messages.OpStats, Collection: "client_raw"})
-	require.NoError(t, err)
-	var st messages.VectorStats
-	require.NoError(t, json.Unmarshal(raw, &st))
-	require.Equal(t, "client_raw", st.Name)
-	require.Equal(t, "cosine", st.Metric)
 }
 
 // TestInboxPrefix: requests are answered on the connection's inbox prefix.
@@ -221,10 +246,19 @@ func TestInboxPrefix(t *testing.T) {
 		require.NoError(t, err)
 		defer pnc.Close()
 		require.True(t, strings.HasPrefix(pnc.NewRespInbox(), want), pnc.NewRespInbox())
-		h, err := client.New(pnc).Health(context.Background())
+		c, err := client.New(pnc)
+		require.NoError(t, err)
+		h, err := c.Health(context.Background())
 		require.NoError(t, err, prefix)
 		require.NotEmpty(t, h.Status)
 	}
 	_, err := nats.Connect(nc.ConnectedUrl(), client.InboxPrefix("_INBOX.>"))
 	require.Error(t, err)
+}
+
+func TestErrorsKeepTheirKind(t *testing.T) {
+	_, err := newClient(t).Query(context.Background(), "SELECT * FROM no_such_table", nil)
+	var e *client.Error
+	require.True(t, errors.As(err, &e))
+	require.Equal(t, "42P01", e.SQLState)
 }

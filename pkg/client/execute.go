@@ -3,112 +3,153 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// Result is the answer of db.execute; ScanRows decodes its rows.
+// Result is the answer of db.execute. CollectRows and CollectOneRow decode
+// its rows; ScanRows decodes them all into a slice.
 type Result = messages.ExecuteResult
 
-// Execute sends any db.execute request.
-func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest) (*Result, error) {
+// CommandTag is what a statement did, as pgconn.CommandTag says it: its
+// command tag ("INSERT 0 1", "UPDATE 3") and the rows it affected.
+type CommandTag struct {
+	command      string
+	rowsAffected int64
+}
+
+// String is the command tag.
+func (t CommandTag) String() string { return t.command }
+
+// RowsAffected is the number of rows the statement affected.
+func (t CommandTag) RowsAffected() int64 { return t.rowsAffected }
+
+// Statement is one statement of a Tx.
+type Statement struct {
+	SQL  string
+	Args Params
+	// QueryRow runs the statement as QueryRow does (op "one"): its result
+	// holds the first row only, in Row.
+	QueryRow bool
+}
+
+// Execute sends any db.execute request, after applying opts. The typed
+// methods cover every op; Execute is for what they do not name, such as a
+// named query ({"query": "active_users"}).
+func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
+	for _, o := range opts {
+		if err := o.applyQuery(req); err != nil {
+			return nil, err
+		}
+	}
 	var res Result
-	if err := c.do(ctx, "db.execute", req, &res); err != nil {
+	if err := c.do(ctx, subjects.DBExecute, req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
 }
 
-func params(p any) (json.RawMessage, error) {
-	if p == nil {
-		return nil, nil
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode params: %w", err)
-	}
-	return b, nil
-}
-
-// Query runs one statement. params is a map (for :name placeholders), a
-// slice (for $n or ?) or nil.
-func (c *Client) Query(ctx context.Context, sql string, p any) (*Result, error) {
-	raw, err := params(p)
+// statement runs one statement of op with args.
+func (c *Client) statement(ctx context.Context, op, sql string, args Params, opts []QueryOption) (*Result, error) {
+	raw, err := encodeParams(args)
 	if err != nil {
 		return nil, err
 	}
-	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpQuery, SQL: sql, Params: raw})
+	return c.Execute(ctx, &messages.ExecuteRequest{Op: op, SQL: sql, Params: raw}, opts...)
 }
 
-// QueryOne runs one statement and decodes its first row into dest. It
-// reports false, leaving dest alone, when there is no row.
-func (c *Client) QueryOne(ctx context.Context, dest any, sql string, p any) (bool, error) {
-	raw, err := params(p)
-	if err != nil {
-		return false, err
-	}
-	res, err := c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpOne, SQL: sql, Params: raw})
-	if err != nil {
-		return false, err
-	}
-	if len(res.Row) == 0 || string(res.Row) == "null" {
-		return false, nil
-	}
-	return true, json.Unmarshal(res.Row, dest)
+// Query runs one statement and returns its rows (at most WithMaxRows of
+// them, the worker's DB_MAX_ROWS by default; Truncated says when rows were
+// cut). args may be nil.
+func (c *Client) Query(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Result, error) {
+	return c.statement(ctx, messages.OpQuery, sql, args, opts)
 }
 
-// Insert inserts one row and returns it (the returning columns; all by default).
-func (c *Client) Insert(ctx context.Context, table string, data map[string]any, returning ...string) (map[string]any, error) {
-	req := &messages.ExecuteRequest{Op: messages.OpInsert, Table: table, Data: map[string]json.RawMessage{}, Returning: returning}
-	for k, v := range data {
-		b, err := json.Marshal(v)
+// QueryRow runs one statement for its first row. Errors are deferred to the
+// Row's Scan, which returns ErrNoRows when there is no row:
+//
+//	var email string
+//	err := c.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", client.Args{7}).Scan(&email)
+func (c *Client) QueryRow(ctx context.Context, sql string, args Params, opts ...QueryOption) *Row {
+	res, err := c.statement(ctx, messages.OpOne, sql, args, opts)
+	return &Row{res: res, err: err}
+}
+
+// Exec runs one statement for what it does, not for rows: no row is sent
+// back, even by a statement that returns some.
+func (c *Client) Exec(ctx context.Context, sql string, args Params, opts ...QueryOption) (CommandTag, error) {
+	res, err := c.statement(ctx, messages.OpQuery, sql, args, append([]QueryOption{WithMaxRows(0)}, opts...))
+	if err != nil {
+		return CommandTag{}, err
+	}
+	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
+}
+
+// Many runs one statement once per item of argsList, as one pipelined batch
+// in one transaction: every item applies or none, and a failure's *Error
+// names the item in FailedIndex. Results holds one Query answer per item.
+func (c *Client) Many(ctx context.Context, sql string, argsList []Params, opts ...QueryOption) (*Result, error) {
+	list := make([]json.RawMessage, len(argsList))
+	for i, a := range argsList {
+		raw, err := encodeParams(a)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", k, err)
-		}
-		req.Data[k] = b
-	}
-	res, err := c.Execute(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	var row map[string]any
-	if len(res.Row) > 0 {
-		if err := json.Unmarshal(res.Row, &row); err != nil {
 			return nil, err
 		}
+		list[i] = raw
 	}
-	return row, nil
+	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpMany, SQL: sql, ParamsList: list}, opts...)
 }
 
-// Update sets data on the rows matching where (SQL with :name placeholders
-// bound from whereParams) and returns how many it changed. An empty where is
-// refused by the worker; use Execute with AllRows to update every row.
-func (c *Client) Update(ctx context.Context, table string, data map[string]any, where string, whereParams map[string]any) (int64, error) {
-	req := &messages.ExecuteRequest{Op: messages.OpUpdate, Table: table, Data: map[string]json.RawMessage{}, Where: where}
-	for k, v := range data {
-		b, err := json.Marshal(v)
+// Script runs any number of statements, without parameters, in one
+// transaction; the answer's Commands holds every command tag.
+func (c *Client) Script(ctx context.Context, sql string, opts ...QueryOption) (*Result, error) {
+	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpScript, SQL: sql}, opts...)
+}
+
+// Tx runs statements in one transaction, one round trip each; a failure
+// rolls back all of them and its *Error names the statement in FailedIndex.
+// Results holds one answer per statement.
+func (c *Client) Tx(ctx context.Context, statements []Statement, opts ...QueryOption) (*Result, error) {
+	req := &messages.ExecuteRequest{Op: messages.OpTx, Statements: make([]messages.Statement, len(statements))}
+	for i, s := range statements {
+		raw, err := encodeParams(s.Args)
 		if err != nil {
-			return 0, fmt.Errorf("encode %s: %w", k, err)
+			return nil, err
 		}
-		req.Data[k] = b
+		req.Statements[i] = messages.Statement{SQL: s.SQL, Params: raw}
+		if s.QueryRow {
+			req.Statements[i].Op = messages.OpOne
+		}
 	}
-	var err error
-	if req.WhereParams, err = params(whereParams); err != nil {
-		return 0, err
-	}
-	res, err := c.Execute(ctx, req)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected, nil
+	return c.Execute(ctx, req, opts...)
 }
 
-// Statement is one statement of a transaction.
-type Statement = messages.Statement
+// Insert inserts one row of data (column: value) into table and returns it
+// in Row: every column, or those of WithReturning. CollectOneRow decodes it.
+func (c *Client) Insert(ctx context.Context, table string, data map[string]any, opts ...QueryOption) (*Result, error) {
+	enc, err := encodeData(data)
+	if err != nil {
+		return nil, err
+	}
+	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpInsert, Table: table, Data: enc}, opts...)
+}
 
-// Tx runs statements in one transaction; a failure rolls back all of them
-// and its *Error names the statement in FailedIndex.
-func (c *Client) Tx(ctx context.Context, statements ...Statement) (*Result, error) {
-	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpTx, Statements: statements})
+// Update sets data on the rows of table matching where (one SQL condition
+// with :name placeholders bound from args) and says how many it changed. An
+// empty where is refused by the worker unless WithAllRows is given.
+func (c *Client) Update(ctx context.Context, table string, data map[string]any, where string, args NamedArgs, opts ...QueryOption) (CommandTag, error) {
+	enc, err := encodeData(data)
+	if err != nil {
+		return CommandTag{}, err
+	}
+	raw, err := encodeParams(args)
+	if err != nil {
+		return CommandTag{}, err
+	}
+	res, err := c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpUpdate, Table: table, Data: enc, Where: where, WhereParams: raw}, opts...)
+	if err != nil {
+		return CommandTag{}, err
+	}
+	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
 }

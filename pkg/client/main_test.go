@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -40,6 +41,14 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	cleanup()
+	// goleak once the stack is down: every goroutine a test started (a
+	// Locker's refresh loop among them) has ended by now.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "pkg/client: goroutines leaked: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

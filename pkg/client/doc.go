@@ -1,0 +1,60 @@
+// Package client is the typed Go client of dbworker, over any *nats.Conn.
+//
+//	c, err := client.New(nc)
+//	res, err := c.Query(ctx, "SELECT id, email FROM users WHERE active = :active", client.NamedArgs{"active": true})
+//	var e *client.Error
+//	if errors.As(err, &e) && e.SQLState == "23505" { ... }
+//
+// # Shape
+//
+// The SQL of db.execute is called on the Client, with pgx's names: Query,
+// QueryRow, Exec, plus Many, Script, Tx, Insert and Update as the protocol
+// has them. The rest is grouped in handles, as nats.go's jetstream groups
+// its own:
+//
+//	c.KV()          state.kv: Get, Set, Delete, Incr
+//	c.Locks()       state.lock: Acquire, Release, Refresh, Status, and Lock (a held, refreshed Locker)
+//	c.RateLimits()  state.ratelimit: Allow
+//	c.Embeddings()  cache.embedding: Get, Set, MGet, MSet, Delete
+//	c.Vectors()     db.vector: CreateCollection, Upsert, Search, Delete, Stats, RebuildIndex
+//	c.Graph()       db.graph: AddNode, AddEdge, Neighbors, FindPath, Subgraph, DeleteNode
+//	c.Maintenance() db.stats and db.vacuum: Stats, Vacuum, VacuumAsync
+//	c.Health(ctx)   db.health
+//
+// # Arguments and rows
+//
+// A statement's parameters are NamedArgs (for :name placeholders, like
+// pgx.NamedArgs) or Args (for $n or ?), or nil. Rows come back as JSON;
+// CollectRows and CollectOneRow decode them into structs (by their json
+// tags), maps, or, for one column, plain values:
+//
+//	type user struct {
+//		ID    int64  `json:"id"`
+//		Email string `json:"email"`
+//	}
+//	users, err := client.CollectRows[user](c.Query(ctx, "SELECT id, email FROM users WHERE id > $1", client.Args{100}))
+//	var n int64
+//	err = c.QueryRow(ctx, "SELECT count(*) FROM users", nil).Scan(&n) // client.ErrNoRows when there is no row
+//
+// # Options
+//
+// Options tune one call instead of variant methods: client.WithMaxRows(10),
+// client.WithReadOnly() or client.WithStatementTimeout(d) on SQL,
+// client.WithTTL(d) on KV and embedding sets, client.WithCost(n) on a rate
+// limit, client.WithOwner and client.WithWait on locks, client.WithK(5) and
+// friends on a vector search. An option given a value it cannot take fails
+// the call before anything is sent, as New fails on a bad Option.
+//
+// # Timeouts and errors
+//
+// A context deadline is the request's timeout; without one the client's
+// default (WithTimeout, 30s) applies. Failed requests return *Error, which
+// carries the protocol's status, code and, for database errors, the SQLSTATE.
+//
+// # Inboxes
+//
+// Answers come back on the connection's inboxes. On a broker that gives each
+// user an inbox prefix of its own (dbworker's nats-server.conf), connect with
+// that prefix: nats.Connect(url, nats.UserInfo("orders", pw),
+// client.InboxPrefix("_INBOX_orders")).
+package client
