@@ -3,6 +3,7 @@ package pgexec
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -14,7 +15,7 @@ import (
 // transaction: all items apply or none.
 func (s *session) many(ctx context.Context, req *messages.ExecuteRequest, sh shape, buf []byte) ([]byte, error) {
 	sc := sqltext.Scan(req.SQL)
-	if err := checkStatements("sql", sc, false); err != nil {
+	if err := sqltext.Check("sql", sc, false); err != nil {
 		return buf, err
 	}
 	items := make([]sqltext.Bound, len(req.ParamsList))
@@ -71,7 +72,7 @@ func (s *session) manyRun(ctx context.Context, items []sqltext.Bound, sh shape, 
 	buf = append(buf, `{"results":[`...)
 	var written int64
 	failed := -1
-	err = readBegin(p)
+	err = s.readBegin(p)
 	for i := 0; i < len(args) && err == nil; i++ {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -154,7 +155,7 @@ func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound
 			buf = append(buf, ',')
 		}
 		ssh := sh
-		ssh.one = req.Statements[i].Op == messages.OpOne
+		ssh.One = req.Statements[i].Op == messages.OpOne
 		var tag pgconn.CommandTag
 		buf, tag, cached, err = s.txStatement(ctx, b, i == 0, ssh, buf)
 		if err != nil {
@@ -193,7 +194,7 @@ func (s *session) txStatement(ctx context.Context, b sqltext.Bound, begin bool, 
 		return buf, tag, cached, err
 	}
 	if begin {
-		err = readBegin(p)
+		err = s.readBegin(p)
 	}
 	if err == nil {
 		buf, tag, err = s.readStatement(p, args, sh, buf)
@@ -204,4 +205,14 @@ func (s *session) txStatement(ctx context.Context, b sqltext.Bound, begin bool, 
 		err = cerr
 	}
 	return buf, tag, cached, err
+}
+
+// writtenRows is the number of rows a statement wrote: the count of INSERT,
+// UPDATE, DELETE and MERGE, and 0 for anything else (a SELECT's count is rows
+// read, even with FOR UPDATE).
+func writtenRows(tag pgconn.CommandTag) int64 {
+	if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE ") {
+		return tag.RowsAffected()
+	}
+	return 0
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -122,61 +123,30 @@ func (e *Executor) CheckWrite(subject string, requestReadOnly bool) error {
 }
 
 // shape says how one statement's result is written.
-type shape struct {
-	one     bool // write "row" (first row or null) instead of "rows"
-	arrays  bool // rows as arrays in column order
-	maxRows int
-	tagOnly bool // write only rows_affected and command
+type shape = pgjson.Shape
+
+// plan is a request checked and resolved: what runs, how its result is
+// written, under which deadline, and whether it must not write.
+type plan struct {
+	req      *messages.ExecuteRequest
+	op       string
+	sh       shape
+	timeout  time.Duration
+	readOnly bool
 }
 
 // Execute runs req and returns the JSON answer. maxBytes bounds the answer:
 // past it the error is TOO_LARGE (0 means no bound).
 func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes int) ([]byte, error) {
-	if e.cfg.Mode == ModeDisabled {
-		return nil, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
-	}
-	req, namedReadOnly, err := e.resolveNamed(req)
+	pl, err := e.prepare(req)
 	if err != nil {
 		return nil, err
 	}
-	op := req.Op
-	if op == "" {
-		op = messages.OpQuery
-	}
-	sh := shape{maxRows: e.cfg.MaxRows}
-	switch req.RowFormat {
-	case "", messages.RowFormatObject:
-	case messages.RowFormatArray:
-		sh.arrays = true
-	default:
-		return nil, messages.BadRequest("row_format", "row_format must be \"object\" or \"array\", got %q", req.RowFormat)
-	}
-	if req.MaxRows != nil {
-		if *req.MaxRows < 0 {
-			return nil, messages.BadRequest("max_rows", "max_rows must not be negative")
-		}
-		sh.maxRows = min(*req.MaxRows, e.cfg.MaxRows)
-	}
-	timeout := e.cfg.DefaultTimeout
-	if req.TimeoutMS != nil {
-		if *req.TimeoutMS <= 0 {
-			return nil, messages.BadRequest("timeout_ms", "timeout_ms must be positive")
-		}
-		timeout = e.cfg.MaxTimeout
-		if int64(*req.TimeoutMS) < e.cfg.MaxTimeout.Milliseconds() { // compare before multiplying: no overflow
-			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
-		}
-	}
-	readOnly := e.cfg.Mode == ModeReadOnly || req.ReadOnly || namedReadOnly
-	if err := e.validate(op, req, readOnly); err != nil {
-		return nil, err
-	}
-
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, pl.timeout)
 	defer cancel()
 	// The caller's context may end sooner (the worker counts a request's
 	// timeout from its receipt): the server-side cap is what is left.
-	left := timeout
+	left := pl.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		left = min(left, time.Until(dl))
 	}
@@ -185,30 +155,72 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 		return nil, err
 	}
 	pg := conn.Conn().PgConn()
-	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: readOnly, timeout: left, maxBytes: maxBytes}
+	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: pl.readOnly, timeout: left, maxBytes: maxBytes}
 	defer s.release()
+	return s.run(ctx, pl)
+}
 
+// prepare checks req against the executor's mode and limits and resolves a
+// named query, before any connection is taken.
+func (e *Executor) prepare(req *messages.ExecuteRequest) (plan, error) {
+	if e.cfg.Mode == ModeDisabled {
+		return plan{}, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
+	}
+	req, namedReadOnly, err := e.resolveNamed(req)
+	if err != nil {
+		return plan{}, err
+	}
+	pl := plan{req: req, op: cmp.Or(req.Op, messages.OpQuery), sh: shape{MaxRows: e.cfg.MaxRows}, timeout: e.cfg.DefaultTimeout}
+	switch req.RowFormat {
+	case "", messages.RowFormatObject:
+	case messages.RowFormatArray:
+		pl.sh.Arrays = true
+	default:
+		return plan{}, messages.BadRequest("row_format", "row_format must be \"object\" or \"array\", got %q", req.RowFormat)
+	}
+	if req.MaxRows != nil {
+		if *req.MaxRows < 0 {
+			return plan{}, messages.BadRequest("max_rows", "max_rows must not be negative")
+		}
+		pl.sh.MaxRows = min(*req.MaxRows, e.cfg.MaxRows)
+	}
+	if req.TimeoutMS != nil {
+		if *req.TimeoutMS <= 0 {
+			return plan{}, messages.BadRequest("timeout_ms", "timeout_ms must be positive")
+		}
+		pl.timeout = e.cfg.MaxTimeout
+		if int64(*req.TimeoutMS) < e.cfg.MaxTimeout.Milliseconds() { // compare before multiplying: no overflow
+			pl.timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
+		}
+	}
+	pl.readOnly = e.cfg.Mode == ModeReadOnly || req.ReadOnly || namedReadOnly
+	return pl, e.validate(pl.op, req, pl.readOnly)
+}
+
+// run carries out a planned request on the session's connection.
+func (s *session) run(ctx context.Context, pl plan) ([]byte, error) {
 	buf := make([]byte, 0, 512)
-	switch op {
+	var err error
+	switch sh := pl.sh; pl.op {
 	case messages.OpQuery, messages.OpOne:
-		sh.one = op == messages.OpOne
-		buf, err = s.single(ctx, req, sh, buf)
+		sh.One = pl.op == messages.OpOne
+		buf, err = s.single(ctx, pl.req, sh, buf)
 	case messages.OpMany:
-		buf, err = s.many(ctx, req, sh, buf)
+		buf, err = s.many(ctx, pl.req, sh, buf)
 	case messages.OpScript:
-		buf, err = s.script(ctx, req.SQL, buf)
+		buf, err = s.script(ctx, pl.req.SQL, buf)
 	case messages.OpTx:
-		buf, err = s.tx(ctx, req, sh, buf)
+		buf, err = s.tx(ctx, pl.req, sh, buf)
 	case messages.OpInsert:
-		buf, err = s.insert(ctx, req, sh, buf)
+		buf, err = s.insert(ctx, pl.req, sh, buf)
 	case messages.OpUpdate:
-		buf, err = s.update(ctx, req, sh, buf)
+		buf, err = s.update(ctx, pl.req, sh, buf)
 	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) || pe.Code == "57014" {
-				return nil, messages.Errorf(messages.CodeTimeout, "the request's %s deadline passed (counted from its receipt by the worker)", timeout)
+				return nil, messages.Errorf(messages.CodeTimeout, "the request's %s deadline passed (counted from its receipt by the worker)", pl.timeout)
 			}
 		}
 		return nil, err

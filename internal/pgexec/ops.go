@@ -26,7 +26,7 @@ func (s *session) insert(ctx context.Context, req *messages.ExecuteRequest, sh s
 	for i, col := range cols {
 		b.Args[i] = req.Data[col]
 	}
-	sh.one = true
+	sh.One = true
 	return s.statement(ctx, b, "INSERT", sh, buf)
 }
 
@@ -60,7 +60,7 @@ func (s *session) update(ctx context.Context, req *messages.ExecuteRequest, sh s
 		b.Args = append(b.Args, req.Data[col])
 	}
 	b.Args = append(b.Args, where.Args...)
-	sh.tagOnly = true
+	sh.TagOnly = true
 	return s.statement(ctx, b, "UPDATE", sh, buf)
 }
 

@@ -3,7 +3,6 @@ package pgexec
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -23,6 +22,13 @@ import (
 // rewritten for its type (pgjson.DeclaredType): a stale description can make a
 // request fail, but the server never takes a value as another type.
 func (s *session) describe(ctx context.Context, sql string, clean bool) (sd *pgconn.StatementDescription, cached bool, err error) {
+	// A held transaction (tx.go) describes every statement afresh: a stale
+	// description is found only after the statement ran, and in a held
+	// transaction it cannot be undone and sent again.
+	if s.held {
+		sd, err = s.pg.Prepare(ctx, "", sql, nil)
+		return sd, false, err
+	}
 	if sd := s.cache.Get(sql); sd != nil {
 		return sd, true, nil
 	}
@@ -106,7 +112,6 @@ func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescriptio
 // readResult writes one result object: columns and rows (or row), then
 // rows_affected, command and truncated.
 func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
-	start := len(buf)
 	fields := rr.FieldDescriptions()
 	if !sameColumns(fields, a.fields) {
 		// The table changed since the description was cached: the values
@@ -121,83 +126,6 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 	for i, f := range fields {
 		colTypes[i] = a.types[f.DataTypeOID]
 	}
-	if sh.tagOnly {
-		tag, err := rr.Close()
-		if err != nil {
-			return buf, tag, err
-		}
-		buf = append(buf, `{"rows_affected":`...)
-		buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
-		buf = append(buf, `,"command":`...)
-		buf = pgjson.AppendString(buf, tag.String())
-		return append(buf, '}'), tag, nil
-	}
-	// Column names as JSON strings, encoded once for every row.
-	names := make([][]byte, len(fields))
-	for i, f := range fields {
-		names[i] = pgjson.AppendString(nil, f.Name)
-	}
-	buf = append(buf, `{"columns":[`...)
-	for i := range fields {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"name":`...)
-		buf = append(buf, names[i]...)
-		buf = append(buf, `,"type":`...)
-		buf = pgjson.AppendString(buf, colTypes[i].Name)
-		buf = append(buf, '}')
-	}
-	buf = append(buf, ']')
-	if sh.one {
-		buf = append(buf, `,"row":`...)
-	} else {
-		buf = append(buf, `,"rows":[`...)
-	}
-	count, truncated, tooLarge := 0, false, false
-	var encErr error
-	for rr.NextRow() {
-		if tooLarge || encErr != nil {
-			continue // drain
-		}
-		if (sh.one && count >= 1) || (!sh.one && count >= sh.maxRows) {
-			truncated = !sh.one
-			continue
-		}
-		if count > 0 {
-			buf = append(buf, ',')
-		}
-		buf, encErr = pgjson.AppendRow(buf, rr.Values(), colTypes, names, sh.arrays, s.maxBytes)
-		count++
-		if errors.Is(encErr, pgjson.ErrTooLarge) {
-			tooLarge, encErr = true, nil
-		}
-	}
-	tag, err := rr.Close()
-	if err != nil {
-		return buf[:start], tag, err
-	}
-	if encErr != nil {
-		return buf[:start], tag, messages.Errorf(messages.CodeInternal, "encode result: %v", encErr)
-	}
-	if tooLarge {
-		return buf[:start], tag, messages.Errorf(messages.CodeTooLarge, "the answer would exceed %d bytes; lower max_rows or select fewer columns", s.maxBytes)
-	}
-	if sh.one {
-		if count == 0 {
-			buf = append(buf, "null"...)
-		}
-	} else {
-		buf = append(buf, ']')
-	}
-	buf = append(buf, `,"rows_affected":`...)
-	buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
-	buf = append(buf, `,"command":`...)
-	buf = pgjson.AppendString(buf, tag.String())
-	if !sh.one {
-		buf = append(buf, `,"truncated":`...)
-		buf = strconv.AppendBool(buf, truncated)
-	}
-	buf = append(buf, '}')
-	return buf, tag, nil
+	sh.MaxBytes = s.maxBytes
+	return pgjson.WriteResult(rr, colTypes, sh, buf)
 }

@@ -15,7 +15,7 @@ import (
 // CONCURRENTLY, VACUUM) runs alone. A script never runs in read-only mode.
 func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, error) {
 	sc := sqltext.Scan(sql)
-	if err := checkStatements("sql", sc, true); err != nil {
+	if err := sqltext.Check("sql", sc, true); err != nil {
 		return buf, err
 	}
 	tags := make([]pgconn.CommandTag, 0, len(sc.Statements))
@@ -90,7 +90,7 @@ func (s *session) scriptStatement(ctx context.Context, text string, first, last 
 		return pgconn.CommandTag{}, err
 	}
 	if first {
-		err = readBegin(p)
+		err = s.readBegin(p)
 	}
 	var tag pgconn.CommandTag
 	if err == nil {

@@ -61,6 +61,7 @@ type session struct {
 	maxBytes int
 
 	inTx   bool // a transaction of ours is open
+	held   bool // the transaction is the caller's, held across requests (tx.go)
 	reset  bool // the reset ran and found the connection clean
 	broken bool // close the connection instead of reusing it
 }
@@ -84,20 +85,28 @@ func (s *session) release() {
 
 // sendBegin queues the opening of the request's transaction: READ ONLY when
 // the session is, with the request's statement timeout as a server-side cap.
+// In a held transaction (tx.go) it queues only the timeout: the caller's
+// transaction is open already.
 func (s *session) sendBegin(p *pgconn.Pipeline) {
-	begin := "BEGIN"
-	if s.readOnly {
-		begin = "BEGIN READ ONLY"
+	if !s.held {
+		begin := "BEGIN"
+		if s.readOnly {
+			begin = "BEGIN READ ONLY"
+		}
+		p.SendQueryParams(begin, nil, nil, nil, nil)
 	}
-	p.SendQueryParams(begin, nil, nil, nil, nil)
 	p.SendQueryParams("SELECT pg_catalog.set_config('statement_timeout', $1, true)",
 		[][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil, nil)
 	s.inTx = true
 }
 
 // readBegin reads the results sendBegin queued.
-func readBegin(p *pgconn.Pipeline) error {
-	for range 2 {
+func (s *session) readBegin(p *pgconn.Pipeline) error {
+	n := 2
+	if s.held {
+		n = 1
+	}
+	for range n {
 		if err := readTag(p); err != nil {
 			return err
 		}
@@ -168,8 +177,12 @@ func txControlSlipped(err error) error {
 }
 
 // sendEnd queues the end of our transaction (ROLLBACK when commit is false or
-// the session is read-only) and the reset, then flushes.
+// the session is read-only) and the reset, then flushes. A held transaction
+// is not ended by a request: it only flushes.
 func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
+	if s.held {
+		return p.Flush()
+	}
 	if s.inTx {
 		if commit && !s.readOnly {
 			p.SendQueryParams("COMMIT", nil, nil, nil, nil)
@@ -190,6 +203,13 @@ func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 // transaction had failed) is an error. A failed reset marks the connection
 // broken but is not the request's error.
 func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
+	if s.held {
+		if err := p.Close(); err != nil {
+			s.broken = true
+			return err
+		}
+		return nil
+	}
 	var txErr error
 	if s.inTx {
 		s.inTx = false
@@ -250,6 +270,9 @@ func (s *session) readReset(p *pgconn.Pipeline) {
 // finish ends the request in a pipeline of its own: the end of our
 // transaction when one is open (COMMIT when commit is true), and the reset.
 func (s *session) finish(ctx context.Context, commit bool) error {
+	if s.held {
+		return nil
+	}
 	p := s.pg.StartPipeline(ctx)
 	if err := s.sendEnd(p, commit); err != nil {
 		s.broken = true

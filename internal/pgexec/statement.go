@@ -19,28 +19,11 @@ var readKeywords = map[string]bool{"SELECT": true, "VALUES": true, "TABLE": true
 // transaction of its own, where PostgreSQL refuses that.
 var txControlCapable = map[string]bool{"DO": true, "CALL": true}
 
-// checkStatements checks that sc holds statements (one unless multi) and
-// none that begins or ends a transaction.
-func checkStatements(field string, sc sqltext.Scanned, multi bool) error {
-	if len(sc.Statements) == 0 {
-		return messages.BadRequest(field, "sql holds no statement")
-	}
-	if !multi && len(sc.Statements) > 1 {
-		return messages.BadRequest(field, "sql holds %d statements; op query takes one (use op script or tx)", len(sc.Statements))
-	}
-	for _, st := range sc.Statements {
-		if err := checkTxControl(field, st); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // bindOne checks that sql is one statement that leaves transactions alone,
 // and binds its params.
 func bindOne(field, sql string, params json.RawMessage) (sqltext.Bound, string, error) {
 	sc := sqltext.Scan(sql)
-	if err := checkStatements(field, sc, false); err != nil {
+	if err := sqltext.Check(field, sc, false); err != nil {
 		return sqltext.Bound{}, "", err
 	}
 	b, err := sqltext.BindScanned(sql, sc, params, 0)
@@ -80,7 +63,7 @@ func (s *session) statement(ctx context.Context, b sqltext.Bound, keyword string
 		}
 		how := stmtInTx
 		switch {
-		case s.readOnly:
+		case s.readOnly, s.held:
 		case !readKeywords[keyword] && len(sd.Fields) > 0:
 			how = stmtDecideAfter
 		case !txControlCapable[keyword]:
@@ -139,7 +122,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 	want := byte('I')
 	if how != stmtAlone {
 		want = 'T'
-		err = readBegin(p)
+		err = s.readBegin(p)
 	}
 	if err == nil {
 		buf, _, err = s.readStatement(p, args, sh, buf)

@@ -17,6 +17,8 @@ const (
 	CodeTooLarge    Code = "TOO_LARGE"   // 413: request or answer over the size limit
 	CodeUnavailable Code = "UNAVAILABLE" // 503: database or state backend unreachable, pool exhausted
 	CodeInternal    Code = "INTERNAL"    // 500: anything unexpected
+	CodeTxAborted   Code = "TX_ABORTED"  // 409: an interactive transaction failed earlier; roll it back
+	CodeTxGone      Code = "TX_GONE"     // 410: the interactive transaction has ended
 )
 
 // Status returns the default HTTP-like status of a code. SQL_ERROR is 400 here;
@@ -31,8 +33,10 @@ func (c Code) Status() int {
 		return 404
 	case CodeTimeout:
 		return 408
-	case CodeConflict, CodeLocked:
+	case CodeConflict, CodeLocked, CodeTxAborted:
 		return 409
+	case CodeTxGone:
+		return 410
 	case CodeTooLarge:
 		return 413
 	case CodeUnavailable:

@@ -1,11 +1,6 @@
-package pgexec
+package sqltext
 
 import (
-	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -18,7 +13,7 @@ import (
 // PREPARE TRANSACTION). That is all the lexer decides here: the extended
 // protocol makes the server refuse a text holding more than one statement,
 // and the transaction status the server reports after each statement catches
-// one that slipped through (session.go).
+// one that slipped through (pgexec's session).
 
 // txControlKeywords begin or end a transaction, or a subtransaction.
 var txControlKeywords = map[string]bool{
@@ -26,19 +21,19 @@ var txControlKeywords = map[string]bool{
 	"SAVEPOINT": true, "RELEASE": true,
 }
 
-// isTxControl reports whether st begins or ends a transaction.
-func isTxControl(st sqltext.Statement) bool {
+// TxControl reports whether st begins or ends a transaction.
+func (st Statement) TxControl() bool {
 	return txControlKeywords[st.Keyword] || st.Keyword == "PREPARE" && st.Keyword2 == "TRANSACTION"
 }
 
-// checkTxControl refuses a transaction-control statement, and COPY, whose
+// CheckTxControl refuses a transaction-control statement, and COPY, whose
 // rows would travel outside the answer (to or from the client) or to server
 // files; field names the request field that holds it.
-func checkTxControl(field string, st sqltext.Statement) error {
+func CheckTxControl(field string, st Statement) error {
 	if st.Keyword == "COPY" {
 		return messages.BadRequest(field, "COPY is not supported over db.execute: select the rows, or insert them with op many")
 	}
-	if !isTxControl(st) {
+	if !st.TxControl() {
 		return nil
 	}
 	kw := st.Keyword
@@ -48,12 +43,19 @@ func checkTxControl(field string, st sqltext.Statement) error {
 	return messages.BadRequest(field, "%s is not allowed: the worker runs each request in a transaction of its own (use op tx for several statements in one transaction)", kw)
 }
 
-// writtenRows is the number of rows a statement wrote: the count of INSERT,
-// UPDATE, DELETE and MERGE, and 0 for anything else (a SELECT's count is rows
-// read, even with FOR UPDATE).
-func writtenRows(tag pgconn.CommandTag) int64 {
-	if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE ") {
-		return tag.RowsAffected()
+// Check checks that sc holds statements (one unless multi) and
+// none that begins or ends a transaction.
+func Check(field string, sc Scanned, multi bool) error {
+	if len(sc.Statements) == 0 {
+		return messages.BadRequest(field, "sql holds no statement")
 	}
-	return 0
+	if !multi && len(sc.Statements) > 1 {
+		return messages.BadRequest(field, "sql holds %d statements; op query takes one (use op script or tx)", len(sc.Statements))
+	}
+	for _, st := range sc.Statements {
+		if err := CheckTxControl(field, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,108 @@
+package pgjson
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// Shape says how a result is written.
+type Shape struct {
+	One      bool // write "row" (the first row or null) instead of "rows"
+	Arrays   bool // rows as arrays in column order
+	MaxRows  int  // rows past it are read and dropped, and "truncated" is true
+	TagOnly  bool // write only rows_affected and command
+	MaxBytes int  // past it the result is TOO_LARGE (0: no bound)
+}
+
+// WriteResult reads one result and writes it as a JSON object: columns and
+// rows (or row), then rows_affected, command and truncated. types holds the
+// type of each column. On error buf is returned as it was given, with the
+// result read to its end.
+func WriteResult(rr *pgconn.ResultReader, types []*Type, sh Shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	start := len(buf)
+	fields := rr.FieldDescriptions()
+	colTypes := types
+	if sh.TagOnly {
+		tag, err := rr.Close()
+		if err != nil {
+			return buf, tag, err
+		}
+		buf = append(buf, `{"rows_affected":`...)
+		buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
+		buf = append(buf, `,"command":`...)
+		buf = AppendString(buf, tag.String())
+		return append(buf, '}'), tag, nil
+	}
+	// Column names as JSON strings, encoded once for every row.
+	names := make([][]byte, len(fields))
+	for i, f := range fields {
+		names[i] = AppendString(nil, f.Name)
+	}
+	buf = append(buf, `{"columns":[`...)
+	for i := range fields {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"name":`...)
+		buf = append(buf, names[i]...)
+		buf = append(buf, `,"type":`...)
+		buf = AppendString(buf, colTypes[i].Name)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, ']')
+	if sh.One {
+		buf = append(buf, `,"row":`...)
+	} else {
+		buf = append(buf, `,"rows":[`...)
+	}
+	count, truncated, tooLarge := 0, false, false
+	var encErr error
+	for rr.NextRow() {
+		if tooLarge || encErr != nil {
+			continue // drain
+		}
+		if (sh.One && count >= 1) || (!sh.One && count >= sh.MaxRows) {
+			truncated = !sh.One
+			continue
+		}
+		if count > 0 {
+			buf = append(buf, ',')
+		}
+		buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, sh.Arrays, sh.MaxBytes)
+		count++
+		if errors.Is(encErr, ErrTooLarge) {
+			tooLarge, encErr = true, nil
+		}
+	}
+	tag, err := rr.Close()
+	if err != nil {
+		return buf[:start], tag, err
+	}
+	if encErr != nil {
+		return buf[:start], tag, messages.Errorf(messages.CodeInternal, "encode result: %v", encErr)
+	}
+	if tooLarge {
+		return buf[:start], tag, messages.Errorf(messages.CodeTooLarge, "the answer would exceed %d bytes; lower max_rows or select fewer columns", sh.MaxBytes)
+	}
+	if sh.One {
+		if count == 0 {
+			buf = append(buf, "null"...)
+		}
+	} else {
+		buf = append(buf, ']')
+	}
+	buf = append(buf, `,"rows_affected":`...)
+	buf = strconv.AppendInt(buf, tag.RowsAffected(), 10)
+	buf = append(buf, `,"command":`...)
+	buf = AppendString(buf, tag.String())
+	if !sh.One {
+		buf = append(buf, `,"truncated":`...)
+		buf = strconv.AppendBool(buf, truncated)
+	}
+	buf = append(buf, '}')
+	return buf, tag, nil
+}

@@ -1,0 +1,224 @@
+package pgexec
+
+import (
+	"context"
+	"time"
+
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
+)
+
+// Isolation levels of an interactive transaction ("" is the server's
+// default, read committed unless the database says otherwise).
+const (
+	IsolationReadCommitted  = "read_committed"
+	IsolationRepeatableRead = "repeatable_read"
+	IsolationSerializable   = "serializable"
+)
+
+// TxOptions opens an interactive transaction.
+type TxOptions struct {
+	Isolation  string
+	ReadOnly   bool // forced on a read-only executor
+	Deferrable bool
+}
+
+// beginSQL is the BEGIN that opens a transaction with opts.
+func (o TxOptions) beginSQL() (string, error) {
+	sql := "BEGIN"
+	switch o.Isolation {
+	case "":
+	case IsolationReadCommitted:
+		sql += " ISOLATION LEVEL READ COMMITTED"
+	case IsolationRepeatableRead:
+		sql += " ISOLATION LEVEL REPEATABLE READ"
+	case IsolationSerializable:
+		sql += " ISOLATION LEVEL SERIALIZABLE"
+	default:
+		return "", messages.BadRequest("isolation", "isolation must be read_committed, repeatable_read or serializable, got %q", o.Isolation)
+	}
+	if o.ReadOnly {
+		sql += " READ ONLY"
+	} else {
+		sql += " READ WRITE"
+	}
+	if o.Deferrable {
+		sql += " DEFERRABLE"
+	}
+	return sql, nil
+}
+
+// Tx is an interactive transaction: a pooled connection held across
+// requests, with a transaction of the caller's open on it. The session
+// (session.go) runs each request's statements in it without ending it, and
+// resets the connection when the transaction ends, as it does after any
+// request. One request runs at a time; a Tx is safe for concurrent use.
+//
+// An error from the server, or one met after a statement was sent, aborts
+// the transaction as PostgreSQL does: later requests answer TX_ABORTED and
+// Commit rolls back. A request refused before anything was sent (a bad
+// parameter, an unknown op) leaves it as it was.
+type Tx struct {
+	s        *session
+	readOnly bool
+	turn     chan struct{} // one request at a time; taken with the caller's ctx
+
+	// Under turn:
+	aborted bool
+	ended   bool
+}
+
+// BeginTx takes a connection and opens a transaction on it. The caller must
+// end it with Commit or Rollback, which return the connection.
+func (e *Executor) BeginTx(ctx context.Context, opts TxOptions) (*Tx, error) {
+	if e.cfg.Mode == ModeDisabled {
+		return nil, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
+	}
+	opts.ReadOnly = opts.ReadOnly || e.cfg.Mode == ModeReadOnly
+	begin, err := opts.beginSQL()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := e.c.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pg := conn.Conn().PgConn()
+	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: opts.ReadOnly}
+	s.reset = false
+	p := pg.StartPipeline(ctx)
+	p.SendQueryParams(begin, nil, nil, nil, nil)
+	s.inTx = true // from here on, release rolls back
+	if err = p.Sync(); err == nil {
+		err = readTag(p)
+		err = s.readSync(p, 'T', err)
+	}
+	if cerr := p.Close(); err == nil && cerr != nil {
+		s.broken, err = true, cerr
+	}
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	s.held = true
+	return &Tx{s: s, readOnly: opts.ReadOnly, turn: make(chan struct{}, 1)}, nil
+}
+
+// ReadOnly reports whether the transaction is READ ONLY.
+func (t *Tx) ReadOnly() bool { return t.readOnly }
+
+// take waits for the transaction's turn, or for ctx.
+func (t *Tx) take(ctx context.Context) error {
+	select {
+	case t.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return messages.Errorf(messages.CodeTimeout, "the transaction is busy with another request")
+	}
+}
+
+func (t *Tx) give() { <-t.turn }
+
+// errTxGone answers a request to a transaction that has ended.
+func errTxGone() error {
+	return messages.Errorf(messages.CodeTxGone, "the transaction has ended (committed, rolled back, timed out or its connection lost); begin a new one")
+}
+
+// errTxAborted answers a statement sent after one that failed.
+func errTxAborted() error {
+	return messages.Errorf(messages.CodeTxAborted, "the transaction is aborted by an earlier error; roll it back")
+}
+
+// Execute runs one db.execute request (query, one, many, insert or update)
+// in the transaction. maxBytes bounds the answer as Executor.Execute does.
+func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes int) ([]byte, error) {
+	if err := t.take(ctx); err != nil {
+		return nil, err
+	}
+	defer t.give()
+	switch {
+	case t.ended:
+		return nil, errTxGone()
+	case t.aborted:
+		return nil, errTxAborted()
+	}
+	pl, err := t.s.e.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case pl.op == messages.OpTx || pl.op == messages.OpScript:
+		return nil, messages.BadRequest("op", "op %s is not run inside an interactive transaction: send its statements one at a time", pl.op)
+	case pl.readOnly && !t.readOnly:
+		// READ ONLY holds for a whole transaction: it cannot be switched on
+		// for one statement and off again.
+		return nil, messages.Errorf(messages.CodeForbidden, "a read-only request (read_only, or a read-only named query) runs only in a transaction begun with \"read_only\":true")
+	}
+	ctx, cancel := context.WithTimeout(ctx, pl.timeout)
+	defer cancel()
+	t.s.timeout = pl.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		t.s.timeout = min(pl.timeout, time.Until(dl))
+	}
+	t.s.maxBytes = maxBytes
+	out, err := t.s.run(ctx, pl)
+	switch {
+	case err == nil:
+	case t.s.broken || t.s.pg.IsClosed():
+		t.end()
+	case t.s.pg.TxStatus() == 'E' || AsError(err).Code != messages.CodeBadRequest:
+		t.aborted = true
+	}
+	return out, err
+}
+
+// Commit commits the transaction (a read-only one is rolled back: nothing
+// of it needs keeping) and returns the connection, reset. A transaction that
+// was aborted is rolled back and answers TX_ABORTED.
+func (t *Tx) Commit(ctx context.Context) error {
+	if err := t.take(ctx); err != nil {
+		return err
+	}
+	defer t.give()
+	switch {
+	case t.ended:
+		return errTxGone()
+	case t.aborted:
+		t.finish(ctx, false)
+		return messages.Errorf(messages.CodeTxAborted, "the transaction was aborted by an earlier error and is rolled back")
+	}
+	return t.finish(ctx, true)
+}
+
+// Rollback rolls the transaction back and returns the connection, reset. It
+// is idempotent: rolling back an ended transaction does nothing.
+func (t *Tx) Rollback(ctx context.Context) error {
+	if err := t.take(ctx); err != nil {
+		return err
+	}
+	defer t.give()
+	if t.ended {
+		return nil
+	}
+	return t.finish(ctx, false)
+}
+
+// finish ends the transaction and releases the connection: it is reused
+// only when the reset left it clean.
+func (t *Tx) finish(ctx context.Context, commit bool) error {
+	t.s.held = false
+	t.s.timeout = t.s.e.cfg.DefaultTimeout
+	var err error
+	if !t.s.broken && !t.s.pg.IsClosed() {
+		err = t.s.finish(ctx, commit)
+	}
+	t.end()
+	return err
+}
+
+// end releases the connection (closing it unless it was reset) and marks the
+// transaction ended.
+func (t *Tx) end() {
+	t.s.held = false
+	t.s.release()
+	t.ended = true
+}
