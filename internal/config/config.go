@@ -22,6 +22,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
 
 // Execute modes of db.execute.
@@ -218,6 +219,14 @@ func (c *Config) Validate() error {
 		if err := subjects.ValidateInboxPrefix(c.NATSJSInboxPrefix); err != nil {
 			bad("NATS_JS_INBOX_PREFIX", "%v", err)
 		}
+	}
+	// micro.AddService refuses these at start, after maintenance has started:
+	// refused here, they stop nothing but the start-up.
+	if err := worker.ValidateServiceName(c.ServiceName); err != nil {
+		bad("SERVICE_NAME", "%v", err)
+	}
+	if err := worker.ValidateQueueGroup(c.QueueGroup); err != nil {
+		bad("QUEUE_GROUP", "%v", err)
 	}
 	for _, v := range []struct {
 		name string

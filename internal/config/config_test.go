@@ -90,6 +90,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"POSTGRES_MAX_MESSAGE_BYTES":    {"1000", "POSTGRES_MAX_MESSAGE_BYTES"},
 		"NATS_URL":                      {"htp://x", "NATS_URL: scheme must be nats://, tls://, ws:// or wss://"},
 		"NATS_EMBEDDED":                 {"yes", `NATS_EMBEDDED: must be true or false, got "yes"`},
+		"SERVICE_NAME":                  {"bad name", `SERVICE_NAME: "bad name": a micro service name is letters, digits, '-' and '_' only`},
+		"QUEUE_GROUP":                   {"bad group", `QUEUE_GROUP: "bad group"`},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {

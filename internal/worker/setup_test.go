@@ -77,6 +77,15 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 
 func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client, *Worker) {
 	t.Helper()
+	cl, w := b.newWorker(t, id, o)
+	require.NoError(t, w.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
+	return cl, w
+}
+
+// newWorker returns a worker over the bundle's services, not started.
+func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, *Worker) {
+	t.Helper()
 	ctx := context.Background()
 	logger := zerolog.Nop()
 	if os.Getenv("TEST_LOG") != "" {
@@ -127,8 +136,6 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra
-	require.NoError(t, w.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
 	return cl, w
 }
 
