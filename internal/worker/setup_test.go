@@ -121,8 +121,9 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})}
 	if o.maintenance {
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger,
-			BeforeVacuumSQL: o.beforeVacuum, Replicas: o.replicas}, wnc, cl, b.state)
+			Replicas: o.replicas}, wnc, cl, b.state)
 		require.NoError(t, err)
+		deps.Maintenance.TestSignals.BeforeVacuumSQL = o.beforeVacuum
 	}
 	deps.Graph = graph.New(cl)
 	require.NoError(t, deps.Graph.Init(ctx))
