@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jeeves-avionics/dbworker/internal/startstop"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -41,9 +42,7 @@ type Backend struct {
 	kv     map[string]*entry
 	fence  int64 // one counter for all keys, seeded from the clock (state.NextToken)
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	janitor janitor
 }
 
 type entry struct {
@@ -108,35 +107,53 @@ func New(o Options) *Backend {
 		locks:  make(map[state.LockKey]*lock),
 		blobs:  make(map[string]*entry),
 		kv:     make(map[string]*entry),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 	}
-	go b.janitor(o.SweepInterval)
+	b.janitor = janitor{every: o.SweepInterval, sweep: b.Sweep}
+	_ = b.janitor.Start(context.Background()) // a new janitor starts
 	return b
 }
 
 // Name implements state.Backend.
 func (b *Backend) Name() string { return state.BackendMemory }
 
-// Close stops the janitor. It is idempotent.
-func (b *Backend) Close() error {
-	b.once.Do(func() { close(b.stop) })
-	<-b.done
+// Close stops the janitor and waits for it. It is idempotent.
+func (b *Backend) Close() error { return b.janitor.Stop(context.Background()) }
+
+// janitor calls sweep every period, from New to Close.
+type janitor struct {
+	life  startstop.Base
+	every time.Duration
+	sweep func()
+}
+
+// Start starts the janitor's loop; a second Start returns
+// startstop.ErrStarted.
+func (j *janitor) Start(ctx context.Context) error {
+	if _, err := j.life.StartInit(ctx); err != nil {
+		return err
+	}
+	j.life.Go(func(ctx context.Context) {
+		t := time.NewTicker(j.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				j.sweep()
+			}
+		}
+	})
 	return nil
 }
 
-func (b *Backend) janitor(every time.Duration) {
-	defer close(b.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			b.Sweep()
-		}
+// Stop ends the loop and waits for a sweep under way. It is idempotent.
+func (j *janitor) Stop(ctx context.Context) error {
+	if !j.life.StopInit() {
+		return nil
 	}
+	j.life.Cancel()
+	return j.life.Wait(ctx)
 }
 
 // Sweep removes every expired entry now. The janitor calls it periodically.
