@@ -19,7 +19,7 @@ func cleanEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_", "MAINT_", "JS_", "RESULTS_", "JOBS_"} {
+		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_", "MAINT_", "JS_", "RESULTS_", "JOBS_", "PPROF", "HTTP_", "PGVECTOR_", "VECTOR_"} {
 			if strings.HasPrefix(k, p) {
 				t.Setenv(k, "")
 				os.Unsetenv(k)
