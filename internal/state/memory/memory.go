@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jeeves-avionics/dbworker/internal/startstop"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -118,43 +117,6 @@ func (b *Backend) Name() string { return state.BackendMemory }
 
 // Close stops the janitor and waits for it. It is idempotent.
 func (b *Backend) Close() error { return b.janitor.Stop(context.Background()) }
-
-// janitor calls sweep every period, from New to Close.
-type janitor struct {
-	life  startstop.Base
-	every time.Duration
-	sweep func()
-}
-
-// Start starts the janitor's loop; a second Start returns
-// startstop.ErrStarted.
-func (j *janitor) Start(ctx context.Context) error {
-	if _, err := j.life.StartInit(ctx); err != nil {
-		return err
-	}
-	j.life.Go(func(ctx context.Context) {
-		t := time.NewTicker(j.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				j.sweep()
-			}
-		}
-	})
-	return nil
-}
-
-// Stop ends the loop and waits for a sweep under way. It is idempotent.
-func (j *janitor) Stop(ctx context.Context) error {
-	if !j.life.StopInit() {
-		return nil
-	}
-	j.life.Cancel()
-	return j.life.Wait(ctx)
-}
 
 // Sweep removes every expired entry now. The janitor calls it periodically.
 func (b *Backend) Sweep() {
