@@ -98,7 +98,8 @@ func TestVacuumWaitAndHistory(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	ns := testenv.NewNATS(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
-	startMaintenance(t, pg, testenv.Connect(t, ns), maintenance.Config{ProgressInterval: 50 * time.Millisecond, BeforeVacuumSQL: "SELECT pg_sleep(0.3)"})
+	startMaintenance(t, pg, testenv.Connect(t, ns), maintenance.Config{ProgressInterval: 50 * time.Millisecond},
+		maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(0.3)"})
 	pg.Exec(t, "CREATE TABLE users (id int); INSERT INTO users SELECT generate_series(1, 1000); DELETE FROM users WHERE id % 2 = 0")
 
 	code, out, errOut := runCLI(t, "vacuum", "--table", pg.Schema+".users", "--wait", "--timeout", "30s")
@@ -171,7 +172,8 @@ func TestVacuumProgressPhases(t *testing.T) {
 	pg := testenv.NewDatabase(t)
 	ns := testenv.NewNATS(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
-	startMaintenance(t, pg, testenv.Connect(t, ns), maintenance.Config{ProgressInterval: 20 * time.Millisecond, BeforeVacuumSQL: "SET vacuum_cost_delay = '5ms'; SET vacuum_cost_limit = 20"})
+	startMaintenance(t, pg, testenv.Connect(t, ns), maintenance.Config{ProgressInterval: 20 * time.Millisecond},
+		maintenance.TestSignals{BeforeVacuumSQL: "SET vacuum_cost_delay = '5ms'; SET vacuum_cost_limit = 20"})
 	// About 300 heap blocks, half their rows dead, and an index: VACUUM scans
 	// the heap, vacuums the index, then vacuums the heap.
 	pg.Exec(t, `CREATE TABLE slow (id int, pad text) WITH (fillfactor = 10, autovacuum_enabled = false);
@@ -310,10 +312,14 @@ func newMaintenance(t *testing.T, pg *testenv.Postgres, nc *nats.Conn, cfg maint
 	return m, cl, mem
 }
 
-// startMaintenance starts newMaintenance's service until the test ends.
-func startMaintenance(t *testing.T, pg *testenv.Postgres, nc *nats.Conn, cfg maintenance.Config) {
+// startMaintenance starts newMaintenance's service until the test ends,
+// with the test signals given.
+func startMaintenance(t *testing.T, pg *testenv.Postgres, nc *nats.Conn, cfg maintenance.Config, signals ...maintenance.TestSignals) {
 	t.Helper()
 	m, _, _ := newMaintenance(t, pg, nc, cfg)
+	for _, ts := range signals {
+		m.TestSignals = ts
+	}
 	require.NoError(t, m.Start(context.Background()))
 	t.Cleanup(func() { _ = m.Stop(context.Background()) })
 }

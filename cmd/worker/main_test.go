@@ -59,6 +59,8 @@ func TestBadValuesNameWhatIsAccepted(t *testing.T) {
 		{"POSTGRES_POOL_SIZE=ten", `worker: invalid configuration: POSTGRES_POOL_SIZE: must be a whole number, such as 10, got "ten"`},
 		{"NATS_EMBEDDED=yes", `worker: invalid configuration: NATS_EMBEDDED: must be true or false, got "yes"`},
 		{"NATS_URL=htp://x", `worker: invalid configuration: NATS_URL: scheme must be nats://, tls://, ws:// or wss://, got "htp://"`},
+		// micro refused it only once the worker had started its maintenance.
+		{"SERVICE_NAME=bad name", `worker: invalid configuration: SERVICE_NAME: "bad name": a micro service name is letters, digits, '-' and '_' only`},
 	} {
 		cmd := exec.Command(workerBin)
 		cmd.Env = append(os.Environ(), c[0])

@@ -85,7 +85,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	// A read-only worker runs no DDL: its login must not be able to.
-	readOnly := pgexec.Mode(cfg.ExecuteMode) == pgexec.ModeReadOnly
+	readOnly := cfg.ExecuteMode == pgexec.ModeReadOnly
 	m.pg, err = pgexec.Connect(ctx, pgexec.Config{
 		DSN:                     cfg.PostgresDSN(),
 		MaxConns:                int32(cfg.PoolMax()),
@@ -138,7 +138,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Info().Int("queries", len(queries)).Bool("adhoc_sql", cfg.AllowAdHocSQL).Msg("named queries loaded")
 	}
 	exec, err := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
-		Mode:           pgexec.Mode(cfg.ExecuteMode),
+		Mode:           cfg.ExecuteMode,
 		MaxRows:        cfg.MaxRows,
 		DefaultTimeout: cfg.StatementTimeout.D(),
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),

@@ -17,18 +17,18 @@ import (
 // Client holds what every dbworker program needs to reach NATS and to log:
 // the worker and the publisher embed it.
 type Client struct {
-	NATSURL       string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma separated"`
+	NATSURL       string `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated"`
 	NATSUser      string `envconfig:"NATS_USER" desc:"NATS user"`
 	NATSPassword  string `envconfig:"NATS_PASSWORD" desc:"NATS password (never logged)"`
 	NATSCredsFile string `envconfig:"NATS_CREDS" desc:"NATS credentials file"`
 	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" desc:"prefix of every subject, e.g. prod."`
-	LogLevel      string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
-	LogFormat     string `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+	LogLevel      string `envconfig:"LOG_LEVEL" desc:"trace, debug, info, warn or error"`
+	LogFormat     string `envconfig:"LOG_FORMAT" desc:"json or console"`
 
 	// NATSInboxPrefix is where this program's answers come back: a broker
 	// that gives each user an inbox of its own (the shipped nats-server.conf)
 	// needs that user's, such as _INBOX_worker. Defaults to nats.go's _INBOX.
-	NATSInboxPrefix string `envconfig:"NATS_INBOX_PREFIX" default:"_INBOX" desc:"prefix of this connection's reply inboxes; the shipped nats-server.conf gives user U the prefix _INBOX_U"`
+	NATSInboxPrefix string `envconfig:"NATS_INBOX_PREFIX" desc:"prefix of this connection's reply inboxes; the shipped nats-server.conf gives user U the prefix _INBOX_U"`
 }
 
 func (c *Client) validate(bad func(name, format string, args ...any)) {
@@ -137,10 +137,10 @@ func (c *Client) ConnectNATS(name, url string, log zerolog.Logger) (*nats.Conn, 
 
 // Streams holds the JetStream settings workers and publishers must agree on.
 type Streams struct {
-	JSReplicas           int     `envconfig:"JS_REPLICAS" default:"1" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM (3 in a cluster)"`
-	ResultsMaxAge        Seconds `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long DB_STATS and DB_VACUUM keep results"`
-	ResultsMaxPerSubject int64   `envconfig:"RESULTS_MAX_PER_SUBJECT" default:"1000" desc:"results kept per table in DB_STATS and DB_VACUUM"`
-	JobsDuplicateWindow  Seconds `envconfig:"JOBS_DUPLICATE_WINDOW" default:"10m" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
+	JSReplicas           int     `envconfig:"JS_REPLICAS" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM (3 in a cluster)"`
+	ResultsMaxAge        Seconds `envconfig:"RESULTS_MAX_AGE" desc:"how long DB_STATS and DB_VACUUM keep results"`
+	ResultsMaxPerSubject int64   `envconfig:"RESULTS_MAX_PER_SUBJECT" desc:"results kept per table in DB_STATS and DB_VACUUM"`
+	JobsDuplicateWindow  Seconds `envconfig:"JOBS_DUPLICATE_WINDOW" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
 }
 
 func (s *Streams) validate(bad func(name, format string, args ...any)) {
@@ -162,12 +162,12 @@ func (s *Streams) validate(bad func(name, format string, args ...any)) {
 type Publisher struct {
 	Client
 	Streams
-	SchedulesFile string `envconfig:"SCHEDULES_FILE" default:"schedules.yaml" desc:"the schedules the daemon publishes"`
+	SchedulesFile string `envconfig:"SCHEDULES_FILE" desc:"the schedules the daemon publishes"`
 }
 
 // LoadPublisher reads the publisher's configuration from the environment.
 func LoadPublisher() (*Publisher, error) {
-	var p Publisher
+	p := PublisherDefaults()
 	if err := process(&p); err != nil {
 		return nil, err
 	}

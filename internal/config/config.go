@@ -1,6 +1,13 @@
 // Package config loads the worker's configuration from the environment with
-// envconfig, fills defaults and validates every field, so a bad value stops
-// start-up with one clear line instead of a surprise at the first request.
+// envconfig and validates every field, so a bad value stops start-up with one
+// clear line instead of a surprise at the first request.
+//
+// A variable left unset keeps its default, and each default is the constant
+// of the package the variable configures (worker.MaxConcurrentDefault,
+// maintenance.LockTTLDefault...; Defaults fills them in), or one of this
+// package's for the few that configure no package. No struct tag holds a
+// default, so the library and the environment cannot disagree, and
+// docs/operations.md's table is checked against the same values.
 //
 // The variable names keep those of the Python module dbworker replaces
 // (POSTGRES_URL, POSTGRES_POOL_SIZE, ...). `worker -h` prints them all.
@@ -14,25 +21,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
-)
-
-// Execute modes of db.execute.
-const (
-	ExecuteReadWrite = "read_write"
-	ExecuteReadOnly  = "read_only"
-	ExecuteDisabled  = "disabled"
+	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
 
 // Config is the worker's configuration. Every field is read from the variable
-// named in its envconfig tag.
+// named in its envconfig tag; an unset variable keeps the field's default
+// (Defaults), which is the constant of the package it configures.
 type Config struct {
 	Client
 	Streams
@@ -40,20 +41,20 @@ type Config struct {
 	// PostgresURL is a full connection URL. When empty the URL is built from the
 	// POSTGRES_HOST/PORT/DATABASE/USER/PASSWORD parts.
 	PostgresURL      string `envconfig:"POSTGRES_URL" desc:"PostgreSQL connection URL; overrides the POSTGRES_HOST.. parts"`
-	PostgresHost     string `envconfig:"POSTGRES_HOST" default:"127.0.0.1" desc:"PostgreSQL host (when POSTGRES_URL is empty)"`
-	PostgresPort     int    `envconfig:"POSTGRES_PORT" default:"5432" desc:"PostgreSQL port"`
-	PostgresDatabase string `envconfig:"POSTGRES_DATABASE" default:"postgres" desc:"PostgreSQL database"`
-	PostgresUser     string `envconfig:"POSTGRES_USER" default:"postgres" desc:"PostgreSQL user"`
+	PostgresHost     string `envconfig:"POSTGRES_HOST" desc:"PostgreSQL host (when POSTGRES_URL is empty)"`
+	PostgresPort     int    `envconfig:"POSTGRES_PORT" desc:"PostgreSQL port"`
+	PostgresDatabase string `envconfig:"POSTGRES_DATABASE" desc:"PostgreSQL database"`
+	PostgresUser     string `envconfig:"POSTGRES_USER" desc:"PostgreSQL user"`
 	PostgresPassword string `envconfig:"POSTGRES_PASSWORD" desc:"PostgreSQL password (URL-escaped for you; never logged)"`
 	// PoolSize + MaxOverflow is the pool's maximum number of connections.
-	PoolSize    int     `envconfig:"POSTGRES_POOL_SIZE" default:"20" desc:"connections kept in the pool"`
-	MaxOverflow int     `envconfig:"POSTGRES_MAX_OVERFLOW" default:"10" desc:"extra connections allowed under load; pool max = size + overflow"`
-	PoolTimeout Seconds `envconfig:"POSTGRES_POOL_TIMEOUT" default:"30s" desc:"longest wait for a free connection (seconds or a Go duration)"`
-	PoolRecycle Seconds `envconfig:"POSTGRES_POOL_RECYCLE" default:"3600s" desc:"connection lifetime before it is replaced"`
+	PoolSize    int     `envconfig:"POSTGRES_POOL_SIZE" desc:"connections kept in the pool"`
+	MaxOverflow int     `envconfig:"POSTGRES_MAX_OVERFLOW" desc:"extra connections allowed under load; pool max = size + overflow"`
+	PoolTimeout Seconds `envconfig:"POSTGRES_POOL_TIMEOUT" desc:"longest wait for a free connection (seconds or a Go duration)"`
+	PoolRecycle Seconds `envconfig:"POSTGRES_POOL_RECYCLE" desc:"connection lifetime before it is replaced"`
 	// MaxMessageBytes bounds one message from PostgreSQL (one row).
-	MaxMessageBytes int `envconfig:"POSTGRES_MAX_MESSAGE_BYTES" default:"0" desc:"largest row (protocol message) read from PostgreSQL, a larger one is TOO_LARGE; 0: the NATS server's max payload plus 64 KiB"`
+	MaxMessageBytes int `envconfig:"POSTGRES_MAX_MESSAGE_BYTES" desc:"largest row (protocol message) read from PostgreSQL, a larger one is TOO_LARGE; 0: the NATS server's max payload plus 64 KiB"`
 	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at start.
-	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" default:"true" desc:"create the pgvector extension at start when allowed"`
+	CreateExtension bool   `envconfig:"POSTGRES_CREATE_EXTENSION" desc:"create the pgvector extension at start when allowed"`
 	SchemaDir       string `envconfig:"POSTGRES_SCHEMA_DIR" desc:"folder of .sql files applied once each at start, tracked in dbworker_schema_migrations"`
 
 	// The JetStream connection. With NATS_JS_USER or NATS_JS_CREDS set the
@@ -68,61 +69,61 @@ type Config struct {
 	NATSJSCredsFile   string `envconfig:"NATS_JS_CREDS" desc:"credentials file of the JetStream connection (instead of NATS_JS_USER)"`
 	NATSJSInboxPrefix string `envconfig:"NATS_JS_INBOX_PREFIX" desc:"inbox prefix of the JetStream connection, e.g. _INBOX_worker_js (default: NATS_INBOX_PREFIX)"`
 
-	NATSEmbedded    bool   `envconfig:"NATS_EMBEDDED" default:"false" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
+	NATSEmbedded    bool   `envconfig:"NATS_EMBEDDED" desc:"start an in-process nats-server with JetStream on NATS_URL's address"`
 	NATSEmbeddedDir string `envconfig:"NATS_EMBEDDED_STORE_DIR" desc:"JetStream store of the embedded server (default: a folder under the OS temp dir)"`
-	ServiceName     string `envconfig:"SERVICE_NAME" default:"dbworker" desc:"micro service name (nats micro ls)"`
-	QueueGroup      string `envconfig:"QUEUE_GROUP" default:"dbworker" desc:"queue group shared by the pool of workers"`
+	ServiceName     string `envconfig:"SERVICE_NAME" desc:"micro service name (nats micro ls)"`
+	QueueGroup      string `envconfig:"QUEUE_GROUP" desc:"queue group shared by the pool of workers"`
 	WorkerID        string `envconfig:"WORKER_ID" desc:"this worker's id (default: hostname-pid)"`
 	// Lanes: each kind of work has its own concurrency budget, so slow
 	// queries cannot starve state requests or health checks.
-	MaxConcurrent    int     `envconfig:"WORKER_MAX_CONCURRENT" default:"64" desc:"db lane: db.execute, db.vector and db.graph requests handled at once"`
-	StateConcurrent  int     `envconfig:"WORKER_STATE_CONCURRENT" default:"64" desc:"state lane: state.* and cache.* requests handled at once"`
-	MaintConcurrent  int     `envconfig:"WORKER_MAINT_CONCURRENT" default:"4" desc:"maint lane: db.stats and db.vacuum requests handled at once (jobs: MAINT_CONCURRENCY)"`
-	HealthConcurrent int     `envconfig:"WORKER_HEALTH_CONCURRENT" default:"2" desc:"health lane: db.health requests handled at once"`
-	MaxQueued        int     `envconfig:"WORKER_MAX_QUEUED" default:"256" desc:"requests waiting for a slot, per lane; more are answered UNAVAILABLE at once"`
-	MaxQueuedBytes   int     `envconfig:"WORKER_MAX_QUEUED_BYTES" default:"33554432" desc:"bytes of the requests waiting in a lane; past it UNAVAILABLE (one request may always wait)"`
-	MaxRequestBytes  int     `envconfig:"MAX_REQUEST_BYTES" default:"1048576" desc:"largest request body accepted (TOO_LARGE above)"`
-	Pprof            bool    `envconfig:"PPROF" default:"false" desc:"serve /debug/pprof on HTTP_ADDR (profiling; keep it off in production)"`
+	MaxConcurrent    int     `envconfig:"WORKER_MAX_CONCURRENT" desc:"db lane: db.execute, db.vector and db.graph requests handled at once"`
+	StateConcurrent  int     `envconfig:"WORKER_STATE_CONCURRENT" desc:"state lane: state.* and cache.* requests handled at once"`
+	MaintConcurrent  int     `envconfig:"WORKER_MAINT_CONCURRENT" desc:"maint lane: db.stats and db.vacuum requests handled at once (jobs: MAINT_CONCURRENCY)"`
+	HealthConcurrent int     `envconfig:"WORKER_HEALTH_CONCURRENT" desc:"health lane: db.health requests handled at once"`
+	MaxQueued        int     `envconfig:"WORKER_MAX_QUEUED" desc:"requests waiting for a slot, per lane; more are answered UNAVAILABLE at once"`
+	MaxQueuedBytes   int     `envconfig:"WORKER_MAX_QUEUED_BYTES" desc:"bytes of the requests waiting in a lane; past it UNAVAILABLE (one request may always wait)"`
+	MaxRequestBytes  int     `envconfig:"MAX_REQUEST_BYTES" desc:"largest request body accepted (TOO_LARGE above)"`
+	Pprof            bool    `envconfig:"PPROF" desc:"serve /debug/pprof on HTTP_ADDR (profiling; keep it off in production)"`
 	HTTPAddr         string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
-	ShutdownTimeout  Seconds `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
+	ShutdownTimeout  Seconds `envconfig:"SHUTDOWN_TIMEOUT" desc:"longest drain on SIGTERM before in-flight work is cancelled"`
 
 	// TrustedReplyPrefixes are the strings a reply subject must begin with for
 	// the worker to answer on it (worker.Config.TrustedReplyPrefixes).
-	TrustedReplyPrefixes []string `envconfig:"WORKER_TRUSTED_REPLY_PREFIXES" default:"_INBOX.,_INBOX_" desc:"answer only reply subjects beginning with one of these (comma separated); others are dropped, logged and counted"`
+	TrustedReplyPrefixes []string `envconfig:"WORKER_TRUSTED_REPLY_PREFIXES" desc:"answer only reply subjects beginning with one of these (comma separated); others are dropped, logged and counted"`
 
-	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" default:"single_node" desc:"single_node (state in memory) or distributed (state in Redis)"`
+	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" desc:"single_node (state in memory) or distributed (state in Redis)"`
 	StateBackend   string  `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
-	RedisURL       string  `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
-	StateKeyPrefix string  `envconfig:"STATE_KEY_PREFIX" default:"dbw:" desc:"prefix of every Redis key"`
-	LockTTL        Seconds `envconfig:"STATE_LOCK_TTL" default:"30s" desc:"lock TTL when an acquire names none"`
-	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" default:"30s" desc:"cap on an acquire's wait_ms"`
-	LockMaxWaiters int     `envconfig:"STATE_LOCK_MAX_WAITERS" default:"16" desc:"acquires that may wait (wait_ms) at once; past it an acquire answers at once with wait_refused"`
-	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" default:"24h" desc:"embedding TTL when a set names none; 0 keeps them"`
+	RedisURL       string  `envconfig:"REDIS_URL" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
+	StateKeyPrefix string  `envconfig:"STATE_KEY_PREFIX" desc:"prefix of every Redis key"`
+	LockTTL        Seconds `envconfig:"STATE_LOCK_TTL" desc:"lock TTL when an acquire names none"`
+	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" desc:"cap on an acquire's wait_ms"`
+	LockMaxWaiters int     `envconfig:"STATE_LOCK_MAX_WAITERS" desc:"acquires that may wait (wait_ms) at once; past it an acquire answers at once with wait_refused"`
+	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" desc:"embedding TTL when a set names none; 0 keeps them"`
 
-	VectorDimension int    `envconfig:"PGVECTOR_DIMENSION" default:"384" desc:"dimension of a new db.vector collection when none is given"`
-	VectorSchema    string `envconfig:"VECTOR_SCHEMA" default:"public" desc:"schema of the db.vector collections"`
+	VectorDimension int    `envconfig:"PGVECTOR_DIMENSION" desc:"dimension of a new db.vector collection when none is given"`
+	VectorSchema    string `envconfig:"VECTOR_SCHEMA" desc:"schema of the db.vector collections"`
 
-	MaintSchemas     []string `envconfig:"MAINT_SCHEMAS" default:"public" desc:"schemas db.stats covers when none is named (comma separated)"`
-	MaintConcurrency int      `envconfig:"MAINT_CONCURRENCY" default:"1" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
+	MaintSchemas     []string `envconfig:"MAINT_SCHEMAS" desc:"schemas db.stats covers when none is named (comma separated)"`
+	MaintConcurrency int      `envconfig:"MAINT_CONCURRENCY" desc:"maintenance jobs this worker runs at once; 0 takes no jobs"`
 	// MaintMaxConnections bounds the connections a worker opens outside its
 	// pool for VACUUM (one per run). Beyond it jobs wait and requests answer
 	// UNAVAILABLE. Defaults to 2; at least 1.
-	MaintMaxConnections int       `envconfig:"MAINT_MAX_CONNECTIONS" default:"2" desc:"VACUUM connections this worker opens at most, outside the pool; beyond it jobs wait and requests answer UNAVAILABLE"`
-	MaintLockTTL        Seconds   `envconfig:"MAINT_LOCK_TTL" default:"60s" desc:"maintenance lock TTL, refreshed while a run lasts"`
-	MaintAckWait        Seconds   `envconfig:"MAINT_ACK_WAIT" default:"60s" desc:"a job without progress for this long is redelivered"`
-	MaintMaxDeliver     int       `envconfig:"MAINT_MAX_DELIVER" default:"10" desc:"deliveries of a job at most"`
+	MaintMaxConnections int       `envconfig:"MAINT_MAX_CONNECTIONS" desc:"VACUUM connections this worker opens at most, outside the pool; beyond it jobs wait and requests answer UNAVAILABLE"`
+	MaintLockTTL        Seconds   `envconfig:"MAINT_LOCK_TTL" desc:"maintenance lock TTL, refreshed while a run lasts"`
+	MaintAckWait        Seconds   `envconfig:"MAINT_ACK_WAIT" desc:"a job without progress for this long is redelivered"`
+	MaintMaxDeliver     int       `envconfig:"MAINT_MAX_DELIVER" desc:"deliveries of a job at most"`
 	MaintBackOff        []Seconds `envconfig:"MAINT_BACKOFF" desc:"redelivery delays, e.g. 30s,1m,5m (fewer than MAINT_MAX_DELIVER)"`
-	MaintAllowFull      bool      `envconfig:"MAINT_ALLOW_FULL" default:"false" desc:"allow VACUUM FULL"`
-	MaintLockTimeout    Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" default:"5s" desc:"VACUUM's lock_timeout"`
-	MaintVacuumTimeout  Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" default:"1h" desc:"default and cap of a VACUUM's timeout_ms"`
+	MaintAllowFull      bool      `envconfig:"MAINT_ALLOW_FULL" desc:"allow VACUUM FULL"`
+	MaintLockTimeout    Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" desc:"VACUUM's lock_timeout"`
+	MaintVacuumTimeout  Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" desc:"default and cap of a VACUUM's timeout_ms"`
 
-	ExecuteMode         string  `envconfig:"DB_EXECUTE_MODE" default:"read_write" desc:"read_write, read_only or disabled"`
-	ReadOnlyPrivileged  bool    `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" default:"false" desc:"development only: let a read_only worker start with a login that can write"`
-	NamedQueriesFile    string  `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
-	AllowAdHocSQL       bool    `envconfig:"DB_ALLOW_ADHOC" default:"true" desc:"false allows only named queries on db.execute (an allowlist)"`
-	MaxRows             int     `envconfig:"DB_MAX_ROWS" default:"10000" desc:"cap on max_rows; also the default when a request names none"`
-	StatementTimeout    Seconds `envconfig:"DB_STATEMENT_TIMEOUT" default:"30s" desc:"statement timeout when a request names none"`
-	MaxStatementTimeout Seconds `envconfig:"DB_MAX_STATEMENT_TIMEOUT" default:"300s" desc:"cap on a request's timeout_ms"`
+	ExecuteMode         pgexec.Mode `envconfig:"DB_EXECUTE_MODE" desc:"read_write, read_only or disabled"`
+	ReadOnlyPrivileged  bool        `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" desc:"development only: let a read_only worker start with a login that can write"`
+	NamedQueriesFile    string      `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
+	AllowAdHocSQL       bool        `envconfig:"DB_ALLOW_ADHOC" desc:"false allows only named queries on db.execute (an allowlist)"`
+	MaxRows             int         `envconfig:"DB_MAX_ROWS" desc:"cap on max_rows; also the default when a request names none"`
+	StatementTimeout    Seconds     `envconfig:"DB_STATEMENT_TIMEOUT" desc:"statement timeout when a request names none"`
+	MaxStatementTimeout Seconds     `envconfig:"DB_MAX_STATEMENT_TIMEOUT" desc:"cap on a request's timeout_ms"`
 }
 
 // Seconds is a duration read either as a number of seconds ("30", as the seed
@@ -155,7 +156,7 @@ func (s Seconds) D() time.Duration { return time.Duration(s) }
 // Load reads the configuration from the environment, fills defaults and
 // validates it.
 func Load() (*Config, error) {
-	var c Config
+	c := Defaults()
 	if err := process(&c); err != nil {
 		return nil, err
 	}
@@ -219,6 +220,14 @@ func (c *Config) Validate() error {
 			bad("NATS_JS_INBOX_PREFIX", "%v", err)
 		}
 	}
+	// micro.AddService refuses these at start, after maintenance has started:
+	// refused here, they stop nothing but the start-up.
+	if err := worker.ValidateServiceName(c.ServiceName); err != nil {
+		bad("SERVICE_NAME", "%v", err)
+	}
+	if err := worker.ValidateQueueGroup(c.QueueGroup); err != nil {
+		bad("QUEUE_GROUP", "%v", err)
+	}
 	for _, v := range []struct {
 		name string
 		n    int
@@ -242,9 +251,7 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout.D() <= 0 {
 		bad("SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout.D())
 	}
-	switch c.ExecuteMode {
-	case ExecuteReadWrite, ExecuteReadOnly, ExecuteDisabled:
-	default:
+	if _, err := pgexec.ParseMode(string(c.ExecuteMode)); err != nil {
 		bad("DB_EXECUTE_MODE", "must be read_write, read_only or disabled, got %q", c.ExecuteMode)
 	}
 	if _, err := state.Choose(c.DeploymentMode, c.StateBackend); err != nil {
@@ -390,7 +397,7 @@ func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 		Int("maint_concurrent", c.MaintConcurrent).
 		Int("health_concurrent", c.HealthConcurrent).
 		Int("max_queued", c.MaxQueued).
-		Str("execute_mode", c.ExecuteMode).
+		Str("execute_mode", string(c.ExecuteMode)).
 		Str("state_backend", c.StateBackendName()).
 		Str("redis", RedactURL(c.RedisURL)).
 		Int("max_rows", c.MaxRows).
@@ -415,16 +422,13 @@ func (c *Config) JetStreamClient() (Client, bool) {
 
 // Usage writes every variable of the worker's configuration with its
 // default and description.
-func Usage(w io.Writer) error { return usage(w, &Config{}) }
+func Usage(w io.Writer) error {
+	c := Defaults()
+	return usage(w, &c)
+}
 
 // PublisherUsage does the same for the publisher.
-func PublisherUsage(w io.Writer) error { return usage(w, &Publisher{}) }
-
-func usage(w io.Writer, c any) error {
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tDESCRIPTION")
-	if err := envconfig.Usagef("", c, tw, "{{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"); err != nil {
-		return err
-	}
-	return tw.Flush()
+func PublisherUsage(w io.Writer) error {
+	p := PublisherDefaults()
+	return usage(w, &p)
 }

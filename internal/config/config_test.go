@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 )
 
 // cleanEnv unsets every variable of Config for the test, so the caller's
@@ -19,7 +20,7 @@ func cleanEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_", "MAINT_", "JS_", "RESULTS_", "JOBS_"} {
+		for _, p := range []string{"POSTGRES_", "NATS_", "DB_", "LOG_", "WORKER_", "SUBJECT_", "SERVICE_", "QUEUE_", "MAX_REQUEST", "SHUTDOWN_", "DEPLOYMENT_", "STATE_", "REDIS_", "CACHE_", "MAINT_", "JS_", "RESULTS_", "JOBS_", "PPROF", "HTTP_", "PGVECTOR_", "VECTOR_"} {
 			if strings.HasPrefix(k, p) {
 				t.Setenv(k, "")
 				os.Unsetenv(k)
@@ -35,7 +36,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 30, c.PoolMax())
 	require.Equal(t, 30*time.Second, c.PoolTimeout.D())
 	require.Equal(t, time.Hour, c.PoolRecycle.D())
-	require.Equal(t, ExecuteReadWrite, c.ExecuteMode)
+	require.Equal(t, pgexec.ModeReadWrite, c.ExecuteMode)
 	require.Equal(t, 2, c.MaintMaxConnections)
 	require.Equal(t, []int{64, 64, 4, 2, 256, 32 << 20}, []int{c.MaxConcurrent, c.StateConcurrent, c.MaintConcurrent, c.HealthConcurrent, c.MaxQueued, c.MaxQueuedBytes},
 		"the lanes' defaults, as docs/operations.md gives them")
@@ -90,6 +91,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"POSTGRES_MAX_MESSAGE_BYTES":    {"1000", "POSTGRES_MAX_MESSAGE_BYTES"},
 		"NATS_URL":                      {"htp://x", "NATS_URL: scheme must be nats://, tls://, ws:// or wss://"},
 		"NATS_EMBEDDED":                 {"yes", `NATS_EMBEDDED: must be true or false, got "yes"`},
+		"SERVICE_NAME":                  {"bad name", `SERVICE_NAME: "bad name": a micro service name is letters, digits, '-' and '_' only`},
+		"QUEUE_GROUP":                   {"bad group", `QUEUE_GROUP: "bad group"`},
 	}
 	for key, v := range cases {
 		t.Run(key, func(t *testing.T) {

@@ -26,7 +26,7 @@ func TestConnectionBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.pg.Schema + "-budget"
-	s := e.worker(t, id, func(c *maintenance.Config) { c.BeforeVacuumSQL = "SELECT pg_sleep(0.4)" })
+	s := e.worker(t, id, nil, maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(0.4)"})
 	const tables, requests = 8, 80
 	for i := 0; i < tables; i++ {
 		e.pg.Exec(t, fmt.Sprintf("CREATE TABLE b%d (x int)", i))
@@ -94,10 +94,8 @@ func TestConnectionBudget(t *testing.T) {
 func TestJobsWaitForAConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.worker(t, e.pg.Schema+"-wait", func(c *maintenance.Config) {
-		c.MaxConnections = 1
-		c.BeforeVacuumSQL = "SELECT pg_sleep(0.5)"
-	})
+	s := e.worker(t, e.pg.Schema+"-wait", func(c *maintenance.Config) { c.MaxConnections = 1 },
+		maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(0.5)"})
 	e.pg.Exec(t, "CREATE TABLE held (x int); CREATE TABLE queued (x int)")
 	ctx := context.Background()
 	first := make(chan *messages.VacuumResult, 1)

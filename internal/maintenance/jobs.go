@@ -19,25 +19,32 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// consume takes jobs one at a time until ctx ends or the service stops.
-// Fetching one job only when free to run it keeps jobs in the stream, not in
-// a worker's buffer where their AckWait would run out.
-func (s *Service) consume(ctx context.Context, cons jetstream.Consumer) {
-	for ctx.Err() == nil && !s.stopping() {
+// consume takes jobs one at a time until taking ends (Stop). Fetching one
+// job only when free to run it keeps jobs in the stream, not in a worker's
+// buffer where their AckWait would run out. A fetch is not cut short at Stop,
+// so that no pull request outlives its reader: a job that comes in after Stop
+// began is given back at once, for another worker. Runs take ctx, which ends
+// only when Stop runs out of time.
+func (s *Service) consume(ctx, taking context.Context, cons jetstream.Consumer) {
+	for taking.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
-			if ctx.Err() == nil {
+			if taking.Err() == nil {
 				s.log.Warn().Err(err).Msg("fetch maintenance job")
 				select {
-				case <-ctx.Done():
+				case <-taking.Done():
 				case <-time.After(time.Second):
 				}
 			}
 			continue
 		}
 		for msg := range batch.Messages() {
+			if taking.Err() != nil {
+				_ = msg.Nak()
+				continue
+			}
 			s.handleJob(ctx, msg)
 		}
 		cancel()

@@ -49,7 +49,7 @@ func waitHeld(t *testing.T, b state.Backend, key state.LockKey) messages.LockSta
 func TestThirdPartyCannotReleaseRunningVacuum(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.worker(t, "w1", func(c *maintenance.Config) { c.BeforeVacuumSQL = "SELECT pg_sleep(1)" })
+	s := e.worker(t, "w1", nil, maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(1)"})
 	e.pg.Exec(t, "CREATE TABLE stolen (x int)")
 	ctx := context.Background()
 	first := vacuumAsync(s, "stolen")
@@ -127,11 +127,11 @@ func TestAdvisoryLockWhenRedisForgets(t *testing.T) {
 	e := newEnv(t)
 	prefix, rc := e.withRedis(t)
 	w1id, w2id := e.pg.Schema+"-w1", e.pg.Schema+"-w2"
-	slow := func(c *maintenance.Config) {
-		c.BeforeVacuumSQL = "SELECT pg_sleep(1.5)"
+	tune := func(c *maintenance.Config) {
 		c.LockTTL = time.Minute // no refresh during the test: the first run does not notice
 	}
-	w1, w2 := e.worker(t, w1id, slow), e.worker(t, w2id, slow)
+	slow := maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(1.5)"}
+	w1, w2 := e.worker(t, w1id, tune, slow), e.worker(t, w2id, tune, slow)
 	e.pg.Exec(t, "CREATE TABLE forgotten (x int)")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, e.pg.URL)

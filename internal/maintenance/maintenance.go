@@ -38,6 +38,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
+	"github.com/jeeves-avionics/dbworker/internal/startstop"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
@@ -56,11 +57,14 @@ const (
 
 // Defaults of Config.
 const (
+	SchemaDefault               = "public"
+	ConcurrencyDefault          = 1
 	LockTTLDefault              = time.Minute
 	AckWaitDefault              = time.Minute
 	MaxDeliverDefault           = 10
 	LockTimeoutDefault          = 5 * time.Second
 	VacuumTimeoutDefault        = time.Hour
+	ReplicasDefault             = 1
 	ResultsMaxAgeDefault        = 30 * 24 * time.Hour
 	ResultsMaxPerSubjectDefault = 1000
 	DuplicateWindowDefault      = 10 * time.Minute
@@ -68,7 +72,11 @@ const (
 	MaxConnectionsDefault       = 2
 )
 
-// Config configures a Service.
+// ReplicasMax is the most replicas a JetStream stream may have.
+const ReplicasMax = 5
+
+// Config configures a Service. A field left zero takes its default (the
+// XxxDefault constants); a negative one is refused by New.
 type Config struct {
 	// WorkerID is recorded in every result. Required.
 	WorkerID string
@@ -120,11 +128,6 @@ type Config struct {
 	Logger zerolog.Logger
 	// Metrics, when set, counts runs by kind and status.
 	Metrics *metrics.Metrics
-
-	// BeforeVacuumSQL, when set, runs on the VACUUM connection just before
-	// VACUUM. Tests use it (SELECT pg_sleep(1)) to make runs last; leave it
-	// empty otherwise.
-	BeforeVacuumSQL string
 }
 
 // StreamName is the name of stream (StreamJobs, StreamStats, StreamVacuum)
@@ -147,16 +150,18 @@ func StreamName(prefix subjects.Subjects, stream string) string {
 // stream names a stream under this service's prefix.
 func (s *Service) stream(name string) string { return StreamName(s.cfg.Subjects, name) }
 
+// withDefaults fills the fields left zero. StreamConfigs uses it alone; New
+// validates first.
 func (c *Config) withDefaults() {
 	if len(c.Schemas) == 0 {
-		c.Schemas = []string{"public"}
+		c.Schemas = []string{SchemaDefault}
 	}
 	if c.Concurrency == nil {
-		one := 1
-		c.Concurrency = &one
+		n := ConcurrencyDefault
+		c.Concurrency = &n
 	}
 	setDur := func(d *time.Duration, def time.Duration) {
-		if *d <= 0 {
+		if *d == 0 {
 			*d = def
 		}
 	}
@@ -167,21 +172,77 @@ func (c *Config) withDefaults() {
 	setDur(&c.ResultsMaxAge, ResultsMaxAgeDefault)
 	setDur(&c.DuplicateWindow, DuplicateWindowDefault)
 	setDur(&c.ProgressInterval, ProgressIntervalDefault)
-	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = MaxDeliverDefault
+	setInt := func(n *int, def int) {
+		if *n == 0 {
+			*n = def
+		}
 	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = MaxConnectionsDefault
-	}
-	if c.SQLConnections <= 0 {
-		c.SQLConnections = SQLConnectionsDefault
-	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
-	}
-	if c.ResultsMaxPerSubject <= 0 {
+	setInt(&c.MaxDeliver, MaxDeliverDefault)
+	setInt(&c.MaxConnections, MaxConnectionsDefault)
+	setInt(&c.SQLConnections, SQLConnectionsDefault)
+	setInt(&c.Replicas, ReplicasDefault)
+	if c.ResultsMaxPerSubject == 0 {
 		c.ResultsMaxPerSubject = ResultsMaxPerSubjectDefault
 	}
+}
+
+// validate checks a Config that withDefaults has filled: a value that is
+// wrong is an error naming the field, never replaced by a default.
+func (c *Config) validate() error {
+	var errs []string
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, "Config."+field+" "+fmt.Sprintf(format, args...))
+	}
+	if c.WorkerID == "" {
+		bad("WorkerID", "is required")
+	}
+	for _, schema := range c.Schemas {
+		if schema == "" {
+			bad("Schemas", "holds an empty name")
+		}
+	}
+	if *c.Concurrency < 0 {
+		bad("Concurrency", "must not be negative (0 takes no jobs), got %d", *c.Concurrency)
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+		min  time.Duration
+	}{
+		{"LockTTL", c.LockTTL, time.Millisecond}, {"AckWait", c.AckWait, time.Millisecond},
+		{"ProgressInterval", c.ProgressInterval, time.Millisecond}, {"LockTimeout", c.LockTimeout, 1},
+		{"VacuumTimeout", c.VacuumTimeout, 1}, {"ResultsMaxAge", c.ResultsMaxAge, 1}, {"DuplicateWindow", c.DuplicateWindow, 1},
+	} {
+		if f.d < f.min {
+			bad(f.name, "must be positive, at least %s (0 is the default), got %s", f.min, f.d)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{
+		{"MaxDeliver", int64(c.MaxDeliver)}, {"MaxConnections", int64(c.MaxConnections)}, {"SQLConnections", int64(c.SQLConnections)},
+		{"Replicas", int64(c.Replicas)}, {"ResultsMaxPerSubject", c.ResultsMaxPerSubject},
+	} {
+		if f.n < 0 {
+			bad(f.name, "must not be negative (0 is the default), got %d", f.n)
+		}
+	}
+	if c.Replicas > ReplicasMax {
+		bad("Replicas", "must be at most %d, got %d", ReplicasMax, c.Replicas)
+	}
+	for i, d := range c.BackOff {
+		if d <= 0 {
+			bad("BackOff", "step %d must be positive, got %s", i, d)
+		}
+	}
+	if len(c.BackOff) > 0 && len(c.BackOff) >= c.MaxDeliver {
+		bad("BackOff", "has %d steps: MaxDeliver must be above %d, got %d", len(c.BackOff), len(c.BackOff), c.MaxDeliver)
+	}
+	if len(errs) > 0 {
+		return errors.New("maintenance: " + strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // Service runs maintenance.
@@ -194,21 +255,31 @@ type Service struct {
 	state state.Backend
 	conns chan struct{} // the maintenance connection budget: a slot per open connection
 
+	// TestSignals are hooks for tests, set before Start; they are not
+	// configuration, and production code leaves them zero.
+	TestSignals TestSignals
+
+	life        startstop.Base     // the job loops: Start to Stop
+	stopTaking  context.CancelFunc // ends the job loops' taking of jobs, at Stop
 	mu          sync.Mutex
 	catalogPool *pgxpool.Pool // maintenance SQL (catalog.go), from Start to Stop
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	stopped     bool
 }
 
-// New returns a Service; Start sets up the streams and consumes jobs.
+// TestSignals are the hooks tests set on a Service (river's test signals):
+// ways to make a run last or crawl, which no configuration offers.
+type TestSignals struct {
+	// BeforeVacuumSQL, when set, runs on the VACUUM connection just before
+	// VACUUM: SELECT pg_sleep(1) makes a run last, SET vacuum_cost_delay
+	// slows it down.
+	BeforeVacuumSQL string
+}
+
+// New returns a Service; Start sets up the streams and consumes jobs. Fields
+// of cfg left zero take their defaults; a value that is wrong is an error.
 func New(cfg Config, nc *nats.Conn, pg DB, st state.Backend) (*Service, error) {
-	if cfg.WorkerID == "" {
-		return nil, errors.New("maintenance: Config.WorkerID is required")
-	}
 	cfg.withDefaults()
-	if len(cfg.BackOff) > 0 && len(cfg.BackOff) >= cfg.MaxDeliver {
-		return nil, fmt.Errorf("maintenance: %d back-off steps need MaxDeliver above %d", len(cfg.BackOff), len(cfg.BackOff))
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -218,58 +289,44 @@ func New(cfg Config, nc *nats.Conn, pg DB, st state.Backend) (*Service, error) {
 }
 
 // Start creates or updates the streams and the jobs consumer, then starts
-// Concurrency job runners.
+// Concurrency job loops. ctx bounds the set-up only. A second Start returns
+// startstop.ErrStarted; one after Stop, or after a Start that failed,
+// startstop.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
-	cons, err := s.setupStreams(ctx)
+	runCtx, err := s.life.StartInit(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.openCatalog(); err != nil {
+	cons, err := s.setupStreams(ctx)
+	if err != nil {
+		s.life.StartFailed()
 		return err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := s.openCatalog(); err != nil {
+		s.life.StartFailed()
+		return err
+	}
+	taking, stopTaking := context.WithCancel(runCtx)
 	s.mu.Lock()
-	s.cancel = cancel
+	s.stopTaking = stopTaking
 	s.mu.Unlock()
-	for i := 0; i < *s.cfg.Concurrency; i++ {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.consume(rctx, cons)
-		}()
+	for range *s.cfg.Concurrency {
+		s.life.Go(func(ctx context.Context) { s.consume(ctx, taking, cons) })
 	}
 	return nil
 }
 
-// Stop stops taking jobs and waits for the runs in progress. A run cut off
-// by ctx is not acked: its job comes back.
+// Stop stops taking jobs and waits for the runs in progress. Past ctx's end
+// the runs are cancelled, and not acked: their jobs come back. Stop is
+// idempotent.
 func (s *Service) Stop(ctx context.Context) error {
+	if !s.life.StopInit() {
+		return nil
+	}
 	s.mu.Lock()
-	cancel := s.cancel
-	s.stopped = true
+	stopTaking := s.stopTaking
 	s.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
+	stopTaking()
 	defer s.closeCatalog()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		cancel()
-		return nil
-	case <-ctx.Done():
-		cancel()
-		<-done
-		return ctx.Err()
-	}
-}
-
-func (s *Service) stopping() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
+	return s.life.Wait(ctx)
 }

@@ -47,8 +47,9 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// worker starts one maintenance service, as one worker of the pool would.
-func (e *env) worker(t *testing.T, id string, tune func(*maintenance.Config)) *maintenance.Service {
+// worker starts one maintenance service, as one worker of the pool would,
+// with the test signals given (slow, to make runs last).
+func (e *env) worker(t *testing.T, id string, tune func(*maintenance.Config), slow ...maintenance.TestSignals) *maintenance.Service {
 	t.Helper()
 	ctx := context.Background()
 	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: e.pg.URL, MaxConns: 4})
@@ -63,6 +64,9 @@ func (e *env) worker(t *testing.T, id string, tune func(*maintenance.Config)) *m
 	}
 	s, err := maintenance.New(cfg, nc, pg, e.state)
 	require.NoError(t, err)
+	for _, ts := range slow {
+		s.TestSignals = ts
+	}
 	require.NoError(t, s.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
 	return s
@@ -188,8 +192,8 @@ func TestIdentifiersAreNeverPasted(t *testing.T) {
 func TestOneRunPerTarget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	slow := func(c *maintenance.Config) { c.BeforeVacuumSQL = "SELECT pg_sleep(0.3)" }
-	workers := []*maintenance.Service{e.worker(t, "w1", slow), e.worker(t, "w2", slow), e.worker(t, "w3", slow)}
+	slow := maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(0.3)"}
+	workers := []*maintenance.Service{e.worker(t, "w1", nil, slow), e.worker(t, "w2", nil, slow), e.worker(t, "w3", nil, slow)}
 	e.pg.Exec(t, "CREATE TABLE busy (x int); INSERT INTO busy SELECT generate_series(1, 1000)")
 	ctx := context.Background()
 	const requests, jobs = 5, 5
@@ -308,7 +312,7 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 func TestProgressEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.worker(t, "w1", func(c *maintenance.Config) { c.BeforeVacuumSQL = "SELECT pg_sleep(0.5)" })
+	s := e.worker(t, "w1", nil, maintenance.TestSignals{BeforeVacuumSQL: "SELECT pg_sleep(0.5)"})
 	e.pg.Exec(t, "CREATE TABLE p (x int); INSERT INTO p SELECT generate_series(1, 100)")
 	events, err := e.nc.SubscribeSync("db.vacuum.progress.*")
 	require.NoError(t, err)

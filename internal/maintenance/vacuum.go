@@ -254,8 +254,8 @@ func (s *Service) runVacuum(ctx context.Context, mc *maintConn, t target, req *m
 		defer bg.Done()
 		s.reportProgress(progCtx, conn.PgConn().PID(), runID, jobID)
 	}()
-	if s.cfg.BeforeVacuumSQL != "" {
-		if _, err := conn.Exec(ctx, s.cfg.BeforeVacuumSQL); err != nil {
+	if sql := s.TestSignals.BeforeVacuumSQL; sql != "" {
+		if _, err := conn.Exec(ctx, sql); err != nil {
 			stopProgress()
 			return nil, before, nil, err
 		}

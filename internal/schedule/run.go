@@ -3,12 +3,12 @@ package schedule
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jeeves-avionics/dbworker/internal/startstop"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
@@ -22,7 +22,9 @@ type Published struct {
 	Err       error
 }
 
-// Runner publishes every schedule's jobs at their slots until its context ends.
+// Runner publishes every schedule's jobs at their slots, from Start to Stop,
+// or with Run until a context ends. A runner runs once: a second Start or Run
+// returns startstop.ErrStarted, and one after Stop startstop.ErrStopped.
 type Runner struct {
 	JS        jetstream.JetStream
 	Subjects  subjects.Subjects
@@ -32,30 +34,61 @@ type Runner struct {
 	Now func() time.Time
 	// OnPublish, when set, sees every publication (tests count them).
 	OnPublish func(Published)
+
+	life    startstop.Base
+	now     func() time.Time
+	stopped <-chan struct{} // closed when the loops are told to stop
 }
 
-// Run publishes until ctx ends. Each schedule has its own loop: a slow publish
-// of one never delays another.
-func (r *Runner) Run(ctx context.Context) error {
-	if r.Now == nil {
-		r.Now = time.Now
+// Start starts the loops, one per schedule: a slow publish of one never
+// delays another. They run until Stop.
+func (r *Runner) Start(ctx context.Context) error {
+	ctx, err := r.life.StartInit(ctx)
+	if err != nil {
+		return err
 	}
-	var wg sync.WaitGroup
+	r.now = r.Now
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.stopped = ctx.Done()
 	for _, s := range r.Schedules {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.loop(ctx, s)
-		}()
+		r.life.Go(func(ctx context.Context) { r.loop(ctx, s) })
 	}
-	wg.Wait()
+	return nil
+}
+
+// Stop stops the loops, cutting short a publication under way (a slot not
+// yet published is left to the other publishers), and waits for them. It is
+// idempotent.
+func (r *Runner) Stop(ctx context.Context) error {
+	if !r.life.StopInit() {
+		return nil
+	}
+	r.life.Cancel()
+	return r.life.Wait(ctx)
+}
+
+// Run publishes until ctx ends (or Stop), then stops. It returns ctx's
+// error, or Start's.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-r.stopped:
+	}
+	if err := r.Stop(context.Background()); err != nil {
+		return err
+	}
 	return ctx.Err()
 }
 
 func (r *Runner) loop(ctx context.Context, s *Schedule) {
-	slot := s.Next(r.Now())
+	slot := s.Next(r.now())
 	for {
-		t := time.NewTimer(slot.Sub(r.Now()))
+		t := time.NewTimer(slot.Sub(r.now()))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -65,7 +98,7 @@ func (r *Runner) loop(ctx context.Context, s *Schedule) {
 		r.publish(ctx, s, slot)
 		slot = s.Next(slot)
 		// Never publish slots that passed while this one was in flight.
-		if now := r.Now(); slot.Before(now) {
+		if now := r.now(); slot.Before(now) {
 			slot = s.Next(now)
 		}
 	}

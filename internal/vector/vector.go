@@ -32,6 +32,7 @@ import (
 // Defaults and limits.
 const (
 	DimensionDefault = 384
+	SchemaDefault    = "public"
 	MaxDimension     = 16000
 	MaxHNSWDimension = 2000
 	KDefault         = 10
@@ -78,7 +79,7 @@ type Service struct {
 // New returns a Service; Init creates its catalog table.
 func New(pg DB, cfg Config) *Service {
 	if cfg.Schema == "" {
-		cfg.Schema = "public"
+		cfg.Schema = SchemaDefault
 	}
 	if cfg.Dimension <= 0 {
 		cfg.Dimension = DimensionDefault

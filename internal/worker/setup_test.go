@@ -78,6 +78,15 @@ func setup(t testing.TB, opts ...func(*options)) *bundle {
 
 func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client, *Worker) {
 	t.Helper()
+	cl, w := b.newWorker(t, id, o)
+	require.NoError(t, w.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
+	return cl, w
+}
+
+// newWorker returns a worker over the bundle's services, not started.
+func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, *Worker) {
+	t.Helper()
 	ctx := context.Background()
 	logger := zerolog.Nop()
 	if os.Getenv("TEST_LOG") != "" {
@@ -114,8 +123,9 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})}
 	if o.maintenance {
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger,
-			BeforeVacuumSQL: o.beforeVacuum, Replicas: o.replicas}, wnc, cl, b.state)
+			Replicas: o.replicas}, wnc, cl, b.state)
 		require.NoError(t, err)
+		deps.Maintenance.TestSignals.BeforeVacuumSQL = o.beforeVacuum
 	}
 	deps.Graph = graph.New(cl)
 	require.NoError(t, deps.Graph.Init(ctx))
@@ -129,8 +139,6 @@ func (b *bundle) startWorker(t testing.TB, id string, o options) (*pgexec.Client
 		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra
-	require.NoError(t, w.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
 	return cl, w
 }
 

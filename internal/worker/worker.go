@@ -43,6 +43,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/startstop"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/vector"
@@ -68,13 +69,16 @@ const (
 // at build time with -ldflags "-X .../internal/worker.Version=v1.2.3".
 var Version = "0.1.0-dev"
 
-// Config configures a Worker.
+// Config configures a Worker. A field left zero takes its default (the
+// XxxDefault constants); a negative one is refused by New.
 type Config struct {
 	// ID names this worker in logs, db.health and results. Required.
 	ID string
-	// ServiceName is the micro service name. Defaults to "dbworker".
+	// ServiceName is the micro service name: letters, digits, '-' and '_'
+	// (ValidateServiceName). Defaults to "dbworker".
 	ServiceName string
-	// QueueGroup is shared by every worker of a pool. Defaults to "dbworker".
+	// QueueGroup is shared by every worker of a pool (ValidateQueueGroup).
+	// Defaults to "dbworker".
 	QueueGroup string
 	// Subjects carries the subject prefix.
 	Subjects subjects.Subjects
@@ -148,8 +152,8 @@ type Worker struct {
 	log     zerolog.Logger
 	started time.Time
 
-	ctx    context.Context // cancelled when a drain runs out of time
-	cancel context.CancelFunc
+	life startstop.Base  // guards Start and Stop
+	ctx  context.Context // the requests' context: cancelled when a drain runs out of time
 
 	lanes    map[string]*lane
 	running  sync.WaitGroup // every request handed to a goroutine
@@ -162,36 +166,20 @@ type Worker struct {
 	extra []endpoint // more endpoints, for tests
 
 	restoreErrHandler func() // puts back the serving connection's error handler (refused.go)
-
-	stopOnce sync.Once
-	stopErr  error
 }
 
-// New returns a worker; Start begins serving.
+// New returns a worker; Start begins serving. Fields of cfg left zero take
+// their defaults; a value that is wrong (negative, a service name micro
+// would refuse, a DefaultTimeout above MaxTimeout) is an error.
 func New(cfg Config, deps Deps) (*Worker, error) {
-	if cfg.ID == "" {
-		return nil, errors.New("worker: Config.ID is required")
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	if err := validateVersion(Version); err != nil {
+		return nil, err
 	}
 	if deps.NATS == nil || deps.Postgres == nil || deps.Executor == nil || deps.State == nil {
 		return nil, errors.New("worker: Deps.NATS, Deps.Postgres, Deps.Executor and Deps.State are required")
-	}
-	cfg.ServiceName = cmpOr(cfg.ServiceName, ServiceNameDefault)
-	cfg.QueueGroup = cmpOr(cfg.QueueGroup, QueueGroupDefault)
-	cfg.MaxConcurrent = positiveOr(cfg.MaxConcurrent, MaxConcurrentDefault)
-	cfg.StateConcurrent = positiveOr(cfg.StateConcurrent, StateConcurrentDefault)
-	cfg.MaintConcurrent = positiveOr(cfg.MaintConcurrent, MaintConcurrentDefault)
-	cfg.HealthConcurrent = positiveOr(cfg.HealthConcurrent, HealthConcurrentDefault)
-	cfg.MaxQueued = positiveOr(cfg.MaxQueued, MaxQueuedDefault)
-	cfg.MaxQueuedBytes = positiveOr(cfg.MaxQueuedBytes, MaxQueuedBytesDefault)
-	cfg.MaxTimeout = positiveOr(cfg.MaxTimeout, MaxTimeoutDefault)
-	if cfg.DefaultTimeout <= 0 || cfg.DefaultTimeout > cfg.MaxTimeout {
-		cfg.DefaultTimeout = min(DefaultTimeoutDefault, cfg.MaxTimeout)
-	}
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = MaxRequestBytesDefault
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DrainTimeoutDefault
 	}
 	if deps.JetStream == nil {
 		deps.JetStream = deps.NATS
@@ -213,33 +201,43 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
 
-func positiveOr[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
+// Start starts the maintenance service (when there is one), registers the
+// micro service and its endpoints, and returns once they are subscribed.
+// Requests are served until Stop. When Start fails, whatever it started is
+// stopped, and the worker does not start again; a second Start returns
+// startstop.ErrStarted.
+func (w *Worker) Start(ctx context.Context) (err error) {
+	wctx, err := w.life.StartInit(ctx)
+	if err != nil {
+		return err
 	}
-	return v
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// Start registers the micro service and its endpoints. Requests are served
-// until Stop.
-func (w *Worker) Start(ctx context.Context) error {
+	w.ctx = wctx
 	w.started = time.Now()
-	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	var undo []func() // what Start started, undone last first should it fail
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			w.life.StartFailed()
+		}
+	}()
 
-	if w.deps.Maintenance != nil {
-		if err := w.deps.Maintenance.Start(ctx); err != nil {
-			w.cancel()
+	if m := w.deps.Maintenance; m != nil {
+		// The caller's ctx, with its deadline, bounds the streams' set-up.
+		if err := m.Start(ctx); err != nil {
 			return fmt.Errorf("start maintenance: %w", err)
 		}
+		undo = append(undo, func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.DrainTimeout)
+			defer cancel()
+			if err := m.Stop(sctx); err != nil {
+				w.log.Warn().Err(err).Msg("stop maintenance after a failed start")
+			}
+		})
 	}
 	w.restoreErrHandler = w.watchRefusals()
+	undo = append(undo, func() { w.restoreErrHandler() })
 	svc, err := micro.AddService(w.deps.NATS, micro.Config{
 		Name:        w.cfg.ServiceName,
 		Version:     microVersion(Version),
@@ -253,28 +251,22 @@ func (w *Worker) Start(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		w.restoreErrHandler()
-		w.cancel()
 		return fmt.Errorf("add micro service: %w", err)
 	}
-	w.svc = svc
+	undo = append(undo, func() { _ = svc.Stop() })
 	for _, ep := range w.endpoints() {
 		subject := w.cfg.Subjects.Of(ep.subject)
 		if err := svc.AddEndpoint(ep.name, w.dispatch(ep), micro.WithEndpointSubject(subject),
 			micro.WithEndpointMetadata(map[string]string{"description": ep.description})); err != nil {
-			_ = svc.Stop()
-			w.restoreErrHandler()
-			w.cancel()
 			return fmt.Errorf("add endpoint %s: %w", subject, err)
 		}
 	}
 	// Return once the server has the subscriptions, so a request sent right
 	// after Start finds a responder.
 	if err := w.deps.NATS.Flush(); err != nil {
-		_ = svc.Stop()
-		w.cancel()
 		return fmt.Errorf("flush subscriptions: %w", err)
 	}
+	w.svc = svc
 	w.log.Info().Str("service", w.cfg.ServiceName).Str("queue_group", w.cfg.QueueGroup).
 		Str("prefix", w.cfg.Subjects.Prefix()).Int("max_concurrent", w.cfg.MaxConcurrent).Int("state_concurrent", w.cfg.StateConcurrent).
 		Int("maint_concurrent", w.cfg.MaintConcurrent).Int("health_concurrent", w.cfg.HealthConcurrent).Msg("worker serving")
@@ -292,15 +284,17 @@ func microVersion(v string) string {
 // Stop drains the worker: no new requests, every delivered request answered.
 // Past ctx's deadline (or the drain timeout) requests still running are
 // cancelled; they are answered too. Stop is idempotent.
+//
+// A Stop before Start, after a failed Start, or after another Stop returns
+// nil at once.
 func (w *Worker) Stop(ctx context.Context) error {
-	w.stopOnce.Do(func() { w.stopErr = w.stop(ctx) })
-	return w.stopErr
+	if !w.life.StopInit() {
+		return nil
+	}
+	return w.stop(ctx)
 }
 
 func (w *Worker) stop(ctx context.Context) error {
-	if w.svc == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.DrainTimeout)
 	defer cancel()
 	start := time.Now()
@@ -329,7 +323,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		w.log.Warn().Int64("in_flight", w.inFlight.Load()).Msg("drain timed out; cancelling requests in flight")
-		w.cancel()
+		w.life.Cancel()
 		<-done
 	}
 	if w.deps.Maintenance != nil {
@@ -339,7 +333,7 @@ func (w *Worker) stop(ctx context.Context) error {
 			w.log.Warn().Err(merr).Msg("maintenance runs cut off by the drain timeout")
 		}
 	}
-	w.cancel()
+	w.life.Cancel()
 	w.pgCheck.close()
 	if ferr := w.deps.NATS.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		err = errors.Join(err, fmt.Errorf("flush answers: %w", ferr))

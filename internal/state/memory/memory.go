@@ -41,9 +41,7 @@ type Backend struct {
 	kv     map[string]*entry
 	fence  int64 // one counter for all keys, seeded from the clock (state.NextToken)
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	janitor janitor
 }
 
 type entry struct {
@@ -108,36 +106,17 @@ func New(o Options) *Backend {
 		locks:  make(map[state.LockKey]*lock),
 		blobs:  make(map[string]*entry),
 		kv:     make(map[string]*entry),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 	}
-	go b.janitor(o.SweepInterval)
+	b.janitor = janitor{every: o.SweepInterval, sweep: b.Sweep}
+	_ = b.janitor.Start(context.Background()) // a new janitor starts
 	return b
 }
 
 // Name implements state.Backend.
 func (b *Backend) Name() string { return state.BackendMemory }
 
-// Close stops the janitor. It is idempotent.
-func (b *Backend) Close() error {
-	b.once.Do(func() { close(b.stop) })
-	<-b.done
-	return nil
-}
-
-func (b *Backend) janitor(every time.Duration) {
-	defer close(b.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			b.Sweep()
-		}
-	}
-}
+// Close stops the janitor and waits for it. It is idempotent.
+func (b *Backend) Close() error { return b.janitor.Stop(context.Background()) }
 
 // Sweep removes every expired entry now. The janitor calls it periodically.
 func (b *Backend) Sweep() {
