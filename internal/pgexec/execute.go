@@ -178,7 +178,7 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 }
 
 // validate checks the fields an op needs before any connection is taken.
-func (e *Executor) validate(op string, req *messages.ExecuteRequest, readOnly bool) error {
+func (e *Executor) validate(op messages.Op, req *messages.ExecuteRequest, readOnly bool) error {
 	// PostgreSQL's protocol ends strings at NUL: refuse one rather than send
 	// a truncated statement, or a message the server calls malformed.
 	if strings.IndexByte(req.SQL, 0) >= 0 {

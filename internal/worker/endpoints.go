@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
@@ -125,10 +126,7 @@ func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) 
 	if err := r.decode(&req); err != nil {
 		return nil, err
 	}
-	r.op = req.Op
-	if r.op == "" {
-		r.op = messages.OpQuery
-	}
+	r.op = string(cmp.Or(req.Op, messages.OpQuery))
 	return w.deps.Executor.Execute(ctx, &req, r.maxAnswer)
 }
 
