@@ -78,12 +78,12 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		vals, err := s.b.GetBlobs(ctx, []string{key})
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		res := messages.EmbeddingGetResult{Hash: key}
 		if vals[0] != nil {
 			if res.Vector, err = UnpackVector(vals[0]); err != nil {
-				return nil, messages.Errorf(messages.CodeInternal, "%v", err)
+				return nil, messages.Wrap(messages.CodeInternal, err, "%v", err)
 			}
 			res.Hit = true
 		}
@@ -94,7 +94,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		vals, err := s.b.GetBlobs(ctx, req.Hashes)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		res := messages.EmbeddingMGetResult{Vectors: make([][]float32, len(vals))}
 		for i, v := range vals {
@@ -102,7 +102,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 				continue
 			}
 			if res.Vectors[i], err = UnpackVector(v); err != nil {
-				return nil, messages.Errorf(messages.CodeInternal, "%v", err)
+				return nil, messages.Wrap(messages.CodeInternal, err, "%v", err)
 			}
 			res.Hits++
 		}
@@ -130,7 +130,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 			res.Hashes[i] = blobs[i].Key
 		}
 		if err := s.b.SetBlobs(ctx, blobs, ttl); err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		res.Stored = len(blobs)
 		return res, nil
@@ -148,7 +148,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		n, err := s.b.DeleteBlobs(ctx, keys)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.DeletedResult{Deleted: n}, nil
 	case "":

@@ -48,17 +48,17 @@ func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, err
 		}
 		if req.Op == messages.OpRelease {
 			res, err := s.b.ReleaseLock(ctx, key, req.Lease)
-			return res, AsError(err)
+			return res, err
 		}
 		ttl, err := duration("ttl", req.TTLMS, req.TTLSeconds, s.lockTTL, MaxTTL, false)
 		if err != nil {
 			return nil, err
 		}
 		res, err := s.b.RefreshLock(ctx, key, req.Lease, ttl)
-		return res, AsError(err)
+		return res, err
 	case messages.OpStatus:
 		res, err := s.b.LockStatus(ctx, key)
-		return res, AsError(err)
+		return res, err
 	case "":
 		return nil, messages.BadRequest("op", "op is required: acquire, release, refresh or status")
 	}
@@ -80,7 +80,7 @@ func (s *Service) acquire(ctx context.Context, key LockKey, owner string, ttl, w
 	for {
 		res, err := s.b.AcquireLock(ctx, key, owner, ttl)
 		if err != nil || res.Acquired {
-			return res, AsError(err)
+			return res, err
 		}
 		if wait > 0 && !waiting {
 			select {

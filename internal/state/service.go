@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"errors"
 	"math"
 	"time"
 
@@ -38,7 +37,9 @@ type ServiceConfig struct {
 	EmbeddingTTL *time.Duration
 }
 
-// Service validates state requests and runs them on a Backend.
+// Service validates state requests and runs them on a Backend. A request it
+// refuses is a *messages.Error; a backend's error comes back as the backend
+// returned it, for the caller's answer path to map with [AsError].
 type Service struct {
 	b            Backend
 	lockTTL      time.Duration
@@ -68,25 +69,6 @@ func NewService(b Backend, cfg ServiceConfig) *Service {
 
 // Backend returns the service's backend.
 func (s *Service) Backend() Backend { return s.b }
-
-// AsError maps a backend error to the protocol: unreachable backends are
-// UNAVAILABLE, a non-integer incr is BAD_REQUEST, deadlines are TIMEOUT.
-func AsError(err error) error {
-	var me *messages.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &me):
-		return me
-	case errors.Is(err, ErrNotInteger):
-		return messages.BadRequest("key", "incr: the stored value is not an integer")
-	case errors.Is(err, context.DeadlineExceeded):
-		return messages.Errorf(messages.CodeTimeout, "state backend did not answer in time")
-	case errors.Is(err, ErrUnavailable), errors.Is(err, context.Canceled):
-		return messages.Errorf(messages.CodeUnavailable, "state backend unavailable")
-	}
-	return messages.Errorf(messages.CodeInternal, "state backend error")
-}
 
 func checkKey(field, key string) error {
 	switch {
@@ -165,7 +147,7 @@ func (s *Service) RateLimit(ctx context.Context, req *messages.RateLimitRequest)
 		return messages.RateLimitResult{}, messages.BadRequest("window_ms", "the window must be at least 1 ms")
 	}
 	res, err := s.b.RateLimit(ctx, req.Key, *req.Limit, cost, window)
-	return res, AsError(err)
+	return res, err
 }
 
 // KV carries out a state.kv request.
@@ -180,7 +162,7 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 	case messages.OpGet:
 		v, found, err := s.b.KVGet(ctx, req.Key)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVGetResult{Found: found, Value: v}, nil
 	case messages.OpSet:
@@ -192,13 +174,13 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 			return nil, err
 		}
 		if err := s.b.KVSet(ctx, req.Key, req.Value, ttl); err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVSetResult{Stored: true}, nil
 	case messages.OpDelete:
 		ok, err := s.b.KVDelete(ctx, req.Key)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVDeleteResult{Deleted: ok}, nil
 	case messages.OpIncr:
@@ -208,7 +190,7 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 		}
 		v, err := s.b.KVIncr(ctx, req.Key, amount)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVIncrResult{Value: v}, nil
 	}
