@@ -42,4 +42,5 @@ func Run(t *testing.T, open Open) {
 	}
 }
 
+// ctx is the suite's context: no call of the suite is cancelled.
 var ctx = context.Background()
