@@ -138,17 +138,17 @@ func (s *Seconds) Decode(v string) error {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return errNotSeconds{}
+		return notSecondsError{}
 	}
 	*s = Seconds(d)
 	return nil
 }
 
-// errNotSeconds is the error of a value that is not a Seconds.
-type errNotSeconds struct{}
+// notSecondsError is the error of a value that is not a Seconds.
+type notSecondsError struct{}
 
-func (errNotSeconds) Error() string   { return "neither seconds nor a duration" }
-func (errNotSeconds) Accepts() string { return "seconds (30) or a duration (30s, 5m)" }
+func (notSecondsError) Error() string   { return "neither seconds nor a duration" }
+func (notSecondsError) Accepts() string { return "seconds (30) or a duration (30s, 5m)" }
 
 // D returns the duration.
 func (s Seconds) D() time.Duration { return time.Duration(s) }

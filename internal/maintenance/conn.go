@@ -70,7 +70,7 @@ func (s *Service) takeSlot(ctx context.Context, wait bool) (func(), error) {
 
 // openConn takes a slot (see takeSlot), opens the run's dedicated connection
 // and takes the target's advisory lock on it, so two runs of one target never
-// overlap even if the state backend forgot its lock. It returns *errLocked when
+// overlap even if the state backend forgot its lock. It returns *lockedError when
 // another session holds the advisory lock, a *messages.Error when the budget
 // is in use, and other errors when PostgreSQL could not be reached.
 func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration, wait bool) (*maintConn, error) {
@@ -109,7 +109,7 @@ func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration,
 		if s.catalog().QueryRow(ctx, advisoryHolderQuery, vacuumLockClass, int32(t.oid)).Scan(&app, &pid) == nil {
 			holder = fmt.Sprintf("%s (pid %d)", app, pid)
 		}
-		return nil, &errLocked{target: t, holder: holder, expiresIn: s.cfg.LockTTL, advisory: true}
+		return nil, &lockedError{target: t, holder: holder, expiresIn: s.cfg.LockTTL, advisory: true}
 	}
 	if major, _, _ := strings.Cut(mc.conn.PgConn().ParameterStatus("server_version"), "."); len(major) >= 2 && major >= "14" {
 		// A worker that dies mid-run must not leave its VACUUM running.

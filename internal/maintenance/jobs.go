@@ -74,7 +74,7 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 			req.JobID = jobID(msg, meta)
 		}
 		res, err := s.vacuum(ctx, &req, msg)
-		var el *errLocked
+		var el *lockedError
 		switch {
 		case errors.As(err, &el) && meta.NumDelivered > 1:
 			// Perhaps our own earlier delivery, on a worker that died: wait
@@ -182,7 +182,7 @@ func (s *Service) settle(ctx context.Context, msg jetstream.Msg, err error) {
 }
 
 // skipped records a job whose target was locked by another run.
-func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *errLocked) error {
+func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *lockedError) error {
 	t := el.target
 	now := time.Now().UTC()
 	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table,

@@ -19,16 +19,16 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// errLocked reports a target whose maintenance lock another run holds: the
+// lockedError reports a target whose maintenance lock another run holds: the
 // state backend's, or the PostgreSQL advisory lock (advisory).
-type errLocked struct {
+type lockedError struct {
 	target    target
 	holder    string
 	expiresIn time.Duration
 	advisory  bool
 }
 
-func (e *errLocked) Error() string { return "maintenance target is locked by " + e.holder }
+func (e *lockedError) Error() string { return "maintenance target is locked by " + e.holder }
 
 // Vacuum serves a db.vacuum request: async queues a job; otherwise the run
 // happens now and its stored result is the answer. A target being vacuumed
@@ -41,7 +41,7 @@ func (s *Service) Vacuum(ctx context.Context, req *messages.VacuumRequest) (any,
 		return s.Enqueue(ctx, subjects.DBVacuumJobs, req)
 	}
 	res, err := s.vacuum(ctx, req, nil)
-	var el *errLocked
+	var el *lockedError
 	if errors.As(err, &el) {
 		what := "lock"
 		if el.advisory {
@@ -101,7 +101,7 @@ func (s *Service) Enqueue(ctx context.Context, subject string, body any) (*messa
 }
 
 // vacuum runs one VACUUM under the target's lock and stores its result.
-// It returns *errLocked, without a result, when another run holds the lock;
+// It returns *lockedError, without a result, when another run holds the lock;
 // a request error (bad table, FULL refused) before anything ran; or the stored
 // result, whose status says whether VACUUM succeeded. An error storing the
 // result is returned with the result: the caller must not ack.
@@ -129,7 +129,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		return nil, state.AsError(fmt.Errorf("take maintenance lock: %w", err)) // fail closed: no lock, no run
 	}
 	if !got.Acquired {
-		return nil, &errLocked{target: t, holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
+		return nil, &lockedError{target: t, holder: got.Owner, expiresIn: time.Duration(got.ExpiresInMS) * time.Millisecond}
 	}
 	lease := got.Lease
 	defer func() {
@@ -162,7 +162,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	// Locked, over budget or cut short before it started, there is no run to
 	// record; a PostgreSQL that cannot be reached is a failed run, as ever.
 	mc, connErr := s.openConn(runCtx, t, timeout, job != nil)
-	var el *errLocked
+	var el *lockedError
 	var me *messages.Error
 	if connErr != nil && (errors.As(connErr, &el) || errors.As(connErr, &me) || runCtx.Err() != nil) {
 		return nil, connErr

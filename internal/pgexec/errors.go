@@ -19,7 +19,9 @@ import (
 var ErrPoolExhausted = errors.New("no database connection free within the pool timeout")
 
 // AsError maps any error of this package, of pgx or of the context to the
-// protocol's error model. It is the one place SQLSTATEs become codes.
+// protocol's error model. It is the one place SQLSTATEs become codes. The
+// answer keeps err as its cause, for the log: a *messages.Error within err is
+// returned as it is.
 func AsError(err error) *messages.Error {
 	if err == nil {
 		return nil
@@ -30,27 +32,27 @@ func AsError(err error) *messages.Error {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return fromPgError(pe)
+		return fromPgError(pe).WithCause(err)
 	}
 	var big *pgproto3.ExceededMaxBodyLenErr
 	switch {
 	case errors.Is(err, errStale):
-		return messages.Errorf(messages.CodeUnavailable, "the statement's result columns changed since it was last described (its table changed); it may have run: send it again to read its result")
+		return messages.Wrap(messages.CodeUnavailable, err, "the statement's result columns changed since it was last described (its table changed); it may have run: send it again to read its result")
 	case errors.As(err, &big):
-		return messages.Errorf(messages.CodeTooLarge, "a message from the database (one row) is %d bytes, over the worker's bound of %d", big.ActualBodyLen, big.MaxExpectedBodyLen)
+		return messages.Wrap(messages.CodeTooLarge, err, "a message from the database (one row) is %d bytes, over the worker's bound of %d", big.ActualBodyLen, big.MaxExpectedBodyLen)
 	case errors.Is(err, ErrPoolExhausted):
-		return messages.Errorf(messages.CodeUnavailable, "database pool exhausted: %v", ErrPoolExhausted)
+		return messages.Wrap(messages.CodeUnavailable, err, "database pool exhausted: %v", ErrPoolExhausted)
 	case errors.Is(err, context.DeadlineExceeded):
-		return messages.Errorf(messages.CodeTimeout, "request deadline passed")
+		return messages.Wrap(messages.CodeTimeout, err, "request deadline passed")
 	case errors.Is(err, context.Canceled):
-		return messages.Errorf(messages.CodeUnavailable, "request cancelled: the worker is shutting down")
+		return messages.Wrap(messages.CodeUnavailable, err, "request cancelled: the worker is shutting down")
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || connectionLost(err) {
-		return messages.Errorf(messages.CodeUnavailable, "database unavailable")
+		return messages.Wrap(messages.CodeUnavailable, err, "database unavailable")
 	}
-	return messages.Errorf(messages.CodeInternal, "internal error")
+	return messages.Wrap(messages.CodeInternal, err, "internal error")
 }
 
 // connectionLost reports errors of a connection that broke mid-request.

@@ -129,7 +129,7 @@ type shape = pgjson.Shape
 // written, under which deadline, and whether it must not write.
 type plan struct {
 	req      *messages.ExecuteRequest
-	op       string
+	op       messages.Op
 	sh       shape
 	timeout  time.Duration
 	readOnly bool
@@ -229,7 +229,7 @@ func (s *session) run(ctx context.Context, pl plan) ([]byte, error) {
 }
 
 // validate checks the fields an op needs before any connection is taken.
-func (e *Executor) validate(op string, req *messages.ExecuteRequest, readOnly bool) error {
+func (e *Executor) validate(op messages.Op, req *messages.ExecuteRequest, readOnly bool) error {
 	// PostgreSQL's protocol ends strings at NUL: refuse one rather than send
 	// a truncated statement, or a message the server calls malformed.
 	if strings.IndexByte(req.SQL, 0) >= 0 {

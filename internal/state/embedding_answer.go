@@ -46,7 +46,7 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 	}
 	sizes, err := s.b.BlobSizes(ctx, keys)
 	if err != nil {
-		return nil, AsError(err)
+		return nil, err
 	}
 	var least int64
 	for _, n := range sizes {
@@ -57,7 +57,7 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 	}
 	vals, err := s.b.GetBlobs(ctx, keys)
 	if err != nil {
-		return nil, AsError(err)
+		return nil, err
 	}
 	buf := make([]byte, 0, min(int64(maxAnswer), least+int64(64*len(keys))))
 	if req.Op == messages.OpGet {

@@ -36,23 +36,6 @@ func (r *Registry) Register(name string, f Factory) {
 	r.factories[name] = f
 }
 
-// Unregister removes name; it reports whether it was registered.
-func (r *Registry) Unregister(name string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.factories[name]
-	delete(r.factories, name)
-	return ok
-}
-
-// IsRegistered reports whether name has a factory.
-func (r *Registry) IsRegistered(name string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	_, ok := r.factories[name]
-	return ok
-}
-
 // Names lists the registered names in order.
 func (r *Registry) Names() []string {
 	r.mu.RLock()

@@ -2,15 +2,8 @@ package state
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"math"
-	"math/rand/v2"
 	"time"
-
-	"github.com/nats-io/nuid"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -44,7 +37,9 @@ type ServiceConfig struct {
 	EmbeddingTTL *time.Duration
 }
 
-// Service validates state requests and runs them on a Backend.
+// Service validates state requests and runs them on a Backend. A request it
+// refuses is a *messages.Error; a backend's error comes back as the backend
+// returned it, for the caller's answer path to map with [AsError].
 type Service struct {
 	b            Backend
 	lockTTL      time.Duration
@@ -74,25 +69,6 @@ func NewService(b Backend, cfg ServiceConfig) *Service {
 
 // Backend returns the service's backend.
 func (s *Service) Backend() Backend { return s.b }
-
-// AsError maps a backend error to the protocol: unreachable backends are
-// UNAVAILABLE, a non-integer incr is BAD_REQUEST, deadlines are TIMEOUT.
-func AsError(err error) error {
-	var me *messages.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &me):
-		return me
-	case errors.Is(err, ErrNotInteger):
-		return messages.BadRequest("key", "incr: the stored value is not an integer")
-	case errors.Is(err, context.DeadlineExceeded):
-		return messages.Errorf(messages.CodeTimeout, "state backend did not answer in time")
-	case errors.Is(err, ErrUnavailable), errors.Is(err, context.Canceled):
-		return messages.Errorf(messages.CodeUnavailable, "state backend unavailable")
-	}
-	return messages.Errorf(messages.CodeInternal, "state backend error")
-}
 
 func checkKey(field, key string) error {
 	switch {
@@ -171,253 +147,7 @@ func (s *Service) RateLimit(ctx context.Context, req *messages.RateLimitRequest)
 		return messages.RateLimitResult{}, messages.BadRequest("window_ms", "the window must be at least 1 ms")
 	}
 	res, err := s.b.RateLimit(ctx, req.Key, *req.Limit, cost, window)
-	return res, AsError(err)
-}
-
-// Lock carries out a state.lock request; the answer is one of the Lock*Result
-// types. Every key it names is a CallerLock: state.lock cannot reach the
-// worker's internal locks.
-func (s *Service) Lock(ctx context.Context, req *messages.LockRequest) (any, error) {
-	if err := checkKey("key", req.Key); err != nil {
-		return nil, err
-	}
-	if len(req.Owner) > MaxKeyBytes {
-		return nil, messages.BadRequest("owner", "owner is %d bytes; the limit is %d", len(req.Owner), MaxKeyBytes)
-	}
-	if len(req.Lease) > MaxKeyBytes {
-		return nil, messages.BadRequest("lease", "lease is %d bytes; the limit is %d", len(req.Lease), MaxKeyBytes)
-	}
-	key := CallerLock(req.Key)
-	switch req.Op {
-	case messages.OpAcquire:
-		ttl, err := duration("ttl", req.TTLMS, req.TTLSeconds, s.lockTTL, MaxTTL, false)
-		if err != nil {
-			return nil, err
-		}
-		var wait time.Duration
-		if req.WaitMS != nil {
-			if *req.WaitMS < 0 {
-				return nil, messages.BadRequest("wait_ms", "wait_ms must not be negative, got %d", *req.WaitMS)
-			}
-			wait = min(time.Duration(min(*req.WaitMS, s.maxWait.Milliseconds()))*time.Millisecond, s.maxWait)
-		}
-		owner := req.Owner
-		if owner == "" {
-			owner = nuid.Next()
-		}
-		return s.acquire(ctx, key, owner, ttl, wait)
-	case messages.OpRelease, messages.OpRefresh:
-		if req.Lease == "" {
-			return nil, messages.BadRequest("lease", "lease is required for %s: give the lease the acquire answered (the owner alone no longer proves who holds a lock)", req.Op)
-		}
-		if req.Op == messages.OpRelease {
-			res, err := s.b.ReleaseLock(ctx, key, req.Lease)
-			return res, AsError(err)
-		}
-		ttl, err := duration("ttl", req.TTLMS, req.TTLSeconds, s.lockTTL, MaxTTL, false)
-		if err != nil {
-			return nil, err
-		}
-		res, err := s.b.RefreshLock(ctx, key, req.Lease, ttl)
-		return res, AsError(err)
-	case messages.OpStatus:
-		res, err := s.b.LockStatus(ctx, key)
-		return res, AsError(err)
-	case "":
-		return nil, messages.BadRequest("op", "op is required: acquire, release, refresh or status")
-	}
-	return nil, messages.BadRequest("op", "unknown op %q: use acquire, release, refresh or status", req.Op)
-}
-
-// acquire tries until the lock is taken or wait has passed, backing off with
-// jitter between tries. Only MaxWaiters acquires wait at once: past that an
-// acquire of a held lock answers at once, with WaitRefused.
-func (s *Service) acquire(ctx context.Context, key LockKey, owner string, ttl, wait time.Duration) (messages.LockAcquireResult, error) {
-	deadline := time.Now().Add(wait)
-	backoff := 10 * time.Millisecond
-	waiting := false
-	defer func() {
-		if waiting {
-			<-s.waiters
-		}
-	}()
-	for {
-		res, err := s.b.AcquireLock(ctx, key, owner, ttl)
-		if err != nil || res.Acquired {
-			return res, AsError(err)
-		}
-		if wait > 0 && !waiting {
-			select {
-			case s.waiters <- struct{}{}:
-				waiting = true
-			default:
-				res.WaitRefused = true
-				return res, nil
-			}
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return res, nil
-		}
-		pause := min(backoff/2+rand.N(backoff/2+1), left)
-		if res.ExpiresInMS > 0 {
-			pause = min(pause, time.Duration(res.ExpiresInMS)*time.Millisecond+time.Millisecond)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return res, nil
-		case <-t.C:
-		}
-		backoff = min(backoff*2, 250*time.Millisecond)
-	}
-}
-
-// EmbeddingKey is the cache key of a text embedded by a model: the hex
-// SHA-256 of model, a NUL byte and the text.
-func EmbeddingKey(model, text string) string {
-	h := sha256.New()
-	h.Write([]byte(model))
-	h.Write([]byte{0})
-	h.Write([]byte(text))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func embeddingKey(field, hash string, text *string, model string) (string, error) {
-	switch {
-	case hash != "" && text != nil:
-		return "", messages.BadRequest(field, "give hash or text and model, not both")
-	case hash != "":
-		return hash, checkKey(field, hash)
-	case text != nil:
-		if model == "" {
-			return "", messages.BadRequest("model", "model is required with text")
-		}
-		return EmbeddingKey(model, *text), nil
-	}
-	return "", messages.BadRequest(field, "hash (or text and model) is required")
-}
-
-// PackVector stores float32s as 4 little-endian bytes a dimension, checking
-// each is finite and fits a float32.
-func PackVector(v []float64) ([]byte, error) {
-	switch {
-	case len(v) == 0:
-		return nil, messages.BadRequest("vector", "vector is required")
-	case len(v) > MaxVectorDims:
-		return nil, messages.BadRequest("vector", "vector has %d dimensions; the limit is %d", len(v), MaxVectorDims)
-	}
-	out := make([]byte, 4*len(v))
-	for i, x := range v {
-		f := float32(x)
-		if math.IsNaN(x) || math.IsInf(float64(f), 0) {
-			return nil, messages.BadRequest("vector", "vector[%d] is not a finite float32", i)
-		}
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
-	}
-	return out, nil
-}
-
-// UnpackVector reverses PackVector.
-func UnpackVector(b []byte) ([]float32, error) {
-	if len(b)%4 != 0 {
-		return nil, errors.New("cached vector has a length that is not a multiple of 4")
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v, nil
-}
-
-// Embedding carries out a cache.embedding request.
-func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest) (any, error) {
-	switch req.Op {
-	case messages.OpGet:
-		key, err := embeddingKey("hash", req.Hash, req.Text, req.Model)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := s.b.GetBlobs(ctx, []string{key})
-		if err != nil {
-			return nil, AsError(err)
-		}
-		res := messages.EmbeddingGetResult{Hash: key}
-		if vals[0] != nil {
-			if res.Vector, err = UnpackVector(vals[0]); err != nil {
-				return nil, messages.Errorf(messages.CodeInternal, "%v", err)
-			}
-			res.Hit = true
-		}
-		return res, nil
-	case messages.OpMGet:
-		if err := checkHashes(req.Hashes); err != nil {
-			return nil, err
-		}
-		vals, err := s.b.GetBlobs(ctx, req.Hashes)
-		if err != nil {
-			return nil, AsError(err)
-		}
-		res := messages.EmbeddingMGetResult{Vectors: make([][]float32, len(vals))}
-		for i, v := range vals {
-			if v == nil {
-				continue
-			}
-			if res.Vectors[i], err = UnpackVector(v); err != nil {
-				return nil, messages.Errorf(messages.CodeInternal, "%v", err)
-			}
-			res.Hits++
-		}
-		return res, nil
-	case messages.OpSet, messages.OpMSet:
-		ttl, err := optionalTTL(req.TTLMS, s.embeddingTTL)
-		if err != nil {
-			return nil, err
-		}
-		items := req.Items
-		if req.Op == messages.OpSet {
-			items = []messages.EmbeddingItem{{Hash: req.Hash, Text: req.Text, Model: req.Model, Vector: req.Vector}}
-		} else if len(items) == 0 || len(items) > MaxBatchItems {
-			return nil, messages.BadRequest("items", "items must hold 1 to %d vectors", MaxBatchItems)
-		}
-		blobs := make([]Blob, len(items))
-		res := messages.EmbeddingSetResult{Hashes: make([]string, len(items))}
-		for i, it := range items {
-			if blobs[i].Key, err = embeddingKey("hash", it.Hash, it.Text, it.Model); err != nil {
-				return nil, err
-			}
-			if blobs[i].Value, err = PackVector(it.Vector); err != nil {
-				return nil, err
-			}
-			res.Hashes[i] = blobs[i].Key
-		}
-		if err := s.b.SetBlobs(ctx, blobs, ttl); err != nil {
-			return nil, AsError(err)
-		}
-		res.Stored = len(blobs)
-		return res, nil
-	case messages.OpDelete:
-		keys := req.Hashes
-		if len(keys) == 0 {
-			key, err := embeddingKey("hash", req.Hash, req.Text, req.Model)
-			if err != nil {
-				return nil, err
-			}
-			keys = []string{key}
-		}
-		if len(keys) > MaxBatchItems {
-			return nil, messages.BadRequest("hashes", "hashes must list at most %d hashes", MaxBatchItems)
-		}
-		n, err := s.b.DeleteBlobs(ctx, keys)
-		if err != nil {
-			return nil, AsError(err)
-		}
-		return messages.DeletedResult{Deleted: n}, nil
-	case "":
-		return nil, messages.BadRequest("op", "op is required: get, set, mget, mset or delete")
-	}
-	return nil, messages.BadRequest("op", "unknown op %q: use get, set, mget, mset or delete", req.Op)
+	return res, err
 }
 
 // KV carries out a state.kv request.
@@ -432,7 +162,7 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 	case messages.OpGet:
 		v, found, err := s.b.KVGet(ctx, req.Key)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVGetResult{Found: found, Value: v}, nil
 	case messages.OpSet:
@@ -444,13 +174,13 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 			return nil, err
 		}
 		if err := s.b.KVSet(ctx, req.Key, req.Value, ttl); err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVSetResult{Stored: true}, nil
 	case messages.OpDelete:
 		ok, err := s.b.KVDelete(ctx, req.Key)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVDeleteResult{Deleted: ok}, nil
 	case messages.OpIncr:
@@ -460,7 +190,7 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 		}
 		v, err := s.b.KVIncr(ctx, req.Key, amount)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		return messages.KVIncrResult{Value: v}, nil
 	}

@@ -26,22 +26,22 @@
 //
 // [Service] validates requests and carries out the parts that do not depend on
 // the backend (waiting for a lock, hashing texts, packing vectors).
+//
+// # Errors
+//
+// A backend returns its own errors, saying what it was doing; one that cannot
+// reach its store wraps [ErrUnavailable]. [AsError] maps them to the protocol,
+// once, where the worker answers: the caller gets a generic message ("state
+// backend error"), the log line the backend's error (a Redis CROSSSLOT, say).
 package state
 
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
-
-// ErrUnavailable wraps errors of a backend that cannot be reached.
-var ErrUnavailable = errors.New("state backend unavailable")
-
-// ErrNotInteger is returned by KVIncr when the stored value is not an integer.
-var ErrNotInteger = errors.New("value is not an integer or out of range")
 
 // Blob is one value of the embedding cache.
 type Blob struct {

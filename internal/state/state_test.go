@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -16,10 +17,9 @@ import (
 
 func TestRegistry(t *testing.T) {
 	r := state.NewRegistry()
-	require.False(t, r.IsRegistered("memory"))
+	require.Empty(t, r.Names())
 	r.Register("memory", memory.Factory)
 	r.Register("custom", func(context.Context, state.Options) (state.Backend, error) { return nil, errors.New("boom") })
-	require.True(t, r.IsRegistered("memory"))
 	require.Equal(t, []string{"custom", "memory"}, r.Names())
 
 	b, err := r.Open(context.Background(), "memory", state.Options{})
@@ -29,9 +29,7 @@ func TestRegistry(t *testing.T) {
 
 	_, err = r.Open(context.Background(), "custom", state.Options{})
 	require.ErrorContains(t, err, "boom")
-	require.True(t, r.Unregister("custom"))
-	require.False(t, r.Unregister("custom"))
-	_, err = r.Open(context.Background(), "custom", state.Options{})
+	_, err = r.Open(context.Background(), "nope", state.Options{})
 	require.ErrorContains(t, err, "not registered")
 }
 
@@ -85,11 +83,32 @@ func TestAsError(t *testing.T) {
 		context.DeadlineExceeded: messages.CodeTimeout,
 		errors.New("weird"):      messages.CodeInternal,
 	} {
-		var me *messages.Error
-		require.ErrorAs(t, state.AsError(err), &me)
+		me := state.AsError(err)
 		require.Equal(t, code, me.Code)
+		require.ErrorIs(t, me, err, "the backend's error is the answer's cause")
 	}
-	require.NoError(t, state.AsError(nil))
+	require.Nil(t, state.AsError(nil))
+}
+
+// TestAsErrorKeepsCause: an internal failure answers a generic message and
+// keeps the backend's error, with what was being done, as its cause; the
+// cause is never marshalled.
+func TestAsErrorKeepsCause(t *testing.T) {
+	cause := fmt.Errorf("kv get %q: %w", "k", errors.New("CROSSSLOT Keys in request don't hash to the same slot"))
+	me := state.AsError(cause)
+	require.Equal(t, messages.CodeInternal, me.Code)
+	require.Equal(t, "state backend error", me.Message)
+	require.Equal(t, cause, errors.Unwrap(me))
+	body, err := json.Marshal(messages.ErrorBody{Error: me})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"error":{"code":"INTERNAL","status":500,"message":"state backend error"}}`, string(body))
+
+	down := state.AsError(fmt.Errorf("kv get: %w: %w", state.ErrUnavailable, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")))
+	require.Equal(t, messages.CodeUnavailable, down.Code)
+	require.ErrorContains(t, errors.Unwrap(down), "connection refused")
+
+	validation := messages.BadRequest("key", "key is required")
+	require.Same(t, validation, state.AsError(fmt.Errorf("kv: %w", validation)), "a protocol error passes as it is")
 }
 
 // TestEmbeddingAnswerEncoding: the answer built from cached bytes is what

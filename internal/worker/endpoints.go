@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
 
+	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -19,17 +21,17 @@ func (w *Worker) endpoints() []endpoint {
 				w.cfg.Metrics.RateLimit(res.Allowed)
 			}
 			return res, err
-		}, nil)},
+		}, nil), asError: state.AsError},
 		{name: "lock", lane: laneState, subject: subjects.StateLock, description: "locks with secret leases, TTLs and fencing tokens", handle: jsonHandler(func(ctx context.Context, req *messages.LockRequest) (any, error) {
 			res, err := w.deps.State.Lock(ctx, req)
 			if err == nil {
 				w.cfg.Metrics.Lock(req.Op, lockOutcome(res))
 			}
 			return res, err
-		}, func(r *messages.LockRequest) string { return r.Op })},
+		}, func(r *messages.LockRequest) string { return r.Op }), asError: state.AsError},
 		{name: "kv", lane: laneState, subject: subjects.StateKV, description: "JSON values with TTLs and counters", handle: jsonHandler(w.deps.State.KV,
-			func(r *messages.KVRequest) string { return r.Op })},
-		{name: "embedding", lane: laneState, subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: w.handleEmbedding},
+			func(r *messages.KVRequest) string { return r.Op }), asError: state.AsError},
+		{name: "embedding", lane: laneState, subject: subjects.CacheEmbedding, description: "embedding cache: float32 vectors by hash or text and model", handle: w.handleEmbedding, asError: state.AsError},
 	}
 	if m := w.deps.Maintenance; m != nil {
 		eps = append(eps,
@@ -125,10 +127,7 @@ func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) 
 	if err := r.decode(&req); err != nil {
 		return nil, err
 	}
-	r.op = req.Op
-	if r.op == "" {
-		r.op = messages.OpQuery
-	}
+	r.op = string(cmp.Or(req.Op, messages.OpQuery))
 	return w.deps.Executor.Execute(ctx, &req, r.maxAnswer)
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -27,11 +26,15 @@ import (
 const RequestIDHeader = "Request-Id"
 
 // endpoint is one request-reply subject, its lane and its handler. A handler
-// returns the JSON answer or an error; AsError maps the error to the protocol.
+// returns the JSON answer or an error; the answer path maps the error to the
+// protocol with asError.
 type endpoint struct {
 	name, subject, description string
 	lane                       string // laneDB when empty
 	handle                     func(ctx context.Context, r *request) ([]byte, error)
+	// asError maps the handler's errors to the protocol: the AsError of the
+	// domain it serves. Defaults to pgexec.AsError.
+	asError func(error) *messages.Error
 }
 
 // request is what a handler sees of one NATS request.
@@ -139,7 +142,7 @@ func (w *Worker) run(ep endpoint, r *request, t ticket) ([]byte, error) {
 				return nil, messages.Errorf(messages.CodeTimeout, "no free slot in the worker's %s lane within the request's timeout of %s",
 					l.name, timeout)
 			}
-			return nil, err // cancelled: the worker is shutting down
+			return nil, messages.Wrap(messages.CodeUnavailable, err, "request cancelled: the worker is shutting down")
 		}
 	}
 	defer l.leave()
@@ -188,7 +191,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 			if p := recover(); p != nil {
 				w.log.Error().Str("subject", req.Subject()).Str("request_id", r.id).
 					Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
-				err = messages.Errorf(messages.CodeInternal, "internal error")
+				err = messages.Wrap(messages.CodeInternal, fmt.Errorf("handler panicked: %v", p), "internal error")
 			}
 		}()
 		if t.refused != nil {
@@ -206,10 +209,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 	reply := &nats.Msg{Subject: req.Reply(), Header: nats.Header{RequestIDHeader: []string{r.id}}, Data: answer}
 	var me *messages.Error
 	if err != nil {
-		me = pgexec.AsError(err) // state errors arrive mapped by state.AsError
-		if me.Code == messages.CodeInternal {
-			w.log.Error().Err(err).Str("subject", req.Subject()).Str("request_id", r.id).Msg("internal error")
-		}
+		me = ep.protocolError(err)
 		reply.Data, _ = json.Marshal(messages.ErrorBody{Error: me})
 		reply.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(me.Status))
 		reply.Header.Set(micro.ErrorHeader, oneLine(me.Message))
@@ -251,6 +251,9 @@ func (w *Worker) logRequest(ep endpoint, req micro.Request, r *request, me *mess
 		ev = ev.Str("code", string(me.Code)).Int("status", me.Status).Str("error", me.Message)
 		if me.SQLState != "" {
 			ev = ev.Str("sqlstate", me.SQLState)
+		}
+		if cause := logCause(me); cause != nil {
+			ev = ev.AnErr("cause", cause)
 		}
 	}
 	switch {

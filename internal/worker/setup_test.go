@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -47,6 +48,8 @@ type options struct {
 	beforeVacuum  string
 	natsURL       string // default: the bundle's server
 	replicas      int    // of the maintenance streams
+	// logs gets the worker's log lines, at debug, when set.
+	logs io.Writer
 }
 
 type bundle struct {
@@ -91,6 +94,9 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 	logger := zerolog.Nop()
 	if os.Getenv("TEST_LOG") != "" {
 		logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	}
+	if o.logs != nil {
+		logger = zerolog.New(o.logs).Level(zerolog.DebugLevel)
 	}
 	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: b.pg.URL, MaxConns: o.maxConns, AcquireTimeout: o.acquire, Logger: &logger})
 	if err != nil {

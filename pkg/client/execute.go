@@ -51,7 +51,7 @@ func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts
 }
 
 // statement runs one statement of op with args.
-func (c *Client) statement(ctx context.Context, op, sql string, args Params, opts []QueryOption) (*Result, error) {
+func (c *Client) statement(ctx context.Context, op messages.Op, sql string, args Params, opts []QueryOption) (*Result, error) {
 	raw, err := encodeParams(args)
 	if err != nil {
 		return nil, err

@@ -10,5 +10,7 @@
 //	{"error":{"code":"SQL_ERROR","status":409,"message":"...","sqlstate":"23505"}}
 //
 // [Error] is the Go form; it satisfies the error interface, so a client can use
-// errors.As to read the code, status and SQLSTATE.
+// errors.As to read the code, status and SQLSTATE. On the worker's side an
+// Error also carries its cause (see [Wrap]), which the worker logs and never
+// sends.
 package messages

@@ -47,6 +47,11 @@ func (c Code) Status() int {
 }
 
 // Error is the error object of a failed request. It is also a Go error.
+//
+// On the worker's side an Error may carry the Go error it was made from (its
+// cause, see [Wrap] and [Error.WithCause]): the worker logs it and
+// [errors.Unwrap] returns it, but it is never sent, so a caller sees only the
+// fields below. An Error decoded from an answer has no cause.
 type Error struct {
 	Code    Code   `json:"code"`
 	Status  int    `json:"status"`
@@ -61,6 +66,8 @@ type Error struct {
 	FailedIndex *int `json:"failed_index,omitempty"`
 	// Param names the offending parameter or field of a BAD_REQUEST, when known.
 	Param string `json:"param,omitempty"`
+
+	cause error // logged, never marshalled
 }
 
 // Error implements error.
@@ -71,6 +78,16 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (%d): %s", e.Code, e.Status, e.Message)
 }
 
+// Unwrap returns the error's cause, or nil.
+func (e *Error) Unwrap() error { return e.cause }
+
+// WithCause sets the error's cause and returns the error. The cause stays on
+// this side of the wire: it is for logs and errors.Is/As.
+func (e *Error) WithCause(cause error) *Error {
+	e.cause = cause
+	return e
+}
+
 // ErrorBody is the JSON body of a failed request.
 type ErrorBody struct {
 	Error *Error `json:"error"`
@@ -79,6 +96,12 @@ type ErrorBody struct {
 // Errorf builds an Error with the code's default status.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Status: code.Status(), Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap builds an Error with the code's default status and cause as its
+// cause: the message says what the caller may know, the cause what went wrong.
+func Wrap(code Code, cause error, format string, args ...any) *Error {
+	return Errorf(code, format, args...).WithCause(cause)
 }
 
 // BadRequest builds a BAD_REQUEST error that names the offending field or parameter.

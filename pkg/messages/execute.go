@@ -2,15 +2,18 @@ package messages
 
 import "encoding/json"
 
-// Ops of db.execute.
+// Op is the op of a db.execute request, or of one statement of a "tx".
+type Op string
+
+// Ops of db.execute. An empty op is OpQuery.
 const (
-	OpQuery  = "query"
-	OpOne    = "one"
-	OpMany   = "many"
-	OpScript = "script"
-	OpTx     = "tx"
-	OpInsert = "insert"
-	OpUpdate = "update"
+	OpQuery  Op = "query"
+	OpOne    Op = "one"
+	OpMany   Op = "many"
+	OpScript Op = "script"
+	OpTx     Op = "tx"
+	OpInsert Op = "insert"
+	OpUpdate Op = "update"
 )
 
 // Row formats of db.execute answers.
@@ -21,7 +24,7 @@ const (
 
 // ExecuteRequest is the body of a db.execute request.
 type ExecuteRequest struct {
-	Op  string `json:"op,omitempty"`
+	Op  Op     `json:"op,omitempty"`
 	SQL string `json:"sql,omitempty"`
 	// Query names a configured named query to run instead of SQL.
 	Query string `json:"query,omitempty"`
@@ -49,7 +52,7 @@ type Statement struct {
 	SQL    string          `json:"sql"`
 	Params json.RawMessage `json:"params,omitempty"`
 	// Op is "query" (default) or "one"; it shapes the statement's result.
-	Op string `json:"op,omitempty"`
+	Op Op `json:"op,omitempty"`
 }
 
 // Column describes one result column.

@@ -20,7 +20,7 @@ import (
 type Query struct {
 	SQL string `yaml:"sql"`
 	// Op is query (default) or one.
-	Op string `yaml:"op"`
+	Op messages.Op `yaml:"op"`
 	// ReadOnly runs it in a READ ONLY transaction whatever the request says.
 	ReadOnly bool `yaml:"read_only"`
 }
