@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
@@ -25,7 +24,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNoLeaks(m) }
 
 type env struct {
 	pg    *testenv.Postgres

@@ -10,14 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/schedule"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNoLeaks(m) }
 
 func TestParse(t *testing.T) {
 	s, err := schedule.Parse(strings.NewReader(`

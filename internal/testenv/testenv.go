@@ -1,6 +1,9 @@
 // Package testenv gives tests real, isolated services: a PostgreSQL schema of
 // their own on the local server and an embedded nats-server of their own.
 //
+// VerifyNoLeaks is the TestMain of every package whose code starts
+// goroutines: it fails the run if one outlives the tests.
+//
 // A missing service skips the test with the reason, except under CI=true,
 // where it fails: CI must never pass by skipping.
 package testenv

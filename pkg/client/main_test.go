@@ -38,9 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "pkg/client: SKIPPING every test and example, services unavailable (run `make services`): %v\n", err)
 		os.Exit(0)
 	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	testenv.VerifyNoLeaks(m, cleanup)
 }
 
 func startStack() (func(), error) {
