@@ -21,12 +21,23 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 )
 
 // PostgresURLDefault is used when neither TEST_POSTGRES_URL nor POSTGRES_URL is set.
 const PostgresURLDefault = "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// T is what a helper needs of a test to fail it. *testing.T and *testing.B
+// have it, and so does the *assert.CollectT that require.EventuallyWithT
+// gives its condition: the condition runs in a goroutine of its own, where
+// the test's FailNow must not be called. A helper that takes a T can be used
+// in both places.
+type T interface {
+	require.TestingT
+	Helper()
+}
 
 // Unavailable fails the test under CI=true and skips it otherwise.
 func Unavailable(t testing.TB, service string, err error) {
