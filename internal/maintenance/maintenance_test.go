@@ -264,6 +264,9 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	ctx := context.Background()
 	_, err := e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":`))
 	require.NoError(t, err)
+	// Read as strictly as a request: data after the job is no job either.
+	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"} {}`))
+	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"run_id":"x","tables":[]}`))
 	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"}`))

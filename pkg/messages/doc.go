@@ -11,4 +11,9 @@
 //
 // [Error] is the Go form; it satisfies the error interface, so a client can use
 // errors.As to read the code, status and SQLSTATE.
+//
+// # Decoding
+//
+// [DecodeStrict] reads a body the way the worker reads requests and jobs:
+// unknown fields, trailing data, invalid UTF-8 and wrong types are BAD_REQUEST.
 package messages
