@@ -13,6 +13,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -38,7 +39,7 @@ func (t target) lockKey() state.LockKey {
 // lock of the state backend.
 func VacuumLockKey(schema, table string) state.LockKey {
 	if table == "" {
-		return state.InternalLock(lockKeyPrefix + databaseTarget)
+		return state.InternalLock(lockKeyPrefix + subjects.DatabaseToken)
 	}
 	return state.InternalLock(lockKeyPrefix + schema + "." + table)
 }
