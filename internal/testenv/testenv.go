@@ -72,18 +72,10 @@ func NewPostgres(t testing.TB) *Postgres {
 	schema := "t_" + strings.ToLower(nuid.Next())
 	// The extension is shared by all tests; take a lock so parallel packages
 	// do not race to create it.
-	if err := admin(t, "CREATE SCHEMA "+schema+"; SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)"); err != nil {
-		t.Fatalf("create schema and extension vector (run `make services`): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := admin(t, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(BaseURL())
-	if err != nil {
-		t.Fatalf("parse %s: %v", BaseURL(), err)
-	}
+	ownObject(t, "schema "+schema+" and extension vector",
+		"CREATE SCHEMA "+schema+"; SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)",
+		"DROP SCHEMA "+schema+" CASCADE")
+	u := baseURL(t)
 	q := u.Query()
 	q.Set("search_path", schema+",public")
 	u.RawQuery = q.Encode()
@@ -147,20 +139,33 @@ func Connect(t testing.TB, s *server.Server) *nats.Conn {
 func NewDatabase(t testing.TB) *Postgres {
 	t.Helper()
 	name := "t_" + strings.ToLower(nuid.Next())
-	if err := admin(t, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
+	ownObject(t, "database "+name, "CREATE DATABASE "+name, "DROP DATABASE "+name+" WITH (FORCE)")
+	u := baseURL(t)
+	u.Path = "/" + name
+	return &Postgres{URL: u.String(), Schema: "public"}
+}
+
+// ownObject runs create as the tests' superuser, and drop when the test ends.
+func ownObject(t testing.TB, what, create, drop string) {
+	t.Helper()
+	if err := admin(t, create); err != nil {
+		t.Fatalf("create %s (run `make services`): %v", what, err)
 	}
 	t.Cleanup(func() {
-		if err := admin(t, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+		if err := admin(t, drop); err != nil {
+			t.Errorf("drop %s: %v", what, err)
 		}
 	})
+}
+
+// baseURL is BaseURL parsed.
+func baseURL(t testing.TB) *url.URL {
+	t.Helper()
 	u, err := url.Parse(BaseURL())
 	if err != nil {
 		t.Fatalf("parse %s: %v", BaseURL(), err)
 	}
-	u.Path = "/" + name
-	return &Postgres{URL: u.String(), Schema: "public"}
+	return u
 }
 
 // admin runs sql as the tests' superuser on a connection of its own. A
