@@ -37,9 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build worker: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testenv.VerifyNoLeaks(m, func() { os.RemoveAll(dir) })
 }
 
 func TestHelpListsEveryVariable(t *testing.T) {

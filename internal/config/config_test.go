@@ -12,7 +12,10 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
+
+func TestMain(m *testing.M) { testenv.VerifyNoLeaks(m) }
 
 // cleanEnv unsets every variable of Config for the test, so the caller's
 // environment (the Makefile exports POSTGRES_URL) does not leak in.

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
@@ -98,15 +99,15 @@ func TestAnswersGoOnlyToInboxes(t *testing.T) {
 	for _, reply := range replies {
 		require.NoError(t, orders.nc.PublishRequest("db.health", reply, nil))
 	}
-	require.Eventually(t, func() bool {
-		return testenv.Counter(t, reg.Registry, "dbworker_requests_total") == float64(len(replies))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, float64(len(replies)), testenv.Counter(c, reg.Registry, "dbworker_requests_total"))
 	}, 10*time.Second, 20*time.Millisecond, "the worker handled every request")
 	require.Equal(t, before, lastSeqs(), "nothing was queued or stored, and every stream is still there")
 	// The trusted prefixes are the defaults, so _INBOX_nobody_trusts_me and
 	// the worker's own inboxes pass the worker and are refused by the broker:
 	// counted too (broker_refused), once the broker has said so.
-	require.Eventually(t, func() bool {
-		return testenv.Counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(len(replies))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, float64(len(replies)), testenv.Counter(c, reg.Registry, "dbworker_replies_dropped_total"))
 	}, 10*time.Second, 20*time.Millisecond, "every answer was dropped, by the worker or the broker, and counted")
 
 	// Callers on their inboxes are answered as before.

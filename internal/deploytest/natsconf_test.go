@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -258,8 +259,8 @@ func TestServingUserCannotStoreOrQueue(t *testing.T) {
 		}
 	}
 	require.NoError(t, ops.nc.Flush())
-	require.Eventually(t, func() bool {
-		return testenv.Counter(t, reg.Registry, "dbworker_replies_dropped_total") == float64(sent)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, float64(sent), testenv.Counter(c, reg.Registry, "dbworker_replies_dropped_total"))
 	}, 10*time.Second, 20*time.Millisecond, "every $SRV answer was refused by the broker and counted")
 	require.Equal(t, before, lastSeqs(), "nothing was stored or queued")
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -65,12 +66,12 @@ func TestConnectionBudget(t *testing.T) {
 			var me *messages.Error
 			switch {
 			case err == nil:
-				require.Equal(t, messages.StatusOK, res.(*messages.VacuumResult).Status)
+				assert.Equal(t, messages.StatusOK, res.(*messages.VacuumResult).Status)
 				ran.Add(1)
 			case errors.As(err, &me) && me.Code == messages.CodeLocked:
 				locked.Add(1)
 			case errors.As(err, &me) && me.Code == messages.CodeUnavailable:
-				require.Contains(t, me.Message, "MAINT_MAX_CONNECTIONS")
+				assert.Contains(t, me.Message, "MAINT_MAX_CONNECTIONS")
 				busy.Add(1)
 			default:
 				t.Errorf("unexpected answer: %v", err)
@@ -113,14 +114,14 @@ func TestJobsWaitForAConnection(t *testing.T) {
 	held := <-first
 	require.NotNil(t, held)
 	var job []messages.VacuumResult
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		job = job[:0]
-		for _, r := range e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>") {
+		for _, r := range e.results(c, maintenance.StreamVacuum, "db.vacuum.results.>") {
 			if r.JobID == acc.JobID {
 				job = append(job, r)
 			}
 		}
-		return len(job) > 0
+		assert.NotEmpty(c, job, "the job's result")
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Len(t, job, 1, "one result: the job was not failed or retried")
 	require.Equal(t, messages.StatusOK, job[0].Status)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -41,8 +42,8 @@ func TestRequestCannotForgeAJobsOutcome(t *testing.T) {
 	// The real job runs and its outcome is stored under its id.
 	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"t"}`), jetstream.WithMsgID(id))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 1
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Len(c, e.results(c, maintenance.StreamVacuum, "db.vacuum.results.>"), 1)
 	}, 10*time.Second, 50*time.Millisecond)
 	r := e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")[0]
 	require.Equal(t, id, r.JobID)

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	pgtable "github.com/jeeves-avionics/dbworker/internal/pgexec/table"
 
@@ -153,15 +151,11 @@ func jobID(msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
 	return "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 }
 
-// decodeJob reads a job body as strictly as a request.
+// decodeJob reads a job body as strictly as a request (an empty body is no
+// job, though: nothing makes it {}).
 func decodeJob(data []byte, v any) error {
-	if !utf8.Valid(data) {
-		return messages.BadRequest("", "invalid job body: not valid UTF-8")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return messages.BadRequest("", "invalid job body: %v", err)
+	if err := messages.DecodeStrict(data, v); err != nil {
+		return fmt.Errorf("invalid job body: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -144,12 +145,12 @@ func TestAdvisoryLockWhenRedisForgets(t *testing.T) {
 
 	first := vacuumAsync(w1, "forgotten")
 	waitHeld(t, e.state, maintenance.VacuumLockKey(e.pg.Schema, "forgotten"))
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		var advisory int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		require.NoError(c, conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 			WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1::regclass::oid AND a.application_name = $2`,
 			e.pg.Schema+".forgotten", "dbworker/"+w1id+"/vacuum").Scan(&advisory))
-		return advisory == 1
+		assert.Equal(c, 1, advisory)
 	}, 10*time.Second, 10*time.Millisecond, "the run holds the target's advisory lock")
 	require.Equal(t, 1, vacuums(w1id))
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -46,10 +47,11 @@ func TestStoredResultsCannotBecomeJobs(t *testing.T) {
 		return st.CachedInfo().State.LastSeq
 	}
 	// Both stored results came back as jobs, and were taken.
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		info, err := jobs.Info(ctx)
-		require.NoError(t, err)
-		return info.State.LastSeq >= 2 && info.State.Msgs == 0
+		require.NoError(c, err)
+		assert.GreaterOrEqual(c, info.State.LastSeq, uint64(2))
+		assert.Zero(c, info.State.Msgs)
 	}, 10*time.Second, 20*time.Millisecond)
 	vac, stats := count(maintenance.StreamVacuum), count(maintenance.StreamStats)
 	time.Sleep(time.Second) // a running loop adds hundreds of messages a second

@@ -47,12 +47,11 @@ import (
 // after it too (StreamName), so environments sharing a NATS account keep
 // apart: prefix "prod." gives PROD_DB_JOBS.
 const (
-	StreamStats    = "DB_STATS"
-	StreamVacuum   = "DB_VACUUM"
-	StreamJobs     = "DB_JOBS"
-	ConsumerJobs   = "maintenance"
-	lockKeyPrefix  = "vacuum:"
-	databaseTarget = "_database"
+	StreamStats   = "DB_STATS"
+	StreamVacuum  = "DB_VACUUM"
+	StreamJobs    = "DB_JOBS"
+	ConsumerJobs  = "maintenance"
+	lockKeyPrefix = "vacuum:"
 )
 
 // Defaults of Config.

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
@@ -25,7 +25,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNoLeaks(m) }
 
 type env struct {
 	pg    *testenv.Postgres
@@ -73,7 +73,7 @@ func (e *env) worker(t *testing.T, id string, tune func(*maintenance.Config), sl
 }
 
 // results reads every message stored on a stream's subject filter.
-func (e *env) results(t *testing.T, stream, filter string) []messages.VacuumResult {
+func (e *env) results(t testenv.T, stream, filter string) []messages.VacuumResult {
 	t.Helper()
 	ctx := context.Background()
 	cons, err := e.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
@@ -212,9 +212,9 @@ func TestOneRunPerTarget(t *testing.T) {
 				locked++
 				return
 			}
-			require.NoError(t, err)
-			require.Equal(t, messages.StatusOK, res.(*messages.VacuumResult).Status)
-			ran++
+			if assert.NoError(t, err) && assert.Equal(t, messages.StatusOK, res.(*messages.VacuumResult).Status) {
+				ran++
+			}
 		}()
 	}
 	for i := 0; i < jobs; i++ {
@@ -268,6 +268,9 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	ctx := context.Background()
 	_, err := e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":`))
 	require.NoError(t, err)
+	// Read as strictly as a request: data after the job is no job either.
+	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"} {}`))
+	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"run_id":"x","tables":[]}`))
 	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBVacuumJobs, []byte(`{"table":"missing_table"}`))
@@ -276,16 +279,16 @@ func TestInvalidJobIsTerminated(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.js.Publish(ctx, subjects.DBStatsJobs, []byte(`{"table":"missing_stats"}`))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		info, err := e.js.Stream(ctx, maintenance.StreamJobs)
-		require.NoError(t, err)
-		return info.CachedInfo().State.Msgs == 0
+		require.NoError(c, err)
+		assert.Zero(c, info.CachedInfo().State.Msgs)
 	}, 10*time.Second, 50*time.Millisecond, "terminated jobs leave the work queue")
 	// Bodies that are no job are dropped, storing nothing; jobs that can never
 	// succeed are recorded failed.
-	require.Eventually(t, func() bool {
-		return len(e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>")) == 2 &&
-			len(e.results(t, maintenance.StreamStats, "db.stats.results.>")) == 1
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Len(c, e.results(c, maintenance.StreamVacuum, "db.vacuum.results.>"), 2)
+		assert.Len(c, e.results(c, maintenance.StreamStats, "db.stats.results.>"), 1)
 	}, 10*time.Second, 50*time.Millisecond)
 	for _, r := range e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>") {
 		require.Equal(t, messages.StatusFailed, r.Status)
@@ -342,12 +345,14 @@ func TestAsyncVacuumQueuesAJob(t *testing.T) {
 	require.NoError(t, err)
 	job := acc.(*messages.JobAccepted)
 	require.Equal(t, maintenance.StreamJobs, job.Stream)
-	require.Eventually(t, func() bool {
-		for _, r := range e.results(t, maintenance.StreamVacuum, "db.vacuum.results.>") {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		status := ""
+		for _, r := range e.results(c, maintenance.StreamVacuum, "db.vacuum.results.>") {
 			if r.JobID == job.JobID {
-				return r.Status == messages.StatusOK
+				status = r.Status
+				break
 			}
 		}
-		return false
+		assert.Equal(c, messages.StatusOK, status, "the job's result")
 	}, 10*time.Second, 50*time.Millisecond)
 }

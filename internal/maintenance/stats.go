@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -39,7 +40,7 @@ func (t target) lockKey() state.LockKey {
 // lock of the state backend.
 func VacuumLockKey(schema, table string) state.LockKey {
 	if table == "" {
-		return state.InternalLock(lockKeyPrefix + databaseTarget)
+		return state.InternalLock(lockKeyPrefix + subjects.DatabaseToken)
 	}
 	return state.InternalLock(lockKeyPrefix + schema + "." + table)
 }

@@ -1,4 +1,4 @@
-package natsserver
+package natsserver_test
 
 import (
 	"net"
@@ -7,21 +7,26 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/natsserver"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
 
+func TestMain(m *testing.M) { testenv.VerifyNoLeaks(m) }
+
 func TestOptionsFromURL(t *testing.T) {
-	o, err := OptionsFromURL("nats://127.0.0.1:4333, nats://other:4222")
+	o, err := natsserver.OptionsFromURL("nats://127.0.0.1:4333, nats://other:4222")
 	require.NoError(t, err)
-	require.Equal(t, Options{Host: "127.0.0.1", Port: 4333}, o)
-	o, err = OptionsFromURL("nats://localhost")
+	require.Equal(t, natsserver.Options{Host: "127.0.0.1", Port: 4333}, o)
+	o, err = natsserver.OptionsFromURL("nats://localhost")
 	require.NoError(t, err)
 	require.Equal(t, 4222, o.Port)
-	_, err = OptionsFromURL("::nope")
+	_, err = natsserver.OptionsFromURL("::nope")
 	require.Error(t, err)
 }
 
 func TestStartServesJetStream(t *testing.T) {
-	s, err := Start(Options{Port: -1, StoreDir: t.TempDir(), MaxPayload: 4 << 20})
+	s, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir(), MaxPayload: 4 << 20})
 	require.NoError(t, err)
 	defer s.Shutdown()
 	nc, err := nats.Connect(s.ClientURL())
@@ -35,11 +40,11 @@ func TestStartServesJetStream(t *testing.T) {
 }
 
 func TestStartFailsFastOnATakenPort(t *testing.T) {
-	s, err := Start(Options{Port: -1, StoreDir: t.TempDir()})
+	s, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
 	require.NoError(t, err)
 	defer s.Shutdown()
 	start := time.Now()
-	_, err = Start(Options{Port: s.Addr().(*net.TCPAddr).Port, StoreDir: t.TempDir()})
+	_, err = natsserver.Start(natsserver.Options{Port: s.Addr().(*net.TCPAddr).Port, StoreDir: t.TempDir()})
 	require.ErrorContains(t, err, "address already in use")
 	require.Less(t, time.Since(start), 5*time.Second)
 }

@@ -12,8 +12,11 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
+
+func TestMain(m *testing.M) { testenv.VerifyNoLeaks(m) }
 
 func TestRegistry(t *testing.T) {
 	r := state.NewRegistry()

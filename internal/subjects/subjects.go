@@ -57,7 +57,7 @@ const (
 	DBVacuumJobs = "db.vacuum.jobs"
 	DBStatsJobs  = "db.stats.jobs"
 	// DatabaseToken stands for a database-wide run where a schema and table
-	// would be.
+	// would be: in result subjects, and in the run's maintenance lock.
 	DatabaseToken = "_database"
 )
 

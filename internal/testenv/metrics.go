@@ -1,18 +1,15 @@
 package testenv
 
 import (
-	"testing"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 )
 
 // Counter reads a counter of reg by name, every label summed.
-func Counter(tb testing.TB, reg *prometheus.Registry, name string) float64 {
-	tb.Helper()
+func Counter(t T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
 	families, err := reg.Gather()
-	if err != nil {
-		tb.Fatalf("gather metrics: %v", err)
-	}
+	require.NoError(t, err, "gather metrics")
 	var n float64
 	for _, f := range families {
 		if f.GetName() == name {

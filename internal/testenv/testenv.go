@@ -1,6 +1,9 @@
 // Package testenv gives tests real, isolated services: a PostgreSQL schema of
 // their own on the local server and an embedded nats-server of their own.
 //
+// VerifyNoLeaks is the TestMain of every package whose code starts
+// goroutines: it fails the run if one outlives the tests.
+//
 // A missing service skips the test with the reason, except under CI=true,
 // where it fails: CI must never pass by skipping.
 package testenv
@@ -18,12 +21,23 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 )
 
 // PostgresURLDefault is used when neither TEST_POSTGRES_URL nor POSTGRES_URL is set.
 const PostgresURLDefault = "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// T is what a helper needs of a test to fail it. *testing.T and *testing.B
+// have it, and so does the *assert.CollectT that require.EventuallyWithT
+// gives its condition: the condition runs in a goroutine of its own, where
+// the test's FailNow must not be called. A helper that takes a T can be used
+// in both places.
+type T interface {
+	require.TestingT
+	Helper()
+}
 
 // Unavailable fails the test under CI=true and skips it otherwise.
 func Unavailable(t testing.TB, service string, err error) {
@@ -58,18 +72,10 @@ func NewPostgres(t testing.TB) *Postgres {
 	schema := "t_" + strings.ToLower(nuid.Next())
 	// The extension is shared by all tests; take a lock so parallel packages
 	// do not race to create it.
-	if err := admin(t, "CREATE SCHEMA "+schema+"; SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)"); err != nil {
-		t.Fatalf("create schema and extension vector (run `make services`): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := admin(t, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(BaseURL())
-	if err != nil {
-		t.Fatalf("parse %s: %v", BaseURL(), err)
-	}
+	ownObject(t, "schema "+schema+" and extension vector",
+		"CREATE SCHEMA "+schema+"; SELECT pg_advisory_lock(4242); CREATE EXTENSION IF NOT EXISTS vector; SELECT pg_advisory_unlock(4242)",
+		"DROP SCHEMA "+schema+" CASCADE")
+	u := baseURL(t)
 	q := u.Query()
 	q.Set("search_path", schema+",public")
 	u.RawQuery = q.Encode()
@@ -133,20 +139,33 @@ func Connect(t testing.TB, s *server.Server) *nats.Conn {
 func NewDatabase(t testing.TB) *Postgres {
 	t.Helper()
 	name := "t_" + strings.ToLower(nuid.Next())
-	if err := admin(t, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
+	ownObject(t, "database "+name, "CREATE DATABASE "+name, "DROP DATABASE "+name+" WITH (FORCE)")
+	u := baseURL(t)
+	u.Path = "/" + name
+	return &Postgres{URL: u.String(), Schema: "public"}
+}
+
+// ownObject runs create as the tests' superuser, and drop when the test ends.
+func ownObject(t testing.TB, what, create, drop string) {
+	t.Helper()
+	if err := admin(t, create); err != nil {
+		t.Fatalf("create %s (run `make services`): %v", what, err)
 	}
 	t.Cleanup(func() {
-		if err := admin(t, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+		if err := admin(t, drop); err != nil {
+			t.Errorf("drop %s: %v", what, err)
 		}
 	})
+}
+
+// baseURL is BaseURL parsed.
+func baseURL(t testing.TB) *url.URL {
+	t.Helper()
 	u, err := url.Parse(BaseURL())
 	if err != nil {
 		t.Fatalf("parse %s: %v", BaseURL(), err)
 	}
-	u.Path = "/" + name
-	return &Postgres{URL: u.String(), Schema: "public"}
+	return u
 }
 
 // admin runs sql as the tests' superuser on a connection of its own. A

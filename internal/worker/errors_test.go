@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -91,7 +92,8 @@ func TestPoolExhaustedIsUnavailable(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		b.exec(`{"sql":"SELECT pg_sleep(1.5)"}`)
+		_, err := b.send(subjects.DBExecute, []byte(`{"sql":"SELECT pg_sleep(1.5)"}`))
+		assert.NoError(t, err)
 	}()
 	require.Eventually(t, func() bool { return b.cl.Pool().Stat().AcquiredConns() == 1 }, 5*time.Second, 10*time.Millisecond)
 	e := b.exec(`{"sql":"SELECT 1"}`).errorOf(t)

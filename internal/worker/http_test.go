@@ -5,16 +5,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
 
-func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
+func get(t testenv.T, srv *httptest.Server, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(srv.URL + path)
 	require.NoError(t, err)
@@ -59,9 +60,9 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 
 	// The gauge drops just after each answer is sent.
-	require.Eventually(t, func() bool {
-		_, body := get(t, srv, "/metrics")
-		return strings.Contains(body, "dbworker_requests_in_flight 0")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, body := get(c, srv, "/metrics")
+		assert.Contains(c, body, "dbworker_requests_in_flight 0")
 	}, 5*time.Second, 10*time.Millisecond)
 
 	require.NoError(t, b.w.Stop(context.Background()))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -35,13 +36,12 @@ func (b *bundle) sleepers(n, running int, seconds float64) *nats.Subscription {
 	conn, err := pgx.Connect(ctx, b.pg.URL)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	sleeping := func() int {
-		var c int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, marker).Scan(&c))
-		return c
-	}
-	require.Eventually(t, func() bool { return sleeping() == running }, 10*time.Second, 10*time.Millisecond,
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var sleeping int
+		require.NoError(c, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, marker).Scan(&sleeping))
+		assert.Equal(c, running, sleeping)
+	}, 10*time.Second, 10*time.Millisecond,
 		"%d of %d requests sleeping in PostgreSQL", running, n)
 	return replies
 }

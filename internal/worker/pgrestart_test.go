@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -134,7 +135,11 @@ func TestPostgresRestart(t *testing.T) {
 	t.Logf("PostgreSQL was down for %s", time.Since(down).Round(10*time.Millisecond))
 	pp.start()
 	up := time.Now()
-	require.Eventually(t, func() bool { return b.exec(`{"sql":"SELECT * FROM t"}`).status == "" }, 20*time.Second, 50*time.Millisecond,
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		a, err := b.send(subjects.DBExecute, []byte(`{"sql":"SELECT * FROM t"}`))
+		require.NoError(c, err)
+		assert.Empty(c, a.status, "%s", a.body)
+	}, 20*time.Second, 50*time.Millisecond,
 		"the pool heals without a worker restart")
 	t.Logf("db.execute answered again %s after PostgreSQL was back", time.Since(up).Round(time.Millisecond))
 	a := b.ok(`{"op":"one","sql":"SELECT count(*) AS n FROM t"}`)

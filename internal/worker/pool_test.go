@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -43,7 +44,10 @@ func TestSlowQueriesDoNotBlockFastOnes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.ok(`{"sql":"SELECT pg_sleep(1)"}`)
+			a, err := b.send(subjects.DBExecute, []byte(`{"sql":"SELECT pg_sleep(1)"}`))
+			if assert.NoError(t, err) {
+				assert.Empty(t, a.status, "%s", a.body)
+			}
 		}()
 	}
 	require.Eventually(t, func() bool { return b.w.InFlight() == 3 }, 5*time.Second, 5*time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -86,8 +87,9 @@ func TestAnswersOnlyTrustedReplies(t *testing.T) {
 		require.NoError(t, b.nc.PublishRequest(b.sub.Of(subjects.DBHealth), reply, nil))
 	}
 	reg := b.w.cfg.Metrics.Registry
-	require.Eventually(t, func() bool { return testenv.Counter(t, reg, "dbworker_requests_total") >= float64(len(replies)) },
-		10*time.Second, 20*time.Millisecond, "the worker handled every request")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.GreaterOrEqual(c, testenv.Counter(c, reg, "dbworker_requests_total"), float64(len(replies)))
+	}, 10*time.Second, 20*time.Millisecond, "the worker handled every request")
 
 	require.Equal(t, jobs, lastSeq("R1_DB_JOBS"), "no job was queued")
 	require.Equal(t, vacuum, lastSeq("R1_DB_VACUUM"), "no result was stored, and the stream is still there")

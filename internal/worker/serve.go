@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -46,45 +44,15 @@ type request struct {
 	maxAnswer int
 }
 
-// decode unmarshals the body into v, strictly: unknown fields, trailing data
-// and wrong types are BAD_REQUEST. An empty body decodes as {}.
+// decode reads the body into v with messages.DecodeStrict: unknown fields,
+// trailing data, invalid UTF-8 and wrong types are BAD_REQUEST. An empty body
+// decodes as {}.
 func (r *request) decode(v any) error {
 	data := bytes.TrimSpace(r.data)
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	// encoding/json would quietly turn invalid bytes into U+FFFD and run
-	// something other than what was sent.
-	if !utf8.Valid(data) {
-		return messages.BadRequest("", "the request is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return badJSON(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return messages.BadRequest("", "malformed JSON: unexpected data after the request object")
-	}
-	return nil
-}
-
-func badJSON(err error) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return messages.BadRequest("", "malformed JSON at byte %d: %v", se.Offset, se)
-	case errors.As(err, &te):
-		return messages.BadRequest(te.Field, "field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return messages.BadRequest(field, "unknown field %q", field)
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return messages.BadRequest("", "malformed JSON: unexpected end of input")
-	}
-	return messages.BadRequest("", "malformed JSON: %v", err)
+	return messages.DecodeStrict(data, v)
 }
 
 // dispatch returns the micro handler of an endpoint. It never blocks: the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -28,7 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testenv.VerifyNoLeaks(m)
 }
 
 type options struct {
@@ -174,9 +174,19 @@ func (a answer) errorOf(t testing.TB) map[string]any {
 
 func (b *bundle) request(subject string, body []byte) answer {
 	b.t.Helper()
+	a, err := b.send(subject, body)
+	require.NoError(b.t, err)
+	return a
+}
+
+// send is request that fails no test but returns the error, for goroutines
+// and EventuallyWithT conditions, where the test's FailNow must not be called.
+func (b *bundle) send(subject string, body []byte) (answer, error) {
 	msg, err := b.nc.Request(b.sub.Of(subject), body, 15*time.Second)
-	require.NoError(b.t, err, "request %s %s", subject, body)
-	return answer{status: msg.Header.Get("Nats-Service-Error-Code"), body: msg.Data}
+	if err != nil {
+		return answer{}, fmt.Errorf("request %s %s: %w", subject, body, err)
+	}
+	return answer{status: msg.Header.Get("Nats-Service-Error-Code"), body: msg.Data}, nil
 }
 
 func (b *bundle) exec(body string) answer {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
@@ -211,8 +212,10 @@ func TestRedisRestart(t *testing.T) {
 	require.Equal(t, "UNAVAILABLE", a.errorOf(t)["code"])
 
 	srv = start()
-	require.Eventually(t, func() bool {
-		return b.request(subjects.StateRateLimit, []byte(rl)).status == ""
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		a, err := b.send(subjects.StateRateLimit, []byte(rl))
+		require.NoError(c, err)
+		assert.Empty(c, a.status, "%s", a.body)
 	}, 10*time.Second, 50*time.Millisecond, "state.* recovers without a worker restart")
 	require.Equal(t, "healthy", b.request(subjects.DBHealth, nil).json(t)["status"])
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
@@ -39,17 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "pkg/client: SKIPPING every test and example, services unavailable (run `make services`): %v\n", err)
 		os.Exit(0)
 	}
-	code := m.Run()
-	cleanup()
-	// goleak once the stack is down: every goroutine a test started (a
-	// Locker's refresh loop among them) has ended by now.
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "pkg/client: goroutines leaked: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testenv.VerifyNoLeaks(m, cleanup)
 }
 
 func startStack() (func(), error) {

@@ -13,4 +13,9 @@
 // errors.As to read the code, status and SQLSTATE. On the worker's side an
 // Error also carries its cause (see [Wrap]), which the worker logs and never
 // sends.
+//
+// # Decoding
+//
+// [DecodeStrict] reads a body the way the worker reads requests and jobs:
+// unknown fields, trailing data, invalid UTF-8 and wrong types are BAD_REQUEST.
 package messages

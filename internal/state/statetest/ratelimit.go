@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/state"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-func rl(t *testing.T, b state.Backend, key string, limit, cost int64, window time.Duration) messages.RateLimitResult {
+func rl(t testenv.T, b state.Backend, key string, limit, cost int64, window time.Duration) messages.RateLimitResult {
 	t.Helper()
 	res, err := b.RateLimit(ctx, key, limit, cost, window)
 	require.NoError(t, err)
@@ -47,7 +49,7 @@ func rateLimitWindowReopens(t *testing.T, b state.Backend) {
 	require.Greater(t, denied.RetryAfterMS, int64(0))
 	require.LessOrEqual(t, denied.RetryAfterMS, int64(1000))
 	start := time.Now()
-	require.Eventually(t, func() bool { return rl(t, b, "win", 2, 1, time.Second).Allowed }, 3*time.Second, 20*time.Millisecond)
+	require.EventuallyWithT(t, func(c *assert.CollectT) { assert.True(c, rl(c, b, "win", 2, 1, time.Second).Allowed) }, 3*time.Second, 20*time.Millisecond)
 	require.GreaterOrEqual(t, time.Since(start), time.Duration(denied.RetryAfterMS-50)*time.Millisecond, "admitted before retry_after")
 }
 
@@ -62,7 +64,7 @@ func rateLimitDeniedNotCounted(t *testing.T, b state.Backend) {
 		require.False(t, rl(t, b, "dnc", 2, 1, w).Allowed)
 		time.Sleep(5 * time.Millisecond) // hammer the key while it is full
 	}
-	require.Eventually(t, func() bool { return rl(t, b, "dnc", 2, 0, w).Remaining == 2 }, 2*time.Second, 10*time.Millisecond)
+	require.EventuallyWithT(t, func(c *assert.CollectT) { assert.EqualValues(c, 2, rl(c, b, "dnc", 2, 0, w).Remaining) }, 2*time.Second, 10*time.Millisecond)
 	require.True(t, rl(t, b, "dnc", 2, 1, w).Allowed)
 	require.True(t, rl(t, b, "dnc", 2, 1, w).Allowed)
 }
