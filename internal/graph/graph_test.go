@@ -10,6 +10,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -41,7 +42,7 @@ func fail(t *testing.T, s *graph.Service, req messages.GraphRequest) messages.Co
 	t.Helper()
 	_, err := s.Handle(context.Background(), &req)
 	require.Error(t, err, "%+v", req)
-	return pgexec.AsError(err).Code
+	return pgerr.AsError(err).Code
 }
 
 func nodes(t *testing.T, s *graph.Service, ids ...string) {

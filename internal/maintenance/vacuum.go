@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -187,7 +187,7 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 	res.Status = messages.StatusOK
 	if runErr != nil {
 		res.Status = messages.StatusFailed
-		res.Error = pgexec.AsError(runErr)
+		res.Error = pgerr.AsError(runErr)
 	}
 	s.cfg.Metrics.MaintenanceRun("vacuum", res.Status)
 	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Stringer("target", t.lockKey()).Str("status", res.Status).

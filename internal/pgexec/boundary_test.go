@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -51,7 +52,7 @@ func (b *boundary) run(body string) (map[string]any, *messages.Error) {
 	require.NoError(b.t, dec.Decode(&req), body)
 	out, err := b.exec.Execute(context.Background(), &req, 1<<20)
 	if err != nil {
-		me := pgexec.AsError(err)
+		me := pgerr.AsError(err)
 		require.NotEqual(b.t, messages.CodeInternal, me.Code, "%s: %v", body, err)
 		return nil, me
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -35,7 +36,7 @@ type Config struct {
 	// MaxConns is the pool's size limit. Defaults to 30.
 	MaxConns int32
 	// AcquireTimeout bounds the wait for a free connection; past it calls fail
-	// with ErrPoolExhausted. Defaults to 30s.
+	// with pgerr.ErrPoolExhausted. Defaults to 30s.
 	AcquireTimeout time.Duration
 	// MaxConnLifetime recycles connections. Defaults to 1h.
 	MaxConnLifetime time.Duration
@@ -248,14 +249,14 @@ func (c *Client) ServerVersion() string { return c.serverVersion }
 func (c *Client) PGVectorVersion() string { return c.pgvector }
 
 // Acquire takes a connection from the pool, waiting at most the acquire
-// timeout; past it the error wraps ErrPoolExhausted.
+// timeout; past it the error wraps pgerr.ErrPoolExhausted.
 func (c *Client) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	actx, cancel := context.WithTimeoutCause(ctx, c.acquireTimeout, ErrPoolExhausted)
+	actx, cancel := context.WithTimeoutCause(ctx, c.acquireTimeout, pgerr.ErrPoolExhausted)
 	defer cancel()
 	conn, err := c.pool.Acquire(actx)
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(context.Cause(actx), ErrPoolExhausted) {
-			return nil, fmt.Errorf("acquire connection: %w", ErrPoolExhausted)
+		if ctx.Err() == nil && errors.Is(context.Cause(actx), pgerr.ErrPoolExhausted) {
+			return nil, fmt.Errorf("acquire connection: %w", pgerr.ErrPoolExhausted)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("acquire connection: %w", ctx.Err())

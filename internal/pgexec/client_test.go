@@ -17,6 +17,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -87,7 +88,7 @@ func TestDescribeCacheHeals(t *testing.T) {
 	// caller is told, and the next one is described afresh.
 	_, err = ex.Execute(ctx, req, 0)
 	require.Error(t, err)
-	require.Equal(t, messages.CodeUnavailable, pgexec.AsError(err).Code)
+	require.Equal(t, messages.CodeUnavailable, pgerr.AsError(err).Code)
 	out, err = ex.Execute(ctx, req, 0)
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"a":1,"b":"x"}]`)
@@ -108,7 +109,7 @@ func TestStatementTimeoutKeepsConnection(t *testing.T) {
 	start := time.Now()
 	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT pg_sleep(10)"}, 0)
 	require.Less(t, time.Since(start), 3*time.Second)
-	me := pgexec.AsError(err)
+	me := pgerr.AsError(err)
 	require.Equal(t, messages.CodeTimeout, me.Code, "%v", err)
 	for i := 0; i < 3; i++ {
 		_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: fmt.Sprintf("SELECT %d", i)}, 0)
@@ -229,5 +230,5 @@ func TestNewExecutorRefusesBadConfig(t *testing.T) {
 	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: pgexec.ModeReadOnly})
 	require.NoError(t, err)
 	_, err = ex.Execute(context.Background(), &messages.ExecuteRequest{SQL: "CREATE TABLE nope (x int)"}, 0)
-	require.Equal(t, "25006", pgexec.AsError(err).SQLState, "%v", err)
+	require.Equal(t, "25006", pgerr.AsError(err).SQLState, "%v", err)
 }

@@ -13,6 +13,7 @@
 //	           UPDATE built with quoted identifiers
 //	migrate    schema migrations applied once each (schema files, graph, vector)
 //	named      the named-queries file: statements run by name, the allowlist
+//	pgerr      errors mapped to the protocol: SQLSTATEs to codes, causes kept
 //	pgexec     a request on one connection (the session), and the Executor
 //	           that validates requests and picks the session's shape
 //
@@ -28,12 +29,6 @@
 //
 // The Client is also a [Querier], the narrow face of the pool that vector,
 // graph and maintenance take.
-//
-// # Errors
-//
-// [AsError] maps any error to the protocol's error model: SQLSTATEs to codes
-// and statuses, context deadlines to TIMEOUT, connection failures and an
-// exhausted pool to UNAVAILABLE.
 //
 // # Sessions
 //

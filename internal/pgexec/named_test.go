@@ -10,6 +10,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -57,7 +58,7 @@ func TestNamedQueriesAllowlist(t *testing.T) {
 		{messages.ExecuteRequest{Query: "active_users", Params: []byte(`{}`)}, messages.CodeBadRequest},
 	} {
 		_, err := ex.Execute(ctx, &tc.req, 0)
-		require.Equal(t, tc.code, pgexec.AsError(err).Code, "%+v: %v", tc.req, err)
+		require.Equal(t, tc.code, pgerr.AsError(err).Code, "%+v: %v", tc.req, err)
 	}
 
 	// A named query marked read_only cannot write, whatever it says.
@@ -66,7 +67,7 @@ func TestNamedQueriesAllowlist(t *testing.T) {
 	ex, err = pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: bad})
 	require.NoError(t, err)
 	_, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "sneaky"}, 0)
-	require.Equal(t, messages.CodeForbidden, pgexec.AsError(err).Code)
+	require.Equal(t, messages.CodeForbidden, pgerr.AsError(err).Code)
 	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1"}, 0)
 	require.NoError(t, err, "without NamedOnly, ad-hoc SQL still runs")
 }

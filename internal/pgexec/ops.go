@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sort"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/table"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -66,7 +67,7 @@ func (s *session) update(ctx context.Context, req *messages.ExecuteRequest, sh s
 
 // withIndex records which statement or item failed.
 func withIndex(err error, i int) error {
-	me := AsError(err)
+	me := pgerr.AsError(err)
 	cp := *me
 	cp.FailedIndex = &i
 	return &cp

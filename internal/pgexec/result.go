@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -42,10 +43,8 @@ func (s *session) describe(ctx context.Context, sql string, clean bool) (sd *pgc
 	return sd, false, nil
 }
 
-// errStale is a cached description that no longer matches the statement's
-// result (its table changed): the result was not read, and the description
-// is asked for again.
-var errStale = errors.New("pgexec: the statement's result columns changed")
+// errStale is a cached description gone stale (see pgerr.ErrStale).
+var errStale = pgerr.ErrStale
 
 // planChanged reports a statement whose cached description went stale: its
 // columns changed (errStale), or their count did, so that the server refused

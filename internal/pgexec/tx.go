@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -165,7 +166,7 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes
 	case err == nil:
 	case t.s.broken || t.s.pg.IsClosed():
 		t.end()
-	case t.s.pg.TxStatus() == 'E' || AsError(err).Code != messages.CodeBadRequest:
+	case t.s.pg.TxStatus() == 'E' || pgerr.AsError(err).Code != messages.CodeBadRequest:
 		t.aborted = true
 	}
 	return out, err

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -41,7 +41,7 @@ func TestSearchLimits(t *testing.T) {
 		tc.req.Op, tc.req.Vector = "search", []float64{1, 0, 0}
 		_, err := s.Handle(t.Context(), &tc.req)
 		require.Error(t, err, tc.name)
-		e := pgexec.AsError(err)
+		e := pgerr.AsError(err)
 		require.Equal(t, messages.CodeBadRequest, e.Code, "%s: %v", tc.name, err)
 		require.Equal(t, tc.param, e.Param, "%s: %v", tc.name, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -43,7 +44,7 @@ func code(t *testing.T, s *vector.Service, req messages.VectorRequest) messages.
 	t.Helper()
 	_, err := s.Handle(context.Background(), &req)
 	require.Error(t, err, "%+v", req)
-	return pgexec.AsError(err).Code
+	return pgerr.AsError(err).Code
 }
 
 func str(s string) *string { return &s }

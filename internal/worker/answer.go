@@ -3,7 +3,7 @@ package worker
 import (
 	"regexp"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -12,13 +12,13 @@ import (
 // error's fields, and the log line of a 5xx answer gets its cause too.
 
 // protocolError maps err, a handler's error, to the protocol with the
-// endpoint's asError (pgexec.AsError when it has none). The answer keeps err
+// endpoint's asError (pgerr.AsError when it has none). The answer keeps err
 // as its cause.
 func (ep endpoint) protocolError(err error) *messages.Error {
 	if ep.asError != nil {
 		return ep.asError(err)
 	}
-	return pgexec.AsError(err)
+	return pgerr.AsError(err)
 }
 
 // logCause is what the log line of a failed answer says went wrong: the

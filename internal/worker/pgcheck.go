@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -92,7 +93,7 @@ func (p *pgCheck) health(ctx context.Context, cl *pgexec.Client) messages.Postgr
 	h.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
 		h.Status = messages.HealthUnhealthy
-		h.Error = pgexec.AsError(err).Message
+		h.Error = pgerr.AsError(err).Message
 		return h
 	}
 	h.Status = messages.HealthHealthy

@@ -31,7 +31,7 @@ type endpoint struct {
 	lane                       string // laneDB when empty
 	handle                     func(ctx context.Context, r *request) ([]byte, error)
 	// asError maps the handler's errors to the protocol: the AsError of the
-	// domain it serves. Defaults to pgexec.AsError.
+	// domain it serves. Defaults to pgerr.AsError.
 	asError func(error) *messages.Error
 }
 

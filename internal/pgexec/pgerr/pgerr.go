@@ -1,4 +1,8 @@
-package pgexec
+// Package pgerr maps errors of PostgreSQL, pgx and the executor to the
+// protocol's error model: the one place SQLSTATEs become codes and
+// statuses. The worker's answer path calls AsError; the mapped error keeps
+// what it was mapped from as its cause, for the log.
+package pgerr
 
 import (
 	"context"
@@ -13,6 +17,10 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
+
+// ErrStale is a cached statement description that no longer matches the
+// statement's result (its table changed): the result was not read.
+var ErrStale = errors.New("pgexec: the statement's result columns changed")
 
 // ErrPoolExhausted is returned when no connection could be had within
 // POSTGRES_POOL_TIMEOUT.
@@ -36,7 +44,7 @@ func AsError(err error) *messages.Error {
 	}
 	var big *pgproto3.ExceededMaxBodyLenErr
 	switch {
-	case errors.Is(err, errStale):
+	case errors.Is(err, ErrStale):
 		return messages.Wrap(messages.CodeUnavailable, err, "the statement's result columns changed since it was last described (its table changed); it may have run: send it again to read its result")
 	case errors.As(err, &big):
 		return messages.Wrap(messages.CodeTooLarge, err, "a message from the database (one row) is %d bytes, over the worker's bound of %d", big.ActualBodyLen, big.MaxExpectedBodyLen)

@@ -1,4 +1,4 @@
-package pgexec_test
+package pgerr_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -22,16 +22,16 @@ func TestAsErrorKeepsCause(t *testing.T) {
 		code messages.Code
 	}{
 		{fmt.Errorf("run: %w", pe), messages.CodeInternal},
-		{fmt.Errorf("acquire: %w", pgexec.ErrPoolExhausted), messages.CodeUnavailable},
+		{fmt.Errorf("acquire: %w", pgerr.ErrPoolExhausted), messages.CodeUnavailable},
 		{fmt.Errorf("query: %w", context.DeadlineExceeded), messages.CodeTimeout},
 		{errors.New("unexpected"), messages.CodeInternal},
 	} {
-		me := pgexec.AsError(tc.err)
+		me := pgerr.AsError(tc.err)
 		require.Equal(t, tc.code, me.Code, "%v", tc.err)
 		require.Equal(t, tc.err, errors.Unwrap(me), "%v", tc.err)
 	}
-	require.Equal(t, "XX000", pgexec.AsError(pe).SQLState)
+	require.Equal(t, "XX000", pgerr.AsError(pe).SQLState)
 	bad := messages.BadRequest("sql", "sql is required")
-	require.Same(t, bad, pgexec.AsError(fmt.Errorf("validate: %w", bad)))
-	require.Nil(t, pgexec.AsError(nil))
+	require.Same(t, bad, pgerr.AsError(fmt.Errorf("validate: %w", bad)))
+	require.Nil(t, pgerr.AsError(nil))
 }
