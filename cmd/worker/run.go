@@ -22,6 +22,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
@@ -210,9 +211,11 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxTimeout:       cfg.MaxStatementTimeout.D(),
 		MaxRequestBytes:  cfg.MaxRequestBytes,
 		DrainTimeout:     cfg.ShutdownTimeout.D(),
-		Logger:           m.Log,
-		Metrics:          reg,
-		Pprof:            cfg.Pprof,
+		Tx: txn.Config{MaxOpen: cfg.TxMaxOpen, IdleTimeout: cfg.TxIdleTimeout.D(), Lifetime: cfg.TxLifetime.D(),
+			MaxLifetime: cfg.TxMaxLifetime.D()},
+		Logger:  m.Log,
+		Metrics: reg,
+		Pprof:   cfg.Pprof,
 
 		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
 	}, worker.Deps{NATS: m.nc, JetStream: m.jsnc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,

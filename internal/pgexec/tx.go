@@ -8,17 +8,9 @@ import (
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
-// Isolation levels of an interactive transaction ("" is the server's
-// default, read committed unless the database says otherwise).
-const (
-	IsolationReadCommitted  = "read_committed"
-	IsolationRepeatableRead = "repeatable_read"
-	IsolationSerializable   = "serializable"
-)
-
 // TxOptions opens an interactive transaction.
 type TxOptions struct {
-	Isolation  string
+	Isolation  string // messages.Isolation*, or "" for the database's default
 	ReadOnly   bool // forced on a read-only executor
 	Deferrable bool
 }
@@ -28,11 +20,11 @@ func (o TxOptions) beginSQL() (string, error) {
 	sql := "BEGIN"
 	switch o.Isolation {
 	case "":
-	case IsolationReadCommitted:
+	case messages.IsolationReadCommitted:
 		sql += " ISOLATION LEVEL READ COMMITTED"
-	case IsolationRepeatableRead:
+	case messages.IsolationRepeatableRead:
 		sql += " ISOLATION LEVEL REPEATABLE READ"
-	case IsolationSerializable:
+	case messages.IsolationSerializable:
 		sql += " ISOLATION LEVEL SERIALIZABLE"
 	default:
 		return "", messages.BadRequest("isolation", "isolation must be read_committed, repeatable_read or serializable, got %q", o.Isolation)

@@ -37,9 +37,11 @@ type endpoint struct {
 
 // request is what a handler sees of one NATS request.
 type request struct {
-	data []byte
-	id   string
-	op   string // set by the handler for the log line
+	data    []byte
+	subject string // the subject it was sent to
+	reply   string // its reply subject
+	id      string
+	op      string // set by the handler for the log line
 	// maxAnswer is the largest answer the connection can carry.
 	maxAnswer int
 }
@@ -143,7 +145,7 @@ func (w *Worker) timeoutOf(data []byte) time.Duration {
 // an INTERNAL answer and a log line.
 func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 	start := t.received
-	r := &request{data: req.Data(), maxAnswer: w.maxAnswer()}
+	r := &request{data: req.Data(), subject: req.Subject(), reply: req.Reply(), maxAnswer: w.maxAnswer()}
 	h := req.Headers()
 	r.id = h.Get(RequestIDHeader)
 	if r.id == "" {

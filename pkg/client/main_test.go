@@ -17,12 +17,16 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
+
+// txMaxOpen is the worker's bound on open transactions.
+const txMaxOpen = 14
 
 // nc is a connection to an embedded nats-server with a real worker behind it,
 // over a schema of this package's own; the examples and tests use it.
@@ -80,7 +84,7 @@ func startStack() (func(), error) {
 	}
 	cleanups = append(cleanups, func() { ns.Shutdown(); ns.WaitForShutdown() })
 
-	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: u.String(), MaxConns: 8})
+	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: u.String(), MaxConns: 20})
 	if err != nil {
 		return fail(err)
 	}
@@ -108,7 +112,7 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop()}, worker.Deps{NATS: wnc, Postgres: pg,
+	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop(), Tx: txn.Config{MaxOpen: txMaxOpen}}, worker.Deps{NATS: wnc, Postgres: pg,
 		Executor: ex, State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint,
 		Vector: vec, Graph: gr})
 	if err != nil {
