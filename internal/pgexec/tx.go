@@ -11,7 +11,7 @@ import (
 // TxOptions opens an interactive transaction.
 type TxOptions struct {
 	Isolation  string // messages.Isolation*, or "" for the database's default
-	ReadOnly   bool // forced on a read-only executor
+	ReadOnly   bool   // forced on a read-only executor
 	Deferrable bool
 }
 
