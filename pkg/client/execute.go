@@ -32,7 +32,15 @@ type Statement struct {
 	// QueryRow runs the statement as QueryRow does (op "one"): its result
 	// holds the first row only, in Row.
 	QueryRow bool
+	// ExpectRows, when set, is the number of rows the statement must write
+	// or return; any other count rolls the whole Tx back and fails it with
+	// an *Error (CONFLICT) naming the statement in FailedIndex. Expect(1)
+	// makes one.
+	ExpectRows *int64
 }
+
+// Expect returns n as a Statement.ExpectRows.
+func Expect(n int64) *int64 { return &n }
 
 // Execute sends any db.execute request, after applying opts. The typed
 // methods cover every op; Execute is for what they do not name, such as a
@@ -165,7 +173,7 @@ func (c *Client) Tx(ctx context.Context, statements []Statement, opts ...QueryOp
 		if err != nil {
 			return nil, err
 		}
-		req.Statements[i] = messages.Statement{SQL: s.SQL, Params: raw}
+		req.Statements[i] = messages.Statement{SQL: s.SQL, Params: raw, ExpectRows: s.ExpectRows}
 		if s.QueryRow {
 			req.Statements[i].Op = messages.OpOne
 		}

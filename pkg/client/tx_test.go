@@ -301,3 +301,43 @@ func TestTxBound(t *testing.T) {
 	require.NoError(t, err, "a slot freed")
 	open = append(open, tx)
 }
+
+// TestTxBatchExpectations: a batch tx takes isolation, read_only and
+// deferrable, and a statement's expect_rows aborts the whole batch: the
+// transfer from an account that does not exist credits nobody.
+func TestTxBatchExpectations(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	table := txTable(t, c) // account 1 with balance 0
+	_, err := c.Exec(ctx, "UPDATE "+table+" SET n = 100", nil)
+	require.NoError(t, err)
+	transfer := func(from, to int) error {
+		_, err := c.Tx(ctx, []client.Statement{
+			{SQL: "UPDATE " + table + " SET n = n - 10 WHERE id = :id", Args: client.NamedArgs{"id": from}, ExpectRows: client.Expect(1)},
+			{SQL: "UPDATE " + table + " SET n = n + 10 WHERE id = :id", Args: client.NamedArgs{"id": to}, ExpectRows: client.Expect(1)},
+		}, client.WithIsolation(client.Serializable))
+		return err
+	}
+	err = transfer(99, 1)
+	var me *client.Error
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, messages.CodeConflict, me.Code, "%v", err)
+	require.NotNil(t, me.FailedIndex)
+	require.Equal(t, 0, *me.FailedIndex)
+	err = transfer(1, 99)
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, 1, *me.FailedIndex)
+	require.Equal(t, 100, counter(t, c, table), "neither transfer changed anything")
+
+	res, err := c.Tx(ctx, []client.Statement{{SQL: "SELECT current_setting('transaction_isolation') AS iso, current_setting('transaction_read_only') AS ro", QueryRow: true}},
+		client.WithIsolation(client.Serializable), client.WithReadOnly(), client.WithDeferrable())
+	require.NoError(t, err)
+	require.JSONEq(t, `{"iso":"serializable","ro":"on"}`, string(res.Results[0].Row))
+
+	_, err = c.Query(ctx, "SELECT 1", nil, client.WithIsolation(client.Serializable))
+	require.ErrorAs(t, err, &me, "isolation is for transactions")
+	require.Equal(t, messages.CodeBadRequest, me.Code)
+	_, err = c.Tx(ctx, []client.Statement{{SQL: "SELECT 1", ExpectRows: client.Expect(-1)}})
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, messages.CodeBadRequest, me.Code)
+}
