@@ -1,7 +1,9 @@
 // Package graph serves db.graph: a property graph on two PostgreSQL tables
 // (graph_nodes, graph_edges), created by the worker's migrations. Nodes keep
 // every property they are given; edges are directed and typed, with a weight,
-// a confidence and an optional validity window; deletes are soft. Traversals
+// a confidence and an optional validity window; deletes are soft. Adding a
+// node or edge that exists updates it: merge (the default) keeps what the
+// request leaves out, replace resets it to the defaults (add.go). Traversals
 // (neighbors, shortest path, subgraph) run breadth first, one query per level,
 // with a visited set, so cycles end and cost stays bounded. Every value is
 // bound; nothing from a request is pasted into SQL.
