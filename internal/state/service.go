@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -80,47 +79,6 @@ func checkKey(field, key string) error {
 	return nil
 }
 
-// duration reads a duration given in milliseconds or seconds (not both).
-func duration(field string, ms *int64, secs *float64, def, max time.Duration, required bool) (time.Duration, error) {
-	switch {
-	case ms != nil && secs != nil:
-		return 0, messages.BadRequest(field, "give %s_ms or %s_seconds, not both", field, field)
-	case ms != nil:
-		if *ms <= 0 {
-			return 0, messages.BadRequest(field+"_ms", "%s_ms must be positive, got %d", field, *ms)
-		}
-		if *ms > max.Milliseconds() {
-			return 0, messages.BadRequest(field+"_ms", "%s_ms must be at most %d", field, max.Milliseconds())
-		}
-		return time.Duration(*ms) * time.Millisecond, nil
-	case secs != nil:
-		if !(*secs > 0) || math.IsInf(*secs, 0) {
-			return 0, messages.BadRequest(field+"_seconds", "%s_seconds must be positive", field)
-		}
-		if *secs > max.Seconds() {
-			return 0, messages.BadRequest(field+"_seconds", "%s_seconds must be at most %.0f", field, max.Seconds())
-		}
-		return time.Duration(*secs * float64(time.Second)), nil
-	case required:
-		return 0, messages.BadRequest(field+"_ms", "%s_ms is required", field)
-	}
-	return def, nil
-}
-
-// optionalTTL reads a ttl_ms that may be 0 (no expiry).
-func optionalTTL(ms *int64, def time.Duration) (time.Duration, error) {
-	if ms == nil {
-		return def, nil
-	}
-	if *ms < 0 {
-		return 0, messages.BadRequest("ttl_ms", "ttl_ms must not be negative, got %d", *ms)
-	}
-	if *ms > MaxTTL.Milliseconds() {
-		return 0, messages.BadRequest("ttl_ms", "ttl_ms must be at most %d", MaxTTL.Milliseconds())
-	}
-	return time.Duration(*ms) * time.Millisecond, nil
-}
-
 // RateLimit checks and counts one call.
 func (s *Service) RateLimit(ctx context.Context, req *messages.RateLimitRequest) (messages.RateLimitResult, error) {
 	if err := checkKey("key", req.Key); err != nil {
@@ -169,7 +127,7 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 		if len(req.Value) == 0 {
 			return nil, messages.BadRequest("value", "value is required")
 		}
-		ttl, err := optionalTTL(req.TTLMS, 0)
+		ttl, err := optionalTTL(req.TTLMS, req.TTLSeconds, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -7,15 +7,16 @@
 //
 // # Shape
 //
-// The SQL of db.execute is called on the Client, with pgx's names: Query,
-// QueryRow, Exec, plus Many, Script, Tx, Insert and Update as the protocol
-// has them. The rest is grouped in handles, as nats.go's jetstream groups
-// its own:
+// Every op of every subject has a method. The SQL of db.execute is called
+// on the Client, with pgx's names: Query, QueryRow, Exec, plus Many, Script,
+// Tx, Insert and Update as the protocol has them, and Named for a named
+// query (Execute sends any request as it is). The rest is grouped in
+// handles, as nats.go's jetstream groups its own:
 //
 //	c.KV()          state.kv: Get, Set, Delete, Incr
 //	c.Locks()       state.lock: Acquire, Release, Refresh, Status, and Lock (a held, refreshed Locker)
 //	c.RateLimits()  state.ratelimit: Allow
-//	c.Embeddings()  cache.embedding: Get, Set, MGet, MSet, Delete
+//	c.Embeddings()  cache.embedding: Get, Set, MGet, MSet, Delete, MDelete
 //	c.Vectors()     db.vector: CreateCollection, Upsert, Search, Delete, Stats, RebuildIndex
 //	c.Graph()       db.graph: AddNode, AddEdge, Neighbors, FindPath, Subgraph, DeleteNode
 //	c.Maintenance() db.stats and db.vacuum: Stats, Vacuum, VacuumAsync
@@ -40,9 +41,10 @@
 //
 // Options tune one call instead of variant methods: client.WithMaxRows(10),
 // client.WithReadOnly() or client.WithStatementTimeout(d) on SQL,
-// client.WithTTL(d) on KV and embedding sets, client.WithCost(n) on a rate
-// limit, client.WithOwner and client.WithWait on locks, client.WithK(5) and
-// friends on a vector search. An option given a value it cannot take fails
+// client.WithTTL(d) on KV and embedding sets (WithTTL(0): never expire),
+// client.WithCost(n) on a rate limit, client.WithOwner and client.WithWait
+// on locks, client.WithK(5) and friends on a vector search,
+// client.WithReplace() on a graph AddNode or AddEdge. An option given a value it cannot take fails
 // the call before anything is sent, as New fails on a bad Option.
 //
 // # Timeouts and errors
