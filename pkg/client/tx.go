@@ -86,6 +86,9 @@ func (c *Client) BeginTx(ctx context.Context, opts TxOptions) (*Tx, error) {
 // to its subject can use the transaction).
 func (t *Tx) ID() string { return t.id }
 
+// Subject returns the subject that reaches the transaction's worker.
+func (t *Tx) Subject() string { return t.subject }
+
 // ReadOnly reports whether the transaction is READ ONLY (as asked, or
 // because the worker is read-only).
 func (t *Tx) ReadOnly() bool { return t.readOnly }
