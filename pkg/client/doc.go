@@ -22,6 +22,29 @@
 //	c.Maintenance() db.stats and db.vacuum: Stats, Vacuum, VacuumAsync
 //	c.Health(ctx)   db.health
 //
+// # Transactions
+//
+// Tx runs a batch of statements in one transaction (WithIsolation, and a
+// statement's ExpectRows, which rolls the batch back when a count is not
+// met). An interactive transaction spans calls: BeginTx returns a *Tx with
+// Query, QueryRow, Exec, Many, Insert, Update, Commit and Rollback, held by
+// one worker (db.tx). InTx runs a function in one, committing on nil,
+// rolling back on an error or a panic, and running it again after a
+// serialization failure (40001):
+//
+//	err := c.InTx(ctx, client.TxOptions{Isolation: client.Serializable}, func(tx *client.Tx) error {
+//		var bal int
+//		if err := tx.QueryRow(ctx, "SELECT bal FROM accounts WHERE id = $1 FOR UPDATE", client.Args{1}).Scan(&bal); err != nil {
+//			return err
+//		}
+//		_, err := tx.Exec(ctx, "UPDATE accounts SET bal = $1 WHERE id = 1", client.Args{bal - 10})
+//		return err
+//	})
+//
+// A transaction that ended (it timed out, or its worker stopped or died) is
+// ErrTxGone; one aborted by a failed statement answers TX_ABORTED until it
+// is rolled back.
+//
 // # Arguments and rows
 //
 // A statement's parameters are NamedArgs (for :name placeholders, like
