@@ -138,8 +138,18 @@ func (w *Worker) drainTx(ctx context.Context) {
 	if err := w.txs.Close(ctx); err != nil {
 		w.log.Warn().Err(err).Msg("drain timed out with transactions open")
 	}
-	if err := w.txSub.Drain(); err != nil && !w.deps.NATS.IsClosed() {
-		w.log.Warn().Err(err).Msg("drain the transactions' subscription")
+	// Requests that reached the subscription before it closed are still
+	// handed to the lanes (and answered TX_GONE), so that the wait for
+	// requests in flight counts them.
+	if err := w.txSub.Drain(); err != nil {
+		if !w.deps.NATS.IsClosed() {
+			w.log.Warn().Err(err).Msg("drain the transactions' subscription")
+		}
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.txSub.IsValid() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

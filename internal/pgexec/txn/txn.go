@@ -139,8 +139,16 @@ func (r *Registry) Begin(ctx context.Context, b Begin) (Opened, error) {
 
 	tx, err := r.ex.BeginTx(ctx, b.TxOptions)
 	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if err == nil && closing { // Close began while the connection was being taken
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		err = messages.Errorf(messages.CodeUnavailable, "the worker is shutting down; begin on another")
+	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending--
+	r.signal()
 	if err != nil {
 		return Opened{}, err
 	}
@@ -273,9 +281,14 @@ func (e *entry) forget() {
 	defer r.mu.Unlock()
 	if r.open[e.id] == e {
 		delete(r.open, e.id)
-		close(r.changed)
-		r.changed = make(chan struct{})
+		r.signal()
 	}
+}
+
+// signal wakes Close. r.mu is held.
+func (r *Registry) signal() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // Open returns the number of open transactions.
@@ -294,7 +307,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.mu.Unlock()
 	for {
 		r.mu.Lock()
-		n, changed := len(r.open), r.changed
+		n, changed := len(r.open)+r.pending, r.changed
 		r.mu.Unlock()
 		if n == 0 {
 			return nil
