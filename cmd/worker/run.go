@@ -130,7 +130,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")
 	embeddingTTL := cfg.EmbeddingTTL.D()
-	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), MaxWaiters: cfg.LockMaxWaiters, EmbeddingTTL: &embeddingTTL})
+	stateSvc, err := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), MaxWaiters: cfg.LockMaxWaiters, EmbeddingTTL: &embeddingTTL})
+	if err != nil {
+		return err
+	}
 	var queries map[string]named.Query
 	if cfg.NamedQueriesFile != "" {
 		if queries, err = named.Load(cfg.NamedQueriesFile); err != nil {
@@ -187,7 +190,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var vectors *vector.Service
 	if m.pg.PGVectorVersion() != "" {
-		vectors = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension})
+		if vectors, err = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension}); err != nil {
+			return err
+		}
 		if !readOnly {
 			if err := vectors.Init(ctx); err != nil {
 				return err

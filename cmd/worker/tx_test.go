@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
@@ -15,7 +17,7 @@ import (
 )
 
 // txFixture starts a worker binary over a table with one counter row.
-func txFixture(t *testing.T, env ...string) (*testenv.Postgres, *client.Client, func() *os.Process, string) {
+func txFixture(t *testing.T, env ...string) (*testenv.Postgres, *client.Client, func() *os.Process, string, *nats.Conn) {
 	t.Helper()
 	pg := testenv.NewPostgres(t)
 	pg.Exec(t, "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL); INSERT INTO counter VALUES (1, 0)")
@@ -25,7 +27,7 @@ func txFixture(t *testing.T, env ...string) (*testenv.Postgres, *client.Client, 
 	cmd, _ := startWorker(t, nc, append([]string{"NATS_URL=" + ns.ClientURL(), "POSTGRES_URL=" + pg.URL, "WORKER_ID=" + id}, env...)...)
 	c, err := client.New(nc, client.WithTimeout(5*time.Second))
 	require.NoError(t, err)
-	return pg, c, func() *os.Process { return cmd.Process }, id
+	return pg, c, func() *os.Process { return cmd.Process }, id, nc
 }
 
 // scalarInt runs a query that returns one integer.
@@ -48,13 +50,19 @@ func counterValue(t *testing.T, pg *testenv.Postgres) int {
 // is gone, and PostgreSQL ends the session.
 func TestSIGKILLWithATransactionOpen(t *testing.T) {
 	ctx := context.Background()
-	pg, c, proc, id := txFixture(t)
+	pg, c, proc, id, nc := txFixture(t)
 	tx, err := c.BeginTx(ctx, client.TxOptions{IdleTimeout: time.Minute})
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, "UPDATE counter SET n = 1", nil)
 	require.NoError(t, err)
 	require.NoError(t, proc().Kill())
 	_, _ = proc().Wait()
+	// Once the server has seen the connection drop (at once, unless the
+	// machine is loaded), nothing answers on the worker's subjects.
+	require.Eventually(t, func() bool {
+		_, err := nc.Request("db.health", nil, 200*time.Millisecond)
+		return errors.Is(err, nats.ErrNoResponders)
+	}, 10*time.Second, 50*time.Millisecond)
 	start := time.Now()
 	_, err = tx.Exec(ctx, "UPDATE counter SET n = 2", nil)
 	require.ErrorIs(t, err, client.ErrTxGone)
@@ -70,7 +78,7 @@ func TestSIGKILLWithATransactionOpen(t *testing.T) {
 // rolls back the one nobody ends; then it exits.
 func TestSIGTERMWithTransactionsOpen(t *testing.T) {
 	ctx := context.Background()
-	pg, c, proc, _ := txFixture(t, "SHUTDOWN_TIMEOUT=3s")
+	pg, c, proc, _, _ := txFixture(t, "SHUTDOWN_TIMEOUT=3s")
 	committed, err := c.BeginTx(ctx, client.TxOptions{IdleTimeout: time.Minute})
 	require.NoError(t, err)
 	abandoned, err := c.BeginTx(ctx, client.TxOptions{IdleTimeout: time.Minute})

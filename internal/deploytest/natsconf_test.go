@@ -101,9 +101,11 @@ func startWorkerJS(t *testing.T, s *server.Server, nc, jsnc *nats.Conn, trusted 
 	reg := metrics.New()
 	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
 	require.NoError(t, err)
+	svc, err := state.NewService(mem, state.ServiceConfig{})
+	require.NoError(t, err)
 	wk, err := worker.New(worker.Config{ID: "w1", Logger: zerolog.Nop(), Metrics: reg, TrustedReplyPrefixes: trusted},
 		worker.Deps{NATS: nc, JetStream: jsnc, Postgres: cl, Executor: ex,
-			State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
+			State: svc, Maintenance: maint})
 	require.NoError(t, err)
 	require.NoError(t, wk.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, wk.Stop(context.Background())) })

@@ -25,7 +25,9 @@ func newClocked(t *testing.T, cfg state.ServiceConfig) *clocked {
 	start := time.Now()
 	mem := memory.New(memory.Options{Now: func() time.Time { return start.Add(time.Duration(c.now.Load())) }})
 	t.Cleanup(func() { mem.Close() })
-	c.s = state.NewService(mem, cfg)
+	var err error
+	c.s, err = state.NewService(mem, cfg)
+	require.NoError(t, err)
 	return c
 }
 

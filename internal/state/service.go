@@ -1,7 +1,10 @@
 package state
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -47,23 +50,21 @@ type Service struct {
 	waiters      chan struct{} // a slot per acquire waiting for a held lock
 }
 
-// NewService returns a Service over b.
-func NewService(b Backend, cfg ServiceConfig) *Service {
-	s := &Service{b: b, lockTTL: cfg.LockTTL, maxWait: cfg.MaxWait, embeddingTTL: EmbeddingTTLDefault}
-	if s.lockTTL <= 0 {
-		s.lockTTL = LockTTLDefault
+// NewService returns a Service over b. Fields of cfg left zero take their
+// defaults; a negative one is an error.
+func NewService(b Backend, cfg ServiceConfig) (*Service, error) {
+	switch {
+	case b == nil:
+		return nil, errors.New("state: NewService needs a Backend")
+	case cfg.LockTTL < 0, cfg.MaxWait < 0, cfg.MaxWaiters < 0, cfg.EmbeddingTTL != nil && *cfg.EmbeddingTTL < 0:
+		return nil, fmt.Errorf("state: ServiceConfig values must not be negative (0 is the default): %+v", cfg)
 	}
-	if s.maxWait <= 0 {
-		s.maxWait = MaxWaitDefault
-	}
-	if cfg.MaxWaiters <= 0 {
-		cfg.MaxWaiters = MaxWaitersDefault
-	}
-	s.waiters = make(chan struct{}, cfg.MaxWaiters)
+	s := &Service{b: b, lockTTL: cmp.Or(cfg.LockTTL, LockTTLDefault), maxWait: cmp.Or(cfg.MaxWait, MaxWaitDefault), embeddingTTL: EmbeddingTTLDefault}
+	s.waiters = make(chan struct{}, cmp.Or(cfg.MaxWaiters, MaxWaitersDefault))
 	if cfg.EmbeddingTTL != nil {
 		s.embeddingTTL = *cfg.EmbeddingTTL
 	}
-	return s
+	return s, nil
 }
 
 // Backend returns the service's backend.

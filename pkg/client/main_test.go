@@ -100,7 +100,10 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	vec := vector.New(pg, vector.Config{Schema: schema, Dimension: 3})
+	vec, err := vector.New(pg, vector.Config{Schema: schema, Dimension: 3})
+	if err != nil {
+		return fail(err)
+	}
 	if err := vec.Init(ctx); err != nil {
 		return fail(err)
 	}
@@ -112,8 +115,12 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
+	svc, err := state.NewService(mem, state.ServiceConfig{})
+	if err != nil {
+		return fail(err)
+	}
 	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop(), Tx: txn.Config{MaxOpen: txMaxOpen}}, worker.Deps{NATS: wnc, Postgres: pg,
-		Executor: ex, State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint,
+		Executor: ex, State: svc, Maintenance: maint,
 		Vector: vec, Graph: gr})
 	if err != nil {
 		return fail(err)

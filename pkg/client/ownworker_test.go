@@ -54,8 +54,10 @@ func startOwnWorker(t *testing.T, queries map[string]named.Query) *ownWorker {
 	prefix := "own" + strings.ToLower(nuid.Next())
 	sub, err := subjects.New(prefix)
 	require.NoError(t, err)
+	svc, err := state.NewService(mem, state.ServiceConfig{})
+	require.NoError(t, err)
 	w, err := worker.New(worker.Config{ID: prefix, Subjects: sub, Logger: zerolog.Nop()},
-		worker.Deps{NATS: wnc, Postgres: pg, Executor: ex, State: state.NewService(mem, state.ServiceConfig{})})
+		worker.Deps{NATS: wnc, Postgres: pg, Executor: ex, State: svc})
 	require.NoError(t, err)
 	require.NoError(t, w.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
