@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
@@ -59,7 +57,7 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	schema := "t_" + strings.ToLower(nuid.Next())
+	schema := "t_" + testenv.UniqueName()
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, active bool NOT NULL DEFAULT true)"); err != nil {
 		admin.Close(ctx)
 		return fail(err)

@@ -2,13 +2,11 @@ package client_test
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -51,7 +49,7 @@ func startOwnWorker(t *testing.T, queries map[string]named.Query) *ownWorker {
 	t.Cleanup(wnc.Close)
 	ex, err := pgexec.NewExecutor(pg, pgexec.ExecutorConfig{NamedQueries: queries})
 	require.NoError(t, err)
-	prefix := "own" + strings.ToLower(nuid.Next())
+	prefix := "own" + testenv.UniqueName()
 	sub, err := subjects.New(prefix)
 	require.NoError(t, err)
 	svc, err := state.NewService(mem, state.ServiceConfig{})
