@@ -2,6 +2,7 @@ package pgexec
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
@@ -32,8 +33,11 @@ type Tx struct {
 	turn     chan struct{} // one request at a time; taken with the caller's ctx
 
 	// Under turn:
-	aborted bool
-	ended   bool
+	aborted   bool
+	ended     bool
+	committed bool
+
+	gone atomic.Bool // ended, readable without the turn
 }
 
 // BeginTx takes a connection and opens a transaction on it. The caller must
@@ -71,6 +75,10 @@ func (e *Executor) BeginTx(ctx context.Context, opts TxOptions) (*Tx, error) {
 	s.held = true
 	return &Tx{s: s, readOnly: opts.ReadOnly, turn: make(chan struct{}, 1)}, nil
 }
+
+// Ended reports whether the transaction has ended (committed, rolled back,
+// or its connection lost) and its connection was given back.
+func (t *Tx) Ended() bool { return t.gone.Load() }
 
 // ReadOnly reports whether the transaction is READ ONLY.
 func (t *Tx) ReadOnly() bool { return t.readOnly }
@@ -155,7 +163,11 @@ func (t *Tx) Commit(ctx context.Context) error {
 		t.finish(ctx, false)
 		return messages.Errorf(messages.CodeTxAborted, "the transaction was aborted by an earlier error and is rolled back")
 	}
-	return t.finish(ctx, true)
+	if err := t.finish(ctx, true); err != nil {
+		return err
+	}
+	t.committed = true
+	return nil
 }
 
 // Rollback rolls the transaction back and returns the connection, reset. It
@@ -166,6 +178,9 @@ func (t *Tx) Rollback(ctx context.Context) error {
 	}
 	defer t.give()
 	if t.ended {
+		if t.committed { // a commit got there first
+			return errTxGone()
+		}
 		return nil
 	}
 	return t.finish(ctx, false)
@@ -190,4 +205,5 @@ func (t *Tx) end() {
 	t.s.held = false
 	t.s.release()
 	t.ended = true
+	t.gone.Store(true)
 }

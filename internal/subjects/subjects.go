@@ -53,10 +53,24 @@ func (s Subjects) Prefix() string { return s.prefix }
 // Of returns subject with the prefix applied.
 func (s Subjects) Of(subject string) string { return s.prefix + subject }
 
-// Tx is the subject of interactive transaction id held by the worker whose
-// ID encodes to workerToken (EncodeToken): db.tx.<worker>.<id>.
-func (s Subjects) Tx(workerToken, id string) string {
-	return s.prefix + DBTx + "." + workerToken + "." + id
+// Tx is the subject of interactive transaction id held by the worker
+// process whose token is instance: db.tx.<instance>.<id>.
+func (s Subjects) Tx(instance, id string) string {
+	return s.prefix + DBTx + "." + instance + "." + id
+}
+
+// Redact returns subject with the last token of a transaction's subject
+// cut to 8 characters: the id is a secret, and logs keep enough of it to
+// follow one transaction.
+func (s Subjects) Redact(subject string) string {
+	base := s.prefix + DBTx + "."
+	if !strings.HasPrefix(subject, base) {
+		return subject
+	}
+	if i := strings.LastIndexByte(subject, '.'); i >= len(base) && len(subject)-i-1 > 8 {
+		return subject[:i+9] + "…"
+	}
+	return subject
 }
 
 // Maintenance subjects, without prefix.

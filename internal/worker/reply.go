@@ -98,7 +98,7 @@ func (w *Worker) mayAnswer(req micro.Request, requestID string) bool {
 		return true
 	}
 	w.cfg.Metrics.ReplyDropped(reason)
-	w.log.Warn().Str("subject", req.Subject()).Str("reply", reply).Str("reason", reason).
+	w.log.Warn().Str("subject", w.cfg.Subjects.Redact(req.Subject())).Str("reply", reply).Str("reason", reason).
 		Str("request_id", requestID).Msg("answer dropped: reply subject not trusted")
 	return false
 }

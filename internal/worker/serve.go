@@ -159,7 +159,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				w.log.Error().Str("subject", req.Subject()).Str("request_id", r.id).
+				w.log.Error().Str("subject", w.cfg.Subjects.Redact(req.Subject())).Str("request_id", r.id).
 					Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
 				err = messages.Wrap(messages.CodeInternal, fmt.Errorf("handler panicked: %v", p), "internal error")
 			}
@@ -213,7 +213,7 @@ func (w *Worker) logRequest(ep endpoint, req micro.Request, r *request, me *mess
 	if !ev.Enabled() {
 		return
 	}
-	ev = ev.Str("subject", req.Subject()).Str("endpoint", ep.name).Str("request_id", r.id).Float64("duration_ms", float64(took.Microseconds())/1000)
+	ev = ev.Str("subject", w.cfg.Subjects.Redact(req.Subject())).Str("endpoint", ep.name).Str("request_id", r.id).Float64("duration_ms", float64(took.Microseconds())/1000)
 	if r.op != "" {
 		ev = ev.Str("op", r.op)
 	}

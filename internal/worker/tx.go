@@ -19,7 +19,8 @@ import (
 // Interactive transactions. db.tx is an endpoint of the micro service, in
 // the queue group: any worker may open a transaction. The transaction then
 // lives on that worker's connection, and its requests go to a subject only
-// that worker subscribes to, db.tx.<worker>.<id>. That subscription is the
+// that worker subscribes to, db.tx.<instance>.<id> (<instance> is the micro
+// instance id of the process, as `nats micro info` shows it). That subscription is the
 // worker's own, outside micro: at Stop, db.tx stops taking begins with the
 // other endpoints, while the open transactions keep their subject until
 // their callers end them or the drain timeout rolls them back.
@@ -42,8 +43,9 @@ func (w *Worker) txEndpoint() endpoint {
 	return endpoint{name: "tx_request", lane: laneTx, subject: subjects.DBTx + "." + w.txToken() + ".*", handle: w.handleTx}
 }
 
-// txToken is the worker's id as a subject token.
-func (w *Worker) txToken() string { return subjects.EncodeToken(w.cfg.ID) }
+// txToken is this process's token in its transactions' subjects: micro's
+// instance id, not WORKER_ID, which two workers may share.
+func (w *Worker) txToken() string { return w.txInstance }
 
 // txOwner is who a request comes from: its reply subject's first token.
 func txOwner(reply string) string {

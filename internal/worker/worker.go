@@ -170,8 +170,9 @@ type Worker struct {
 
 	extra []endpoint // more endpoints, for tests
 
-	txs   *txn.Registry      // interactive transactions (tx.go)
-	txSub *nats.Subscription // their subjects: db.tx.<worker>.*
+	txs        *txn.Registry      // interactive transactions (tx.go)
+	txInstance string             // this process's token in their subjects
+	txSub      *nats.Subscription // their subjects: db.tx.<instance>.*
 
 	restoreErrHandler func() // puts back the serving connection's error handler (refused.go)
 }
@@ -270,6 +271,14 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("add micro service: %w", err)
 	}
 	undo = append(undo, func() { _ = svc.Stop() })
+	// Transactions' subjects carry the micro instance id, unique to this
+	// process even when two workers share a WORKER_ID; they are subscribed
+	// before db.tx can answer a begin.
+	w.txInstance = svc.Info().ID
+	if err := w.subscribeTx(); err != nil {
+		return err
+	}
+	undo = append(undo, func() { _ = w.txSub.Unsubscribe() })
 	for _, ep := range w.endpoints() {
 		subject := w.cfg.Subjects.Of(ep.subject)
 		if err := svc.AddEndpoint(ep.name, w.dispatch(ep), micro.WithEndpointSubject(subject),
@@ -277,10 +286,6 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("add endpoint %s: %w", subject, err)
 		}
 	}
-	if err := w.subscribeTx(); err != nil {
-		return err
-	}
-	undo = append(undo, func() { _ = w.txSub.Unsubscribe() })
 	// Return once the server has the subscriptions, so a request sent right
 	// after Start finds a responder.
 	if err := w.deps.NATS.Flush(); err != nil {

@@ -92,9 +92,15 @@ func (c *Client) do(ctx context.Context, subject string, req, resp any) error {
 
 // send is do on a subject given in full, prefix included.
 func (c *Client) send(ctx context.Context, subject string, req, resp any) error {
+	return c.sendAs(ctx, subject, subject, req, resp)
+}
+
+// sendAs is send, with errors naming the request as name (a transaction's
+// subject holds its secret id).
+func (c *Client) sendAs(ctx context.Context, subject, name string, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("%s: encode request: %w", subject, err)
+		return fmt.Errorf("%s: encode request: %w", name, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -111,9 +117,9 @@ func (c *Client) send(ctx context.Context, subject string, req, resp any) error 
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("%s: %w", subject, ErrNoWorker)
+		return fmt.Errorf("%s: %w", name, ErrNoWorker)
 	case err != nil:
-		return fmt.Errorf("%s: %w", subject, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
 		var eb messages.ErrorBody
@@ -127,7 +133,7 @@ func (c *Client) send(ctx context.Context, subject string, req, resp any) error 
 		return nil
 	}
 	if err := json.Unmarshal(reply.Data, resp); err != nil {
-		return fmt.Errorf("%s: decode answer: %w", subject, err)
+		return fmt.Errorf("%s: decode answer: %w", name, err)
 	}
 	return nil
 }

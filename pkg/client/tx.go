@@ -46,7 +46,9 @@ type TxOptions struct {
 
 // Tx is an interactive transaction, held by one worker: statements sent
 // with its methods run in it, one at a time, until Commit or Rollback. It
-// is safe for concurrent use, though its statements run one after another.
+// is safe for concurrent use: calls wait for each other (the worker runs
+// one request of a transaction at a time), except Rollback, which
+// interrupts a statement running.
 type Tx struct {
 	c        *Client
 	id       string
@@ -54,6 +56,7 @@ type Tx struct {
 	readOnly bool
 	idle     time.Duration
 
+	turn  sync.Mutex // one request at a time, Rollback aside
 	mu    sync.Mutex
 	ended bool
 }
@@ -106,7 +109,7 @@ func (t *Tx) send(ctx context.Context, req, resp any) error {
 	if ended {
 		return fmt.Errorf("tx %.8s: %w", t.id, ErrTxGone)
 	}
-	err := t.c.send(ctx, t.subject, req, resp)
+	err := t.c.sendAs(ctx, t.subject, fmt.Sprintf("tx %.8s", t.id), req, resp)
 	var me *Error
 	switch {
 	case errors.Is(err, ErrNoWorker):
@@ -132,6 +135,8 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...
 			return nil, err
 		}
 	}
+	t.turn.Lock()
+	defer t.turn.Unlock()
 	var res Result
 	if err := t.send(ctx, req, &res); err != nil {
 		return nil, err
@@ -174,6 +179,8 @@ func (t *Tx) Update(ctx context.Context, table string, data map[string]any, wher
 // Commit commits the transaction. A transaction aborted by an earlier error
 // is rolled back instead, and Commit returns an *Error with code TX_ABORTED.
 func (t *Tx) Commit(ctx context.Context) error {
+	t.turn.Lock()
+	defer t.turn.Unlock()
 	var res messages.TxEndResult
 	err := t.send(ctx, messages.TxEndRequest{Op: messages.OpCommit}, &res)
 	var me *Error
@@ -183,9 +190,9 @@ func (t *Tx) Commit(ctx context.Context) error {
 	return err
 }
 
-// Rollback rolls the transaction back. Rolling back a transaction that has
-// ended already (committed, rolled back or timed out) returns nil, so a
-// deferred Rollback is always safe.
+// Rollback rolls the transaction back, interrupting a statement running in
+// it. Rolling back a transaction that has ended already (committed, rolled
+// back or timed out) returns nil, so a deferred Rollback is always safe.
 func (t *Tx) Rollback(ctx context.Context) error {
 	var res messages.TxEndResult
 	err := t.send(ctx, messages.TxEndRequest{Op: messages.OpRollback}, &res)

