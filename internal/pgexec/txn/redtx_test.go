@@ -196,9 +196,9 @@ func TestRedTxEndBehindARunningStatementLeaksTheTransaction(t *testing.T) {
 // TestRedTxEndWithAnExpiredDeadlineLeaksTheTransaction: the same leak
 // without any statement running. End marks the entry ended and forgets it,
 // then waits for the transaction's turn under the request's context; with
-// that context already done (a commit or rollback sent with timeout_ms 1,
-// or one that waited in the lane until its deadline), the select in take
-// picks the context's case half of the time, and the Tx is never finished.
+// that context already done by then (its deadline passed on the way, as a
+// commit sent with a tiny timeout_ms may find), the select in take picks
+// the context's case about half of the time, and the Tx is never finished.
 // Twenty tries make the leak all but certain.
 func TestRedTxEndWithAnExpiredDeadlineLeaksTheTransaction(t *testing.T) {
 	t.Parallel()
