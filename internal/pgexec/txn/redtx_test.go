@@ -2,6 +2,7 @@ package txn_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -265,4 +266,96 @@ func TestRedTxBrokenConnectionFreesItsPlaceWhenAsked(t *testing.T) {
 	op2, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
 	require.NoError(t, err)
 	require.NoError(t, b.r.End(ctx, op2.ID, owner, false))
+}
+
+// leaveState are statements that leave state on a connection beyond their
+// transaction, if nothing resets it.
+var leaveState = []string{
+	"SELECT set_config('app.leak', 'yes', false)",
+	"CREATE TEMP TABLE leak (x int)",
+	"SELECT pg_advisory_lock(4243)",
+	"DECLARE leak CURSOR WITH HOLD FOR SELECT 1",
+	"LISTEN leak",
+	"PREPARE leak AS SELECT 1",
+	"SELECT setseed(0.5)",
+	"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+	"SET SESSION AUTHORIZATION pg_monitor",
+}
+
+// TestRedTxExpiryLeavesNoSessionState: a transaction that ends without its
+// caller (idle timeout, lifetime with a statement running, the registry's
+// Close) leaves its connection as clean as a commit does: the next one-shot
+// request on it (a pool of one) finds no setting, temporary table, advisory
+// lock, cursor WITH HOLD, LISTEN, prepared statement, session default or
+// session authorization of the transaction's, and random() is not seeded.
+func TestRedTxExpiryLeavesNoSessionState(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1, txn.Config{MaxOpen: 1, IdleTimeout: 30 * time.Second})
+	ctx := context.Background()
+	var login string
+	var seeded float64
+	{
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := pgx.Connect(cctx, b.pg.URL)
+		require.NoError(t, err)
+		require.NoError(t, conn.QueryRow(cctx, "SELECT session_user").Scan(&login))
+		_, err = conn.Exec(cctx, "SELECT setseed(0.5)")
+		require.NoError(t, err)
+		require.NoError(t, conn.QueryRow(cctx, "SELECT random()").Scan(&seeded))
+		conn.Close(cctx)
+		cancel()
+	}
+	var pid string // the backend the transaction ran on
+	check := func(how string) {
+		t.Helper()
+		out, err := b.ex.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpOne, SQL: `SELECT
+			current_setting('app.leak', true) AS setting, to_regclass('pg_temp.leak') AS temp,
+			(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
+			(SELECT count(*) FROM pg_cursors WHERE name <> '') AS cursors, (SELECT count(*) FROM pg_listening_channels()) AS listening,
+			(SELECT count(*) FROM pg_prepared_statements) AS prepared,
+			current_setting('default_transaction_read_only') AS ro,
+			session_user = $1 AND current_user = $1 AS who, random() <> $2 AS unseeded`,
+			Params: []byte(`["` + login + `", ` + strconv.FormatFloat(seeded, 'g', -1, 64) + `]`)}, 0)
+		require.NoError(t, err, how)
+		same, err := b.ex.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpOne, SQL: "SELECT pg_backend_pid() AS pid"}, 0)
+		require.NoError(t, err)
+		require.Contains(t, string(same), pid, "%s: the check ran on another connection than the transaction's", how)
+		require.Contains(t, string(out), `"row":{"setting":"","temp":null,"locks":0,"cursors":0,"listening":0,"prepared":0,"ro":"off","who":true,"unseeded":true}`, how)
+	}
+	leave := func(id string) {
+		t.Helper()
+		out, err := b.r.Execute(ctx, id, owner, &messages.ExecuteRequest{Op: messages.OpOne, SQL: "SELECT pg_backend_pid() AS pid"}, 0)
+		require.NoError(t, err)
+		pid = string(out[strings.Index(string(out), `"row":`):])
+		pid = pid[:strings.IndexByte(pid, '}')+1]
+		for _, sql := range leaveState {
+			require.NoError(t, b.exec(ctx, id, sql, 0), sql)
+		}
+	}
+
+	op, err := b.r.Begin(ctx, txn.Begin{Owner: owner, IdleTimeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	leave(op.ID)
+	require.Eventually(t, func() bool { return b.r.Open() == 0 }, 5*time.Second, 20*time.Millisecond)
+	check("idle timeout")
+
+	op, err = b.r.Begin(ctx, txn.Begin{Owner: owner, Lifetime: time.Second})
+	require.NoError(t, err)
+	leave(op.ID)
+	start := time.Now()
+	err = b.exec(ctx, op.ID, "SELECT pg_sleep(10)", 20000)
+	require.Equal(t, messages.CodeTxGone, pgerr.AsError(err).Code, "%v", err)
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.Eventually(t, func() bool { return b.r.Open() == 0 }, 5*time.Second, 20*time.Millisecond)
+	check("lifetime")
+
+	op, err = b.r.Begin(ctx, txn.Begin{Owner: owner})
+	require.NoError(t, err)
+	leave(op.ID)
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	require.Error(t, b.r.Close(cctx))
+	cancel()
+	require.Zero(t, b.r.Open())
+	check("close")
+	require.Zero(t, b.c.Pool().Stat().AcquiredConns())
 }
