@@ -176,3 +176,32 @@ func TestRedTxAnErrorAnsweredCommitsNothing(t *testing.T) {
 
 // raw is a JSON value, as requests carry them.
 type raw = json.RawMessage
+
+// TestRedTxSerializationFailureAtCommitKeeps40001: write skew between two
+// serializable transactions is caught at the second one's COMMIT: that
+// commit answers CONFLICT with SQLSTATE 40001 (what InTx retries on), and
+// its write is not kept.
+func TestRedTxSerializationFailureAtCommitKeeps40001(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, itemsSetup)
+	ctx := context.Background()
+	opts := pgexec.TxOptions{Isolation: messages.IsolationSerializable}
+	t1, err := txExecutor(t, pg, pgexec.ExecutorConfig{}).BeginTx(ctx, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = t1.Rollback(ctx) })
+	t2, err := txExecutor(t, pg, pgexec.ExecutorConfig{}).BeginTx(ctx, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = t2.Rollback(ctx) })
+	run(t, t1, "SELECT sum(bal) FROM items")
+	run(t, t2, "SELECT sum(bal) FROM items")
+	run(t, t1, "UPDATE items SET bal = bal - 100 WHERE id = 1")
+	run(t, t2, "UPDATE items SET bal = bal - 100 WHERE id = 2")
+	require.NoError(t, t1.Commit(ctx))
+	err = t2.Commit(ctx)
+	me := pgerr.AsError(err)
+	require.NotNil(t, me, "the second commit of a write skew succeeded")
+	require.Equal(t, "40001", me.SQLState, "%v", err)
+	require.Equal(t, messages.CodeConflict, me.Code)
+	require.Equal(t, "1=0,2=100,3=100", itemsChecksum(t, pg))
+}
