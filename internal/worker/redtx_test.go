@@ -40,7 +40,7 @@ type redTx struct {
 	w   *Worker
 }
 
-func redTxSetup(t *testing.T, maxConns int32, tx txn.Config) *redTx {
+func redTxSetup(t *testing.T, maxConns int32, tx txn.Config, logger ...zerolog.Logger) *redTx {
 	t.Helper()
 	b := &redTx{t: t, pg: testenv.NewPostgres(t), ns: testenv.NewNATS(t), app: "redtx_" + strings.ToLower(nuid.Next())}
 	b.pg.Exec(t, `CREATE TABLE items (id int PRIMARY KEY, bal int NOT NULL);
@@ -74,7 +74,11 @@ func redTxSetup(t *testing.T, maxConns int32, tx txn.Config) *redTx {
 	mem := memory.New(memory.Options{})
 	t.Cleanup(func() { mem.Close() })
 	sub, _ := subjects.New("")
-	b.w, err = New(Config{ID: "w1", Subjects: sub, Logger: zerolog.Nop(), DrainTimeout: 3 * time.Second,
+	log := zerolog.Nop()
+	if len(logger) > 0 {
+		log = logger[0]
+	}
+	b.w, err = New(Config{ID: "w1", Subjects: sub, Logger: log, DrainTimeout: 3 * time.Second,
 		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Tx: tx},
 		Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(mem, state.ServiceConfig{})})
 	require.NoError(t, err)
@@ -284,4 +288,47 @@ func TestRedTxStrangersGetNothing(t *testing.T) {
 	require.Empty(t, a.status, "%s", a.body)
 	require.Equal(t, "1=0,2=100,3=100", b.checksum())
 	require.Eventually(t, func() bool { return b.cl.Pool().Stat().AcquiredConns() == 0 }, 2*time.Second, 10*time.Millisecond)
+}
+
+// syncBuffer is a log sink safe for the worker's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRedTxLogsDoNotHoldTheSecret: the transaction id is the secret that
+// reaches a transaction ("like a lock's lease"), and the begin's log line
+// keeps only its first 8 characters. But every failed request is logged
+// at warn with its subject, db.tx.<worker>.<full id> (a statement error, a
+// TX_ABORTED: the everyday case), so whoever reads the worker's logs can
+// reach the live transaction (the owner check is the reply subject's first
+// token, which a publisher chooses, and "_INBOX" for every default caller).
+//
+// Should: the logs name a transaction by a prefix of its id, as begin does.
+func TestRedTxLogsDoNotHoldTheSecret(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	b := redTxSetup(t, 8, txn.Config{MaxOpen: 2, IdleTimeout: 30 * time.Second}, zerolog.New(logs).Level(zerolog.InfoLevel))
+	subject := b.begin(b.nc, `{}`)
+	id := subject[strings.LastIndexByte(subject, '.')+1:]
+	a := b.must(b.nc, subject, `{"sql":"SELECT 1/0"}`)
+	require.NotEmpty(t, a.status)
+	a = b.must(b.nc, subject, `{"sql":"SELECT 1"}`)
+	require.Equal(t, string(messages.CodeTxAborted), a.code(t))
+	require.Eventually(t, func() bool { return strings.Count(logs.String(), "request failed") >= 2 }, 2*time.Second, 10*time.Millisecond)
+	require.NotContains(t, logs.String(), id, "the worker's logs hold the live transaction's full id")
+	a = b.must(b.nc, subject, `{"op":"rollback"}`)
+	require.Empty(t, a.status, "%s", a.body)
 }
