@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -46,12 +47,25 @@ func redTxSetup(t *testing.T, maxConns int32, tx txn.Config, logger ...zerolog.L
 	b.pg.Exec(t, `CREATE TABLE items (id int PRIMARY KEY, bal int NOT NULL);
 		INSERT INTO items VALUES (1, 100), (2, 100), (3, 100)`)
 	b.nc = testenv.Connect(t, b.ns)
+	log := zerolog.Nop()
+	if len(logger) > 0 {
+		log = logger[0]
+	}
+	var err error
+	b.cl, b.w, err = b.startWorker("w1", maxConns, tx, log)
+	require.NoError(t, err)
+	return b
+}
+
+// startWorker starts a worker over the test's database and NATS server.
+func (b *redTx) startWorker(id string, maxConns int32, tx txn.Config, log zerolog.Logger) (*pgexec.Client, *Worker, error) {
+	t := b.t
+	t.Helper()
 	ctx := context.Background()
 	cl, err := pgexec.Connect(ctx, pgexec.Config{DSN: b.pg.URL, MaxConns: maxConns, AcquireTimeout: 2 * time.Second, ApplicationName: b.app})
 	if err != nil {
 		testenv.Unavailable(t, "PostgreSQL", err)
 	}
-	b.cl = cl
 	t.Cleanup(func() {
 		if n := b.count(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE application_name = $1 AND state LIKE 'idle in transaction%'`, b.app); n != 0 {
@@ -74,17 +88,15 @@ func redTxSetup(t *testing.T, maxConns int32, tx txn.Config, logger ...zerolog.L
 	mem := memory.New(memory.Options{})
 	t.Cleanup(func() { mem.Close() })
 	sub, _ := subjects.New("")
-	log := zerolog.Nop()
-	if len(logger) > 0 {
-		log = logger[0]
-	}
-	b.w, err = New(Config{ID: "w1", Subjects: sub, Logger: log, DrainTimeout: 3 * time.Second,
+	w, err := New(Config{ID: id, Subjects: sub, Logger: log, DrainTimeout: 3 * time.Second,
 		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Tx: tx},
 		Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(mem, state.ServiceConfig{})})
 	require.NoError(t, err)
-	require.NoError(t, b.w.Start(ctx))
-	t.Cleanup(func() { _ = b.w.Stop(context.Background()) })
-	return b
+	if err := w.Start(ctx); err != nil {
+		return cl, nil, err
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	return cl, w, nil
 }
 
 // count runs a count on a connection of its own; it fails no test (-1 is an
@@ -331,4 +343,42 @@ func TestRedTxLogsDoNotHoldTheSecret(t *testing.T) {
 	require.NotContains(t, logs.String(), id, "the worker's logs hold the live transaction's full id")
 	a = b.must(b.nc, subject, `{"op":"rollback"}`)
 	require.Empty(t, a.status, "%s", a.body)
+}
+
+// TestRedTxTwoWorkersWithOneID: WORKER_ID defaults to hostname-pid, which
+// two containers share when they run on the host's network (pid 1 in each),
+// and an operator may set it alike in a template with replicas. Before
+// transactions that only blurred the logs. Now both workers subscribe to
+// db.tx.<id>.* (a plain subscription, not a queue group), so every request
+// to a transaction reaches both: the one that does not hold it answers
+// TX_GONE at once, and the caller takes that first answer, while the one
+// that holds it runs the statement, or commits. The caller is told its
+// write and its commit are gone (pkg/client: ErrTxGone, "nothing of it is
+// committed") when they are done: the row below is committed.
+//
+// Should: the second worker refuses to start (or its transactions' subjects
+// are its own); otherwise every answer is the holder's.
+func TestRedTxTwoWorkersWithOneID(t *testing.T) {
+	t.Parallel()
+	b := redTxSetup(t, 8, txn.Config{MaxOpen: 2, IdleTimeout: 30 * time.Second})
+	if _, _, err := b.startWorker("w1", 8, txn.Config{MaxOpen: 2, IdleTimeout: 30 * time.Second}, zerolog.Nop()); err != nil {
+		t.Logf("the second worker with id w1 refused to start: %v", err)
+		return
+	}
+	committed := 100
+	for i := range 4 {
+		subject := b.begin(b.nc, `{}`)
+		update := b.must(b.nc, subject, `{"sql":"UPDATE items SET bal = bal + 1 WHERE id = 1"}`)
+		commit := b.must(b.nc, subject, `{"op":"commit"}`)
+		if commit.status == "" {
+			committed++
+		}
+		// Let the holder finish whatever it was still doing.
+		require.Eventually(t, func() bool { return b.cl.Pool().Stat().AcquiredConns() == 0 }, 5*time.Second, 10*time.Millisecond)
+		got := b.checksum()
+		require.Equal(t, fmt.Sprintf("1=%d,2=100,3=100", committed), got,
+			"try %d: the update was answered %s %s, the commit %s %s, and the rows are %s", i, update.status, update.body, commit.status, commit.body, got)
+		require.Empty(t, update.status, "try %d: the update was answered %s", i, update.body)
+		require.Empty(t, commit.status, "try %d: the commit was answered %s", i, commit.body)
+	}
 }
