@@ -177,19 +177,31 @@ func TestRedTxEndBehindARunningStatementLeaksTheTransaction(t *testing.T) {
 			endErr := b.r.End(endCtx, op.ID, owner, commit)
 			cancel()
 			t.Logf("%s answered: %v", name, endErr)
-			require.NoError(t, <-slow)
+			slowErr := <-slow
+			if commit {
+				// A commit behind a running request is refused at once: the
+				// transaction stays the caller's, and commits after.
+				require.Equal(t, messages.CodeConflict, pgerr.AsError(endErr).Code, "%v", endErr)
+				require.NoError(t, slowErr)
+				require.NoError(t, b.r.End(ctx, op.ID, owner, true))
+			} else {
+				// A rollback interrupts the statement running.
+				require.NoError(t, endErr)
+				require.Error(t, slowErr)
+			}
 
-			// Whatever the end answered, the transaction must not outlive it
-			// for long: its connection back in the pool, no backend of the test
-			// still inside a transaction, the row lock released.
+			// The transaction does not outlive its end: its connection back
+			// in the pool, no backend of the test inside a transaction.
 			require.Eventually(t, func() bool {
 				return b.c.Pool().Stat().AcquiredConns() == 0 && b.inTx() == 0
 			}, 5*time.Second, 50*time.Millisecond,
 				"the transaction is still open after its %s answered %v: acquired conns %d, backends in a transaction %d",
 				name, endErr, b.c.Pool().Stat().AcquiredConns(), b.inTx())
-			if !commit || endErr != nil {
-				require.Equal(t, "1=100,2=100,3=100", b.checksum(t), "an end that answered an error committed")
+			want := "1=100,2=100,3=100"
+			if commit {
+				want = "1=0,2=100,3=100"
 			}
+			require.Equal(t, want, b.checksum(t))
 		})
 	}
 }
