@@ -42,6 +42,13 @@ type request struct {
 	op   string // set by the handler for the log line
 	// maxAnswer is the largest answer the connection can carry.
 	maxAnswer int
+	header    nats.Header
+	// reply is where the answer goes: "" when there is none, or the reply
+	// policy refuses it (reply.go).
+	reply string
+	// stream, when the answer is streamed (stream.go), makes the answer its
+	// last message.
+	stream *stream
 }
 
 // decode reads the body into v with messages.DecodeStrict: unknown fields,
@@ -143,14 +150,17 @@ func (w *Worker) timeoutOf(data []byte) time.Duration {
 // an INTERNAL answer and a log line.
 func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 	start := t.received
-	r := &request{data: req.Data(), maxAnswer: w.maxAnswer()}
 	h := req.Headers()
+	r := &request{data: req.Data(), maxAnswer: w.maxAnswer(), header: nats.Header(h)}
 	r.id = h.Get(RequestIDHeader)
 	if r.id == "" {
 		r.id = h.Get("Nats-Msg-Id")
 	}
 	if r.id == "" {
 		r.id = nuid.Next()
+	}
+	if w.mayAnswer(req, r.id) {
+		r.reply = req.Reply()
 	}
 	var answer []byte
 	var err error
@@ -183,7 +193,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 		reply.Header.Set(micro.ErrorHeader, oneLine(me.Message))
 	}
 	err = nil
-	if w.mayAnswer(req, r.id) {
+	if r.reply != "" && r.stream.finish(reply) {
 		err = w.deps.NATS.PublishMsg(reply)
 	}
 	took := time.Since(start)
@@ -214,6 +224,9 @@ func (w *Worker) logRequest(ep endpoint, req micro.Request, r *request, me *mess
 	ev = ev.Str("subject", req.Subject()).Str("endpoint", ep.name).Str("request_id", r.id).Float64("duration_ms", float64(took.Microseconds())/1000)
 	if r.op != "" {
 		ev = ev.Str("op", r.op)
+	}
+	if s := r.stream; s != nil && s.seq > 0 {
+		ev = ev.Str("stream_id", s.id).Int64("stream_messages", s.seq)
 	}
 	if me != nil {
 		ev = ev.Str("code", string(me.Code)).Int("status", me.Status).Str("error", me.Message)

@@ -122,6 +122,10 @@ type Config struct {
 	// $ subject or subject of the worker's own, are dropped, logged and
 	// counted (reply.go). Defaults to TrustedReplyPrefixesDefault.
 	TrustedReplyPrefixes []string
+	// StreamCreditTimeout is how long a streamed answer waits for the
+	// caller's credit before it is abandoned (the statement cancelled, the
+	// last message TIMEOUT). Defaults to 10s.
+	StreamCreditTimeout time.Duration
 }
 
 // Deps are the connections a worker serves with. The worker does not close them.
