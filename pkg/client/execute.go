@@ -59,11 +59,18 @@ func (c *Client) statement(ctx context.Context, op messages.Op, sql string, args
 	return c.Execute(ctx, &messages.ExecuteRequest{Op: op, SQL: sql, Params: raw}, opts...)
 }
 
-// Query runs one statement and returns its rows (at most WithMaxRows of
-// them, the worker's DB_MAX_ROWS by default; Truncated says when rows were
-// cut). args may be nil.
+// Query runs one statement and returns all its rows, however many: an
+// answer too large for one message is streamed (QueryStream) and gathered
+// here, so it holds them all in memory. WithMaxRows caps them, and Truncated
+// then says when rows were cut; no other cap applies, and an answer cut
+// without one (by an older worker's DB_MAX_ROWS) is ErrTruncated, never
+// returned short. args may be nil.
 func (c *Client) Query(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Result, error) {
-	return c.statement(ctx, messages.OpQuery, sql, args, opts)
+	rows, err := c.QueryStream(ctx, sql, args, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return rows.collect()
 }
 
 // QueryRow runs one statement for its first row. Errors are deferred to the
