@@ -90,6 +90,7 @@ func Defaults() Config {
 		MaxRequestBytes:      worker.MaxRequestBytesDefault,
 		ShutdownTimeout:      Seconds(worker.DrainTimeoutDefault),
 		TrustedReplyPrefixes: append([]string(nil), worker.TrustedReplyPrefixesDefault...),
+		StreamCreditTimeout:  Seconds(worker.StreamCreditTimeoutDefault),
 
 		DeploymentMode: state.ModeSingleNode,
 		RedisURL:       RedisURLDefault,
