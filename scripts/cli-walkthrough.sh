@@ -77,6 +77,9 @@ expect "db.execute named params"           '"rows":[{"email":"b@x"}]'    nats re
 expect "db.execute insert"                 '"row":{"id":4,"email":"d@x"}' nats req db.execute '{"op":"insert","table":"users","data":{"email":"d@x"}}'
 expect "db.execute unique violation"       '"sqlstate":"23505"'          nats req db.execute '{"op":"insert","table":"users","data":{"email":"d@x"}}'
 expect "db.health"                         '"status":"healthy"'          nats req db.health ''
+big='{"sql":"SELECT g, md5(g::text) AS a, md5((-g)::text) AS b, md5((g*7)::text) AS c FROM generate_series(1, 20000) g"}'
+expect "db.execute large answer: TOO_LARGE" '"code":"TOO_LARGE"'          nats req db.execute "$big"
+expect "db.execute large answer streamed"  'Stream-Credit: db.stream.'   nats req db.execute "$big" -H Stream-Window:1 --replies 1
 expect "ratelimit 1: allowed"              '"allowed":true,"remaining":1' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
 expect "ratelimit 2: allowed"              '"allowed":true,"remaining":0' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
 expect "ratelimit 3: denied"               '"allowed":false'             nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
