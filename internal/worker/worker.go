@@ -24,6 +24,13 @@
 // ones included) are still handled and answered, then Stop returns. Only
 // past the drain timeout are requests in flight cancelled, and those are
 // still answered.
+//
+// # Streamed answers
+//
+// A db.execute query whose answer does not fit one message reaches a caller
+// that sends the Stream-Window header as a sequence of messages, each sent
+// once the caller's credit allows it (stream.go); the worker reads no rows
+// while it waits, so it holds one message of a result of any size.
 package worker
 
 import (
