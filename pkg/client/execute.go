@@ -36,7 +36,9 @@ type Statement struct {
 
 // Execute sends any db.execute request, after applying opts. The typed
 // methods cover every op; Execute is for what they do not name, such as a
-// named query ({"query": "active_users"}).
+// named query ({"query": "active_users"}). Its answer is one message, as
+// the protocol gives it: past the worker's DB_MAX_ROWS it says Truncated,
+// past the max payload it is TOO_LARGE (QueryStream has neither bound).
 func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
 	for _, o := range opts {
 		if err := o.applyQuery(req); err != nil {

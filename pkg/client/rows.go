@@ -140,6 +140,7 @@ func (c *Client) openRows(ctx context.Context, subject string, req *messages.Exe
 // message when the current one is used up. It returns false at the end of
 // the rows or on an error: see Err.
 func (r *Rows) Next() bool {
+	r.cur = nil
 	if r.closed || r.err != nil {
 		return false
 	}
