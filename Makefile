@@ -65,7 +65,7 @@ lint: ## gofmt and go vet
 .PHONY: bench
 bench: services build ## every path through a worker against its baseline (docs/benchmarks.md), then micro-benchmarks
 	./$(BIN)/bench -duration $${BENCH_DURATION:-2s} -out docs
-	$(GO) test -run '^$$' -bench 'Bind|AppendRow|Decode|Select1|SessionReset|Serve' -benchmem ./internal/pgexec/ ./internal/worker/
+	$(GO) test -run '^$$' -bench 'Bind|AppendRow|Decode|Select1|SessionReset|Serve' -benchmem ./internal/pgexec/... ./internal/worker/
 
 .PHONY: tools
 tools: ## install the nats CLI (nats req, nats micro ls, nats stream view)

@@ -76,6 +76,14 @@ expect "db.execute script"                 '"commands":["CREATE TABLE","INSERT 0
 expect "db.execute named params"           '"rows":[{"email":"b@x"}]'    nats req db.execute '{"sql":"SELECT email FROM users WHERE id = :id","params":{"id":2}}'
 expect "db.execute insert"                 '"row":{"id":4,"email":"d@x"}' nats req db.execute '{"op":"insert","table":"users","data":{"email":"d@x"}}'
 expect "db.execute unique violation"       '"sqlstate":"23505"'          nats req db.execute '{"op":"insert","table":"users","data":{"email":"d@x"}}'
+began=$(nats req db.tx '{"op":"begin","isolation":"repeatable_read"}' 2>&1 || true)
+txsubj=$(sed -n 's/.*"subject":"\([^"]*\)".*/\1/p' <<<"$began")
+expect "db.tx begin answers a subject"     '"subject":"db.tx.'          echo "$began"
+expect "tx: update inside"                 '"rows_affected":1'          nats req "$txsubj" '{"sql":"UPDATE users SET email = :e WHERE id = 1","params":{"e":"z@x"}}'
+expect "tx: not seen outside yet"          '"row":{"email":"a@x"}'      nats req db.execute '{"op":"one","sql":"SELECT email FROM users WHERE id = 1"}'
+expect "tx: commit"                        '"committed":true'           nats req "$txsubj" '{"op":"commit"}'
+expect "tx: seen after commit"             '"row":{"email":"z@x"}'      nats req db.execute '{"op":"one","sql":"SELECT email FROM users WHERE id = 1"}'
+expect "tx: gone after commit"             '"code":"TX_GONE"'           nats req "$txsubj" '{"sql":"SELECT 1"}'
 expect "db.health"                         '"status":"healthy"'          nats req db.health ''
 big='{"sql":"SELECT g, md5(g::text) AS a, md5((-g)::text) AS b, md5((g*7)::text) AS c FROM generate_series(1, 20000) g"}'
 expect "db.execute large answer: TOO_LARGE" '"code":"TOO_LARGE"'          nats req db.execute "$big"

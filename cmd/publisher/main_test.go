@@ -286,8 +286,10 @@ func startWorker(t *testing.T, pg *testenv.Postgres, nc *nats.Conn) {
 	maint, cl, mem := newMaintenance(t, pg, nc, maintenance.Config{Concurrency: &zero})
 	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
 	require.NoError(t, err)
+	svc, err := state.NewService(mem, state.ServiceConfig{})
+	require.NoError(t, err)
 	w, err := worker.New(worker.Config{ID: "w1"}, worker.Deps{NATS: nc, Postgres: cl, Executor: ex,
-		State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
+		State: svc, Maintenance: maint})
 	require.NoError(t, err)
 	require.NoError(t, w.Start(context.Background()))
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })

@@ -22,6 +22,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
@@ -129,7 +130,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")
 	embeddingTTL := cfg.EmbeddingTTL.D()
-	stateSvc := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), MaxWaiters: cfg.LockMaxWaiters, EmbeddingTTL: &embeddingTTL})
+	stateSvc, err := state.NewService(m.state, state.ServiceConfig{LockTTL: cfg.LockTTL.D(), MaxWait: cfg.LockMaxWait.D(), MaxWaiters: cfg.LockMaxWaiters, EmbeddingTTL: &embeddingTTL})
+	if err != nil {
+		return err
+	}
 	var queries map[string]named.Query
 	if cfg.NamedQueriesFile != "" {
 		if queries, err = named.Load(cfg.NamedQueriesFile); err != nil {
@@ -186,7 +190,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var vectors *vector.Service
 	if m.pg.PGVectorVersion() != "" {
-		vectors = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension})
+		if vectors, err = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension}); err != nil {
+			return err
+		}
 		if !readOnly {
 			if err := vectors.Init(ctx); err != nil {
 				return err
@@ -210,9 +216,11 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxTimeout:       cfg.MaxStatementTimeout.D(),
 		MaxRequestBytes:  cfg.MaxRequestBytes,
 		DrainTimeout:     cfg.ShutdownTimeout.D(),
-		Logger:           m.Log,
-		Metrics:          reg,
-		Pprof:            cfg.Pprof,
+		Tx: txn.Config{MaxOpen: cfg.TxMaxOpen, IdleTimeout: cfg.TxIdleTimeout.D(), Lifetime: cfg.TxLifetime.D(),
+			MaxLifetime: cfg.TxMaxLifetime.D()},
+		Logger:  m.Log,
+		Metrics: reg,
+		Pprof:   cfg.Pprof,
 
 		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
 		StreamCreditTimeout:  cfg.StreamCreditTimeout.D(),

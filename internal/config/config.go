@@ -82,6 +82,10 @@ type Config struct {
 	HealthConcurrent int     `envconfig:"WORKER_HEALTH_CONCURRENT" desc:"health lane: db.health requests handled at once"`
 	MaxQueued        int     `envconfig:"WORKER_MAX_QUEUED" desc:"requests waiting for a slot, per lane; more are answered UNAVAILABLE at once"`
 	MaxQueuedBytes   int     `envconfig:"WORKER_MAX_QUEUED_BYTES" desc:"bytes of the requests waiting in a lane; past it UNAVAILABLE (one request may always wait)"`
+	TxMaxOpen        int     `envconfig:"DB_TX_MAX_OPEN" desc:"interactive transactions (db.tx) open at once on this worker, each holding a pooled connection (default: a quarter of the pool)"`
+	TxIdleTimeout    Seconds `envconfig:"DB_TX_IDLE_TIMEOUT" desc:"an interactive transaction is rolled back after this long without a request, unless begin names idle_timeout_ms"`
+	TxLifetime       Seconds `envconfig:"DB_TX_LIFETIME" desc:"an interactive transaction is rolled back this long after begin, unless begin names max_lifetime_ms"`
+	TxMaxLifetime    Seconds `envconfig:"DB_TX_MAX_LIFETIME" desc:"cap on a begin's idle_timeout_ms and max_lifetime_ms"`
 	MaxRequestBytes  int     `envconfig:"MAX_REQUEST_BYTES" desc:"largest request body accepted (TOO_LARGE above)"`
 	Pprof            bool    `envconfig:"PPROF" desc:"serve /debug/pprof on HTTP_ADDR (profiling; keep it off in production)"`
 	HTTPAddr         string  `envconfig:"HTTP_ADDR" desc:"address of /healthz, /readyz and /metrics, e.g. :8080; empty: no HTTP listener"`
@@ -238,6 +242,14 @@ func (c *Config) Validate() error {
 		if v.n < 1 {
 			bad(v.name, "must be at least 1, got %d", v.n)
 		}
+	}
+	if c.TxMaxOpen < 0 {
+		bad("DB_TX_MAX_OPEN", "must not be negative (0: a quarter of the pool), got %d", c.TxMaxOpen)
+	}
+	if c.TxMaxLifetime.D() < time.Millisecond || c.TxLifetime.D() < time.Millisecond || c.TxIdleTimeout.D() < time.Millisecond ||
+		c.TxLifetime.D() > c.TxMaxLifetime.D() || c.TxIdleTimeout.D() > c.TxMaxLifetime.D() {
+		bad("DB_TX_IDLE_TIMEOUT", "DB_TX_IDLE_TIMEOUT (%s) and DB_TX_LIFETIME (%s) must be at least 1ms and at most DB_TX_MAX_LIFETIME (%s)",
+			c.TxIdleTimeout.D(), c.TxLifetime.D(), c.TxMaxLifetime.D())
 	}
 	if len(c.TrustedReplyPrefixes) == 0 {
 		bad("WORKER_TRUSTED_REPLY_PREFIXES", "must name at least one prefix, such as _INBOX.")

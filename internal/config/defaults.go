@@ -13,6 +13,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -88,6 +89,9 @@ func Defaults() Config {
 		MaxQueued:            worker.MaxQueuedDefault,
 		MaxQueuedBytes:       worker.MaxQueuedBytesDefault,
 		MaxRequestBytes:      worker.MaxRequestBytesDefault,
+		TxIdleTimeout:        Seconds(txn.IdleTimeoutDefault),
+		TxLifetime:           Seconds(txn.LifetimeDefault),
+		TxMaxLifetime:        Seconds(txn.MaxLifetimeDefault),
 		ShutdownTimeout:      Seconds(worker.DrainTimeoutDefault),
 		TrustedReplyPrefixes: append([]string(nil), worker.TrustedReplyPrefixesDefault...),
 		StreamCreditTimeout:  Seconds(worker.StreamCreditTimeoutDefault),

@@ -101,9 +101,11 @@ func startWorkerJS(t *testing.T, s *server.Server, nc, jsnc *nats.Conn, trusted 
 	reg := metrics.New()
 	ex, err := pgexec.NewExecutor(cl, pgexec.ExecutorConfig{})
 	require.NoError(t, err)
+	svc, err := state.NewService(mem, state.ServiceConfig{})
+	require.NoError(t, err)
 	wk, err := worker.New(worker.Config{ID: "w1", Logger: zerolog.Nop(), Metrics: reg, TrustedReplyPrefixes: trusted},
 		worker.Deps{NATS: nc, JetStream: jsnc, Postgres: cl, Executor: ex,
-			State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint})
+			State: svc, Maintenance: maint})
 	require.NoError(t, err)
 	require.NoError(t, wk.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, wk.Stop(context.Background())) })
@@ -151,6 +153,18 @@ func TestRolePermissions(t *testing.T) {
 	vac, err := cc.Maintenance().Vacuum(ctx, messages.VacuumRequest{Table: "t"})
 	require.NoError(t, err)
 	require.Equal(t, "ok", vac.Status, "the worker may store the result")
+	// An interactive transaction: orders may begin and use it; billing, on
+	// its own inbox prefix, cannot reach it even knowing its subject.
+	tx, err := cc.BeginTx(ctx, client.TxOptions{})
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "SELECT 1", nil)
+	require.NoError(t, err)
+	b := connectAs(t, s, "billing")
+	msg, err := b.nc.Request(tx.Subject(), []byte(`{"op":"commit"}`), 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "410", msg.Header.Get("Nats-Service-Error-Code"), "another service's transaction is out of reach")
+	require.NoError(t, tx.Commit(ctx))
+	c.refused(t, "orders serving transactions", "db.tx.>", func() { _, _ = c.nc.SubscribeSync("db.tx.>") })
 	c.refused(t, "orders subscribing to db.>", "db.>", func() { _, _ = c.nc.SubscribeSync("db.>") })
 	c.refused(t, "orders reading requests on db.execute", "db.execute", func() { _, _ = c.nc.SubscribeSync("db.execute") })
 	c.refused(t, "orders publishing a job", "db.vacuum.jobs", func() { _ = c.nc.Publish("db.vacuum.jobs", []byte(`{}`)) })
@@ -175,7 +189,7 @@ func TestRolePermissions(t *testing.T) {
 
 	// ops: discovery and reading; nothing that changes anything.
 	o := connectAs(t, s, "ops")
-	msg, err := o.nc.Request("$SRV.INFO.dbworker", nil, 5*time.Second)
+	msg, err = o.nc.Request("$SRV.INFO.dbworker", nil, 5*time.Second)
 	require.NoError(t, err)
 	var info struct{ Name string }
 	require.NoError(t, json.Unmarshal(msg.Data, &info))

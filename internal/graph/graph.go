@@ -1,7 +1,9 @@
 // Package graph serves db.graph: a property graph on two PostgreSQL tables
 // (graph_nodes, graph_edges), created by the worker's migrations. Nodes keep
 // every property they are given; edges are directed and typed, with a weight,
-// a confidence and an optional validity window; deletes are soft. Traversals
+// a confidence and an optional validity window; deletes are soft. Adding a
+// node or edge that exists updates it: merge (the default) keeps what the
+// request leaves out, replace resets it to the defaults (add.go). Traversals
 // (neighbors, shortest path, subgraph) run breadth first, one query per level,
 // with a visited set, so cycles end and cost stays bounded. Every value is
 // bound; nothing from a request is pasted into SQL.
@@ -10,13 +12,10 @@ package graph
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"io/fs"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
@@ -59,6 +58,9 @@ func (s *Service) Init(ctx context.Context) error {
 
 // Handle carries out one request.
 func (s *Service) Handle(ctx context.Context, req *messages.GraphRequest) (any, error) {
+	if req.Mode != "" && req.Op != messages.OpAddNode && req.Op != messages.OpAddEdge {
+		return nil, messages.BadRequest("mode", "mode applies to add_node and add_edge only, not %q", req.Op)
+	}
 	switch req.Op {
 	case messages.OpAddNode:
 		return s.addNode(ctx, req)
@@ -85,17 +87,6 @@ func checkID(field, id string) error {
 	return nil
 }
 
-func properties(raw json.RawMessage) (string, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
-		return "{}", nil
-	}
-	if s[0] != '{' {
-		return "", messages.BadRequest("properties", "properties must be a JSON object")
-	}
-	return s, nil
-}
-
 const nodeColumns = `node_id, node_type, label, properties, created_at, updated_at`
 
 func scanNode(row pgx.Row) (messages.GraphNode, error) {
@@ -114,93 +105,6 @@ func scanEdge(row pgx.Row) (messages.GraphEdge, error) {
 	err := row.Scan(&e.EdgeID, &e.From, &e.To, &e.EdgeType, &e.Weight, &e.Confidence, &props, &e.ValidFrom, &e.ValidUntil)
 	e.Properties = props
 	return e, err
-}
-
-// addNode creates a node or updates a live one, merging its properties.
-func (s *Service) addNode(ctx context.Context, req *messages.GraphRequest) (any, error) {
-	id := req.NodeID
-	if id == "" {
-		id = nuid.Next()
-	}
-	if err := checkID("node_id", id); err != nil {
-		return nil, err
-	}
-	props, err := properties(req.Properties)
-	if err != nil {
-		return nil, err
-	}
-	nodeType := req.NodeType
-	if nodeType == "" {
-		nodeType = "node"
-	}
-	return scanNode(s.db.QueryRow(ctx, `INSERT INTO graph_nodes (node_id, node_type, label, properties)
-		VALUES ($1, $2, $3, $4::jsonb)
-		ON CONFLICT (node_id) DO UPDATE SET
-			node_type  = EXCLUDED.node_type,
-			label      = COALESCE(EXCLUDED.label, graph_nodes.label),
-			properties = CASE WHEN graph_nodes.deleted_at IS NULL THEN graph_nodes.properties || EXCLUDED.properties ELSE EXCLUDED.properties END,
-			updated_at = now(),
-			deleted_at = NULL
-		RETURNING `+nodeColumns, id, nodeType, req.Label, props))
-}
-
-func (s *Service) addEdge(ctx context.Context, req *messages.GraphRequest) (any, error) {
-	if err := checkID("from", req.From); err != nil {
-		return nil, err
-	}
-	if err := checkID("to", req.To); err != nil {
-		return nil, err
-	}
-	props, err := properties(req.Properties)
-	if err != nil {
-		return nil, err
-	}
-	edgeType := req.EdgeType
-	if edgeType == "" {
-		edgeType = "related"
-	}
-	weight, confidence := 1.0, 1.0
-	if req.Weight != nil {
-		weight = *req.Weight
-	}
-	if req.Confidence != nil {
-		confidence = *req.Confidence
-		if confidence < 0 || confidence > 1 {
-			return nil, messages.BadRequest("confidence", "confidence must be between 0 and 1")
-		}
-	}
-	if req.ValidFrom != nil && req.ValidUntil != nil && req.ValidUntil.Before(*req.ValidFrom) {
-		return nil, messages.BadRequest("valid_until", "valid_until is before valid_from")
-	}
-	var edge messages.GraphEdge
-	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		var live int
-		// Lock both ends so a concurrent delete_node cannot orphan the edge.
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT FROM graph_nodes WHERE node_id = ANY($1) AND deleted_at IS NULL FOR SHARE) live`,
-			[]string{req.From, req.To}).Scan(&live); err != nil {
-			return err
-		}
-		want := 2
-		if req.From == req.To {
-			want = 1
-		}
-		if live != want {
-			return messages.Errorf(messages.CodeNotFound, "both ends of an edge must be live nodes (from %q, to %q)", req.From, req.To)
-		}
-		var err error
-		edge, err = scanEdge(tx.QueryRow(ctx, `INSERT INTO graph_edges (from_id, to_id, edge_type, weight, confidence, properties, valid_from, valid_until)
-			VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
-			ON CONFLICT (from_id, to_id, edge_type) WHERE deleted_at IS NULL DO UPDATE SET
-				weight = EXCLUDED.weight, confidence = EXCLUDED.confidence,
-				properties = graph_edges.properties || EXCLUDED.properties,
-				valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until
-			RETURNING `+edgeColumns, req.From, req.To, edgeType, weight, confidence, props, req.ValidFrom, req.ValidUntil))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return edge, nil
 }
 
 func direction(d string) (string, error) {

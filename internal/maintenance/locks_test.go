@@ -66,7 +66,8 @@ func TestThirdPartyCannotReleaseRunningVacuum(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ref.Refreshed, "refresh with %q", guess)
 	}
-	svc := state.NewService(e.state, state.ServiceConfig{})
+	svc, err := state.NewService(e.state, state.ServiceConfig{})
+	require.NoError(t, err)
 	for _, name := range []string{key.Name(), "maint:" + key.Name()} {
 		res, err := svc.Lock(ctx, &messages.LockRequest{Op: messages.OpRelease, Key: name, Lease: held.Owner})
 		require.NoError(t, err)
@@ -91,7 +92,8 @@ func TestCallersCannotSquatMaintenanceLocks(t *testing.T) {
 	s := e.worker(t, "w1", nil)
 	e.pg.Exec(t, "CREATE TABLE users (x int)")
 	ctx := context.Background()
-	svc := state.NewService(e.state, state.ServiceConfig{})
+	svc, err := state.NewService(e.state, state.ServiceConfig{})
+	require.NoError(t, err)
 	month := int64(30 * 24 * time.Hour / time.Millisecond)
 	key := maintenance.VacuumLockKey(e.pg.Schema, "users")
 	for _, name := range []string{"maint:vacuum:" + e.pg.Schema + ".users", key.Name(), key.String(), "maint:vacuum:_database", "vacuum:_database"} {

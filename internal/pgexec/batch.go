@@ -122,6 +122,13 @@ func (s *session) tx(ctx context.Context, req *messages.ExecuteRequest, sh shape
 		}
 		bound[i] = b
 	}
+	if req.Isolation != "" || req.Deferrable {
+		begin, err := sqltext.Begin(req.Isolation, s.readOnly, req.Deferrable)
+		if err != nil {
+			return buf, err
+		}
+		s.begin = begin
+	}
 	start := len(buf)
 	for attempt := 0; ; attempt++ {
 		out, failed, cached, err := s.txRun(ctx, req, bound, sh, buf)
@@ -160,6 +167,9 @@ func (s *session) txRun(ctx context.Context, req *messages.ExecuteRequest, bound
 		buf, tag, cached, err = s.txStatement(ctx, b, i == 0, ssh, buf)
 		if err != nil {
 			return buf, i, cached, err
+		}
+		if want := req.Statements[i].ExpectRows; want != nil && tag.RowsAffected() != *want {
+			return buf, i, cached, messages.Errorf(messages.CodeConflict, "statement %d: %s, expected %d rows; the tx is rolled back", i, tag, *want)
 		}
 		written += writtenRows(tag)
 	}

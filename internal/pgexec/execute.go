@@ -166,7 +166,7 @@ func (e *Executor) prepare(req *messages.ExecuteRequest, out pgjson.Output) (pla
 	if e.cfg.Mode == ModeDisabled {
 		return plan{}, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
 	}
-	req, namedReadOnly, err := e.resolveNamed(req)
+	req, namedReadOnly, err := named.Resolve(e.cfg.NamedQueries, e.cfg.NamedOnly, req)
 	if err != nil {
 		return plan{}, err
 	}
@@ -235,6 +235,9 @@ func (e *Executor) validate(op messages.Op, req *messages.ExecuteRequest, readOn
 	if strings.IndexByte(req.SQL, 0) >= 0 {
 		return messages.BadRequest("sql", "sql holds a NUL byte")
 	}
+	if op != messages.OpTx && (req.Isolation != "" || req.Deferrable) {
+		return messages.BadRequest("isolation", "isolation and deferrable open a transaction: they apply to op tx, and to a begin on db.tx")
+	}
 	if strings.IndexByte(req.Where, 0) >= 0 {
 		return messages.BadRequest("where", "where holds a NUL byte")
 	}
@@ -276,6 +279,9 @@ func (e *Executor) validate(op messages.Op, req *messages.ExecuteRequest, readOn
 		for i, st := range req.Statements {
 			if st.SQL == "" {
 				return messages.BadRequest("statements["+strconv.Itoa(i)+"].sql", "statement %d has no sql", i)
+			}
+			if st.ExpectRows != nil && *st.ExpectRows < 0 {
+				return messages.BadRequest("statements["+strconv.Itoa(i)+"].expect_rows", "statement %d: expect_rows must not be negative", i)
 			}
 			if st.Op != "" && st.Op != messages.OpQuery && st.Op != messages.OpOne {
 				return messages.BadRequest("statements["+strconv.Itoa(i)+"].op", "statement %d: op must be \"query\" or \"one\", got %q", i, st.Op)

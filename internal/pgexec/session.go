@@ -1,6 +1,7 @@
 package pgexec
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -61,10 +62,11 @@ type session struct {
 	timeout  time.Duration
 	out      pgjson.Output
 
-	inTx   bool // a transaction of ours is open
-	held   bool // the transaction is the caller's, held across requests (tx.go)
-	reset  bool // the reset ran and found the connection clean
-	broken bool // close the connection instead of reusing it
+	inTx   bool   // a transaction of ours is open
+	held   bool   // the transaction is the caller's, held across requests (tx.go)
+	begin  string // the BEGIN of an op tx with options; "" is BEGIN [READ ONLY]
+	reset  bool   // the reset ran and found the connection clean
+	broken bool   // close the connection instead of reusing it
 }
 
 // release ends whatever the request left open (a transaction of ours, the
@@ -90,8 +92,8 @@ func (s *session) release() {
 // transaction is open already.
 func (s *session) sendBegin(p *pgconn.Pipeline) {
 	if !s.held {
-		begin := "BEGIN"
-		if s.readOnly {
+		begin := cmp.Or(s.begin, "BEGIN")
+		if s.readOnly && s.begin == "" {
 			begin = "BEGIN READ ONLY"
 		}
 		p.SendQueryParams(begin, nil, nil, nil, nil)

@@ -6,47 +6,15 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
-)
-
-// Isolation levels of an interactive transaction ("" is the server's
-// default, read committed unless the database says otherwise).
-const (
-	IsolationReadCommitted  = "read_committed"
-	IsolationRepeatableRead = "repeatable_read"
-	IsolationSerializable   = "serializable"
 )
 
 // TxOptions opens an interactive transaction.
 type TxOptions struct {
-	Isolation  string
-	ReadOnly   bool // forced on a read-only executor
+	Isolation  string // messages.Isolation*, or "" for the database's default
+	ReadOnly   bool   // forced on a read-only executor
 	Deferrable bool
-}
-
-// beginSQL is the BEGIN that opens a transaction with opts.
-func (o TxOptions) beginSQL() (string, error) {
-	sql := "BEGIN"
-	switch o.Isolation {
-	case "":
-	case IsolationReadCommitted:
-		sql += " ISOLATION LEVEL READ COMMITTED"
-	case IsolationRepeatableRead:
-		sql += " ISOLATION LEVEL REPEATABLE READ"
-	case IsolationSerializable:
-		sql += " ISOLATION LEVEL SERIALIZABLE"
-	default:
-		return "", messages.BadRequest("isolation", "isolation must be read_committed, repeatable_read or serializable, got %q", o.Isolation)
-	}
-	if o.ReadOnly {
-		sql += " READ ONLY"
-	} else {
-		sql += " READ WRITE"
-	}
-	if o.Deferrable {
-		sql += " DEFERRABLE"
-	}
-	return sql, nil
 }
 
 // Tx is an interactive transaction: a pooled connection held across
@@ -76,7 +44,7 @@ func (e *Executor) BeginTx(ctx context.Context, opts TxOptions) (*Tx, error) {
 		return nil, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
 	}
 	opts.ReadOnly = opts.ReadOnly || e.cfg.Mode == ModeReadOnly
-	begin, err := opts.beginSQL()
+	begin, err := sqltext.Begin(opts.Isolation, opts.ReadOnly, opts.Deferrable)
 	if err != nil {
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		return res, nil
 	case messages.OpSet, messages.OpMSet:
-		ttl, err := optionalTTL(req.TTLMS, s.embeddingTTL)
+		ttl, err := optionalTTL(req.TTLMS, req.TTLSeconds, s.embeddingTTL)
 		if err != nil {
 			return nil, err
 		}

@@ -1,8 +1,10 @@
 package state
 
 import (
+	"cmp"
 	"context"
-	"math"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -48,23 +50,21 @@ type Service struct {
 	waiters      chan struct{} // a slot per acquire waiting for a held lock
 }
 
-// NewService returns a Service over b.
-func NewService(b Backend, cfg ServiceConfig) *Service {
-	s := &Service{b: b, lockTTL: cfg.LockTTL, maxWait: cfg.MaxWait, embeddingTTL: EmbeddingTTLDefault}
-	if s.lockTTL <= 0 {
-		s.lockTTL = LockTTLDefault
+// NewService returns a Service over b. Fields of cfg left zero take their
+// defaults; a negative one is an error.
+func NewService(b Backend, cfg ServiceConfig) (*Service, error) {
+	switch {
+	case b == nil:
+		return nil, errors.New("state: NewService needs a Backend")
+	case cfg.LockTTL < 0, cfg.MaxWait < 0, cfg.MaxWaiters < 0, cfg.EmbeddingTTL != nil && *cfg.EmbeddingTTL < 0:
+		return nil, fmt.Errorf("state: ServiceConfig values must not be negative (0 is the default): %+v", cfg)
 	}
-	if s.maxWait <= 0 {
-		s.maxWait = MaxWaitDefault
-	}
-	if cfg.MaxWaiters <= 0 {
-		cfg.MaxWaiters = MaxWaitersDefault
-	}
-	s.waiters = make(chan struct{}, cfg.MaxWaiters)
+	s := &Service{b: b, lockTTL: cmp.Or(cfg.LockTTL, LockTTLDefault), maxWait: cmp.Or(cfg.MaxWait, MaxWaitDefault), embeddingTTL: EmbeddingTTLDefault}
+	s.waiters = make(chan struct{}, cmp.Or(cfg.MaxWaiters, MaxWaitersDefault))
 	if cfg.EmbeddingTTL != nil {
 		s.embeddingTTL = *cfg.EmbeddingTTL
 	}
-	return s
+	return s, nil
 }
 
 // Backend returns the service's backend.
@@ -78,47 +78,6 @@ func checkKey(field, key string) error {
 		return messages.BadRequest(field, "%s is %d bytes; the limit is %d", field, len(key), MaxKeyBytes)
 	}
 	return nil
-}
-
-// duration reads a duration given in milliseconds or seconds (not both).
-func duration(field string, ms *int64, secs *float64, def, max time.Duration, required bool) (time.Duration, error) {
-	switch {
-	case ms != nil && secs != nil:
-		return 0, messages.BadRequest(field, "give %s_ms or %s_seconds, not both", field, field)
-	case ms != nil:
-		if *ms <= 0 {
-			return 0, messages.BadRequest(field+"_ms", "%s_ms must be positive, got %d", field, *ms)
-		}
-		if *ms > max.Milliseconds() {
-			return 0, messages.BadRequest(field+"_ms", "%s_ms must be at most %d", field, max.Milliseconds())
-		}
-		return time.Duration(*ms) * time.Millisecond, nil
-	case secs != nil:
-		if !(*secs > 0) || math.IsInf(*secs, 0) {
-			return 0, messages.BadRequest(field+"_seconds", "%s_seconds must be positive", field)
-		}
-		if *secs > max.Seconds() {
-			return 0, messages.BadRequest(field+"_seconds", "%s_seconds must be at most %.0f", field, max.Seconds())
-		}
-		return time.Duration(*secs * float64(time.Second)), nil
-	case required:
-		return 0, messages.BadRequest(field+"_ms", "%s_ms is required", field)
-	}
-	return def, nil
-}
-
-// optionalTTL reads a ttl_ms that may be 0 (no expiry).
-func optionalTTL(ms *int64, def time.Duration) (time.Duration, error) {
-	if ms == nil {
-		return def, nil
-	}
-	if *ms < 0 {
-		return 0, messages.BadRequest("ttl_ms", "ttl_ms must not be negative, got %d", *ms)
-	}
-	if *ms > MaxTTL.Milliseconds() {
-		return 0, messages.BadRequest("ttl_ms", "ttl_ms must be at most %d", MaxTTL.Milliseconds())
-	}
-	return time.Duration(*ms) * time.Millisecond, nil
 }
 
 // RateLimit checks and counts one call.
@@ -169,7 +128,7 @@ func (s *Service) KV(ctx context.Context, req *messages.KVRequest) (any, error) 
 		if len(req.Value) == 0 {
 			return nil, messages.BadRequest("value", "value is required")
 		}
-		ttl, err := optionalTTL(req.TTLMS, 0)
+		ttl, err := optionalTTL(req.TTLMS, req.TTLSeconds, 0)
 		if err != nil {
 			return nil, err
 		}

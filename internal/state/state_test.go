@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -119,13 +120,14 @@ func TestAsErrorKeepsCause(t *testing.T) {
 func TestEmbeddingAnswerEncoding(t *testing.T) {
 	mem := memory.New(memory.Options{})
 	t.Cleanup(func() { mem.Close() })
-	s := state.NewService(mem, state.ServiceConfig{})
+	s, err := state.NewService(mem, state.ServiceConfig{})
+	require.NoError(t, err)
 	ctx := context.Background()
 	vec := []float64{0, 1, -1, 0.5, 3e-8, -1.25e-7, 1e21, 3.4e38, -2.5e25, 1.0 / 3, 123456.789, 1e-6, 9.99e-7}
 	for i := 0; i < 200; i++ {
 		vec = append(vec, math.Sin(float64(i))*math.Pow(10, float64(i%40-20)))
 	}
-	_, err := s.Embedding(ctx, &messages.EmbeddingRequest{Op: messages.OpMSet, Items: []messages.EmbeddingItem{{Hash: "a", Vector: vec}, {Hash: "b", Vector: vec[:3]}}})
+	_, err = s.Embedding(ctx, &messages.EmbeddingRequest{Op: messages.OpMSet, Items: []messages.EmbeddingItem{{Hash: "a", Vector: vec}, {Hash: "b", Vector: vec[:3]}}})
 	require.NoError(t, err)
 	for _, req := range []*messages.EmbeddingRequest{
 		{Op: messages.OpGet, Hash: "a"},
@@ -146,4 +148,18 @@ func TestEmbeddingAnswerEncoding(t *testing.T) {
 			require.Equal(t, messages.CodeTooLarge, me.Code)
 		}
 	}
+}
+
+// TestNewServiceRefusesNegativeValues: a bad value is an error, not a
+// silent default.
+func TestNewServiceRefusesNegativeValues(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	neg := -time.Second
+	for _, cfg := range []state.ServiceConfig{{LockTTL: -1}, {MaxWait: -1}, {MaxWaiters: -1}, {EmbeddingTTL: &neg}} {
+		_, err := state.NewService(mem, cfg)
+		require.Error(t, err, "%+v", cfg)
+	}
+	_, err := state.NewService(nil, state.ServiceConfig{})
+	require.Error(t, err)
 }

@@ -18,6 +18,7 @@ const (
 	DBHealth       = "db.health"
 	DBVector       = "db.vector"
 	DBGraph        = "db.graph"
+	DBTx           = "db.tx"
 	StateLock      = "state.lock"
 	StateRateLimit = "state.ratelimit"
 	StateKV        = "state.kv"
@@ -51,6 +52,12 @@ func (s Subjects) Prefix() string { return s.prefix }
 
 // Of returns subject with the prefix applied.
 func (s Subjects) Of(subject string) string { return s.prefix + subject }
+
+// Tx is the subject of interactive transaction id held by the worker whose
+// ID encodes to workerToken (EncodeToken): db.tx.<worker>.<id>.
+func (s Subjects) Tx(workerToken, id string) string {
+	return s.prefix + DBTx + "." + workerToken + "." + id
+}
 
 // Maintenance subjects, without prefix.
 const (

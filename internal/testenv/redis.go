@@ -3,11 +3,9 @@ package testenv
 import (
 	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nuid"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
@@ -41,7 +39,7 @@ func NewRedisPrefix(t testing.TB) string {
 		c.Close()
 		Unavailable(t, "Redis", err)
 	}
-	prefix := "test:" + strings.ToLower(nuid.Next()) + ":"
+	prefix := "test:" + UniqueName() + ":"
 	t.Cleanup(func() {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -10,6 +10,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"net/url"
 	"os"
@@ -20,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
@@ -69,7 +70,7 @@ type Postgres struct {
 // NewPostgres creates a fresh schema, dropped when the test ends.
 func NewPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	schema := "t_" + strings.ToLower(nuid.Next())
+	schema := "t_" + UniqueName()
 	// The extension is shared by all tests; take a lock so parallel packages
 	// do not race to create it.
 	ownObject(t, "schema "+schema+" and extension vector",
@@ -138,7 +139,7 @@ func Connect(t testing.TB, s *server.Server) *nats.Conn {
 // same database, so other tests' open transactions would change its work.
 func NewDatabase(t testing.TB) *Postgres {
 	t.Helper()
-	name := "t_" + strings.ToLower(nuid.Next())
+	name := "t_" + UniqueName()
 	ownObject(t, "database "+name, "CREATE DATABASE "+name, "DROP DATABASE "+name+" WITH (FORCE)")
 	u := baseURL(t)
 	u.Path = "/" + name
@@ -182,4 +183,14 @@ func admin(t testing.TB, sql string) error {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, sql)
 	return err
+}
+
+// UniqueName returns 80 random bits as 16 lowercase base32 letters and
+// digits: a name no other test, in this process or another, uses, and safe
+// unquoted as a SQL identifier or in a key. (A lowercased nuid is not: two
+// nuids of one process can differ only in the case of a letter.)
+func UniqueName() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }

@@ -9,6 +9,7 @@
 package vector
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,15 +77,18 @@ type Service struct {
 	cfg Config
 }
 
-// New returns a Service; Init creates its catalog table.
-func New(pg DB, cfg Config) *Service {
-	if cfg.Schema == "" {
-		cfg.Schema = SchemaDefault
+// New returns a Service; Init creates its catalog table. Fields of cfg left
+// zero take their defaults; a dimension out of pgvector's range is an error.
+func New(pg DB, cfg Config) (*Service, error) {
+	if pg == nil {
+		return nil, errors.New("vector: New needs a DB")
 	}
-	if cfg.Dimension <= 0 {
-		cfg.Dimension = DimensionDefault
+	cfg.Schema = cmp.Or(cfg.Schema, SchemaDefault)
+	cfg.Dimension = cmp.Or(cfg.Dimension, DimensionDefault)
+	if cfg.Dimension < 1 || cfg.Dimension > MaxDimension {
+		return nil, fmt.Errorf("vector: Dimension must be between 1 and %d, got %d", MaxDimension, cfg.Dimension)
 	}
-	return &Service{pg: pg, cfg: cfg}
+	return &Service{pg: pg, cfg: cfg}, nil
 }
 
 func (s *Service) ident(parts ...string) string {

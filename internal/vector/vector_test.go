@@ -28,7 +28,8 @@ func setup(t *testing.T) (*vector.Service, *testenv.Postgres, *pgexec.Client) {
 		testenv.Unavailable(t, "PostgreSQL", err)
 	}
 	t.Cleanup(cl.Close)
-	s := vector.New(cl, vector.Config{Schema: pg.Schema, Dimension: 3})
+	s, err := vector.New(cl, vector.Config{Schema: pg.Schema, Dimension: 3})
+	require.NoError(t, err)
 	require.NoError(t, s.Init(context.Background()))
 	return s, pg, cl
 }
@@ -219,4 +220,16 @@ func exactTopK(t *testing.T, cl *pgexec.Client, schema string, q []float64, k in
 	})
 	require.NoError(t, err)
 	return out
+}
+
+// TestNewRefusesBadConfig: a dimension pgvector cannot hold is an error at
+// New, not at the first collection.
+func TestNewRefusesBadConfig(t *testing.T) {
+	_, _, cl := setup(t)
+	for _, d := range []int{-1, vector.MaxDimension + 1} {
+		_, err := vector.New(cl, vector.Config{Dimension: d})
+		require.Error(t, err, d)
+	}
+	_, err := vector.New(nil, vector.Config{})
+	require.Error(t, err)
 }

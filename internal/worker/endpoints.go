@@ -15,6 +15,7 @@ import (
 func (w *Worker) endpoints() []endpoint {
 	eps := []endpoint{
 		{name: "execute", subject: subjects.DBExecute, description: "run SQL: query, one, many, script, tx, insert, update", handle: w.handleExecute},
+		w.txBeginEndpoint(),
 		{name: "health", subject: subjects.DBHealth, lane: laneHealth, description: "health of PostgreSQL, the state backend, NATS and this worker", handle: w.handleHealth},
 		{name: "ratelimit", lane: laneState, subject: subjects.StateRateLimit, description: "sliding-window rate limits: an exact log up to limit 1000, a bounded counter above", handle: jsonHandler(func(ctx context.Context, req *messages.RateLimitRequest) (any, error) {
 			res, err := w.deps.State.RateLimit(ctx, req)

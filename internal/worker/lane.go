@@ -16,6 +16,7 @@ const (
 	laneState  = "state"  // state.*, cache.*
 	laneMaint  = "maint"  // db.stats, db.vacuum
 	laneHealth = "health" // db.health
+	laneTx     = "tx"     // db.tx and the subjects of open transactions
 )
 
 // errLaneFull is returned by admit when a lane's slots are taken and its

@@ -37,15 +37,17 @@ type endpoint struct {
 
 // request is what a handler sees of one NATS request.
 type request struct {
-	data []byte
-	id   string
-	op   string // set by the handler for the log line
+	data    []byte
+	subject string // the subject it was sent to
+	reply   string // its reply subject
+	id      string
+	op      string // set by the handler for the log line
 	// maxAnswer is the largest answer the connection can carry.
 	maxAnswer int
 	header    nats.Header
-	// reply is where the answer goes: "" when there is none, or the reply
-	// policy refuses it (reply.go).
-	reply string
+	// answerTo is where the answer goes: the reply subject, or "" when there
+	// is none or the reply policy refuses it (reply.go).
+	answerTo string
 	// stream, when the answer is streamed (stream.go), makes the answer its
 	// last message.
 	stream *stream
@@ -151,7 +153,7 @@ func (w *Worker) timeoutOf(data []byte) time.Duration {
 func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 	start := t.received
 	h := req.Headers()
-	r := &request{data: req.Data(), maxAnswer: w.maxAnswer(), header: nats.Header(h)}
+	r := &request{data: req.Data(), subject: req.Subject(), reply: req.Reply(), maxAnswer: w.maxAnswer(), header: nats.Header(h)}
 	r.id = h.Get(RequestIDHeader)
 	if r.id == "" {
 		r.id = h.Get("Nats-Msg-Id")
@@ -160,7 +162,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 		r.id = nuid.Next()
 	}
 	if w.mayAnswer(req, r.id) {
-		r.reply = req.Reply()
+		r.answerTo = req.Reply()
 	}
 	var answer []byte
 	var err error
@@ -193,7 +195,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 		reply.Header.Set(micro.ErrorHeader, oneLine(me.Message))
 	}
 	err = nil
-	if r.reply != "" && r.stream.finish(reply) {
+	if r.answerTo != "" && r.stream.finish(reply) {
 		err = w.deps.NATS.PublishMsg(reply)
 	}
 	took := time.Since(start)

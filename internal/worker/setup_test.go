@@ -128,7 +128,9 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 			b.state = mem
 		}
 	}
-	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: state.NewService(b.state, state.ServiceConfig{})}
+	svc, err := state.NewService(b.state, state.ServiceConfig{})
+	require.NoError(t, err)
+	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: svc}
 	if o.maintenance {
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger,
 			Replicas: o.replicas}, wnc, cl, b.state)
@@ -138,7 +140,8 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 	deps.Graph = graph.New(cl)
 	require.NoError(t, deps.Graph.Init(ctx))
 	if cl.PGVectorVersion() != "" {
-		deps.Vector = vector.New(cl, vector.Config{Schema: b.pg.Schema, Dimension: 3})
+		deps.Vector, err = vector.New(cl, vector.Config{Schema: b.pg.Schema, Dimension: 3})
+		require.NoError(t, err)
 		require.NoError(t, deps.Vector.Init(ctx))
 	}
 	reg := metrics.New()

@@ -84,7 +84,7 @@ func (w *Worker) execute(ctx context.Context, r *request, run func(context.Conte
 // may be answered at all), or nil.
 func (w *Worker) newStream(r *request) (*stream, error) {
 	v := r.header.Get(messages.HeaderStreamWindow)
-	if v == "" || r.reply == "" {
+	if v == "" || r.answerTo == "" {
 		return nil, nil
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
@@ -92,7 +92,7 @@ func (w *Worker) newStream(r *request) (*stream, error) {
 		return nil, messages.BadRequest(messages.HeaderStreamWindow, "the %s header must be a whole number from 1, got %q", messages.HeaderStreamWindow, v)
 	}
 	id := newStreamID()
-	return &stream{nc: w.deps.NATS, reply: r.reply, reqID: r.id, id: id, credit: w.cfg.Subjects.StreamCredit(id),
+	return &stream{nc: w.deps.NATS, reply: r.answerTo, reqID: r.id, id: id, credit: w.cfg.Subjects.StreamCredit(id),
 		window: min(n, messages.StreamWindowMax), timeout: w.cfg.StreamCreditTimeout}, nil
 }
 

@@ -50,6 +50,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/startstop"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -124,6 +125,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Pprof serves /debug/pprof on the HTTP handler, for profiling.
 	Pprof bool
+	// Tx bounds the interactive transactions (db.tx). Tx.MaxOpen defaults
+	// to a quarter of the pool's connections (at least 1), so that
+	// transactions and one-shot requests cannot take each other's.
+	Tx txn.Config
 	// TrustedReplyPrefixes are the strings a reply subject must begin with for
 	// the worker to answer on it, such as "_INBOX_orders.". Others, and any
 	// $ subject or subject of the worker's own, are dropped, logged and
@@ -176,6 +181,9 @@ type Worker struct {
 
 	extra []endpoint // more endpoints, for tests
 
+	txs   *txn.Registry      // interactive transactions (tx.go)
+	txSub *nats.Subscription // their subjects: db.tx.<worker>.*
+
 	restoreErrHandler func() // puts back the serving connection's error handler (refused.go)
 }
 
@@ -199,7 +207,15 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
+	if cfg.Tx.MaxOpen == 0 {
+		cfg.Tx.MaxOpen = max(1, int(deps.Postgres.Pool().Config().MaxConns)/4)
+	}
+	txs, err := txn.New(deps.Executor, cfg.Tx)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	lanes := map[string]*lane{
+		laneTx:     newLane(laneTx, cfg.Tx.MaxOpen, cfg.MaxQueued, cfg.MaxQueuedBytes, true),
 		laneDB:     newLane(laneDB, cfg.MaxConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, true),
 		laneState:  newLane(laneState, cfg.StateConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 		laneMaint:  newLane(laneMaint, cfg.MaintConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
@@ -208,7 +224,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	for name, l := range lanes {
 		cfg.Metrics.WatchLane(name, func() int { return len(l.slots) }, func() int { return int(l.queued.Load()) })
 	}
-	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres),
+	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres), txs: txs,
 		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
 
@@ -272,6 +288,10 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("add endpoint %s: %w", subject, err)
 		}
 	}
+	if err := w.subscribeTx(); err != nil {
+		return err
+	}
+	undo = append(undo, func() { _ = w.txSub.Unsubscribe() })
 	// Return once the server has the subscriptions, so a request sent right
 	// after Start finds a responder.
 	if err := w.deps.NATS.Flush(); err != nil {
@@ -325,6 +345,7 @@ func (w *Worker) stop(ctx context.Context) error {
 			}
 		}
 	}
+	w.drainTx(ctx)
 	done := make(chan struct{})
 	go func() {
 		w.running.Wait()

@@ -88,6 +88,11 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // do sends req to subject (without prefix) and decodes the answer into resp
 // (nothing when resp is nil).
 func (c *Client) do(ctx context.Context, subject string, req, resp any) error {
+	return c.send(ctx, c.subjects.Of(subject), req, resp)
+}
+
+// send is do on a subject given in full, prefix included.
+func (c *Client) send(ctx context.Context, subject string, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("%s: encode request: %w", subject, err)
@@ -97,7 +102,7 @@ func (c *Client) do(ctx context.Context, subject string, req, resp any) error {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	msg := nats.NewMsg(c.subjects.Of(subject))
+	msg := nats.NewMsg(subject)
 	msg.Data = body
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	if id == "" {

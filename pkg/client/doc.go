@@ -7,19 +7,43 @@
 //
 // # Shape
 //
-// The SQL of db.execute is called on the Client, with pgx's names: Query,
-// QueryRow, Exec, plus Many, Script, Tx, Insert and Update as the protocol
-// has them. The rest is grouped in handles, as nats.go's jetstream groups
-// its own:
+// Every op of every subject has a method. The SQL of db.execute is called
+// on the Client, with pgx's names: Query, QueryRow, Exec, plus Many, Script,
+// Tx, Insert and Update as the protocol has them, and Named for a named
+// query (Execute sends any request as it is). The rest is grouped in
+// handles, as nats.go's jetstream groups its own:
 //
 //	c.KV()          state.kv: Get, Set, Delete, Incr
 //	c.Locks()       state.lock: Acquire, Release, Refresh, Status, and Lock (a held, refreshed Locker)
 //	c.RateLimits()  state.ratelimit: Allow
-//	c.Embeddings()  cache.embedding: Get, Set, MGet, MSet, Delete
+//	c.Embeddings()  cache.embedding: Get, Set, MGet, MSet, Delete, MDelete
 //	c.Vectors()     db.vector: CreateCollection, Upsert, Search, Delete, Stats, RebuildIndex
 //	c.Graph()       db.graph: AddNode, AddEdge, Neighbors, FindPath, Subgraph, DeleteNode
 //	c.Maintenance() db.stats and db.vacuum: Stats, Vacuum, VacuumAsync
 //	c.Health(ctx)   db.health
+//
+// # Transactions
+//
+// Tx runs a batch of statements in one transaction (WithIsolation, and a
+// statement's ExpectRows, which rolls the batch back when a count is not
+// met). An interactive transaction spans calls: BeginTx returns a *Tx with
+// Query, QueryRow, Exec, Many, Insert, Update, Commit and Rollback, held by
+// one worker (db.tx). InTx runs a function in one, committing on nil,
+// rolling back on an error or a panic, and running it again after a
+// serialization failure (40001):
+//
+//	err := c.InTx(ctx, client.TxOptions{Isolation: client.Serializable}, func(tx *client.Tx) error {
+//		var bal int
+//		if err := tx.QueryRow(ctx, "SELECT bal FROM accounts WHERE id = $1 FOR UPDATE", client.Args{1}).Scan(&bal); err != nil {
+//			return err
+//		}
+//		_, err := tx.Exec(ctx, "UPDATE accounts SET bal = $1 WHERE id = 1", client.Args{bal - 10})
+//		return err
+//	})
+//
+// A transaction that ended (it timed out, or its worker stopped or died) is
+// ErrTxGone; one aborted by a failed statement answers TX_ABORTED until it
+// is rolled back.
 //
 // # Arguments and rows
 //
@@ -67,9 +91,10 @@
 //
 // Options tune one call instead of variant methods: client.WithMaxRows(10),
 // client.WithReadOnly() or client.WithStatementTimeout(d) on SQL,
-// client.WithTTL(d) on KV and embedding sets, client.WithCost(n) on a rate
-// limit, client.WithOwner and client.WithWait on locks, client.WithK(5) and
-// friends on a vector search. An option given a value it cannot take fails
+// client.WithTTL(d) on KV and embedding sets (WithTTL(0): never expire),
+// client.WithCost(n) on a rate limit, client.WithOwner and client.WithWait
+// on locks, client.WithK(5) and friends on a vector search,
+// client.WithReplace() on a graph AddNode or AddEdge. An option given a value it cannot take fails
 // the call before anything is sent, as New fails on a bad Option.
 //
 // # Timeouts and errors

@@ -131,3 +131,11 @@ func (e Embeddings) Delete(ctx context.Context, key EmbeddingKey) (bool, error) 
 	}
 	return res.Deleted > 0, nil
 }
+
+// MDelete removes the vectors of hashes (1 to 1000) in one request and says
+// how many were there.
+func (e Embeddings) MDelete(ctx context.Context, hashes []string) (int64, error) {
+	var res messages.DeletedResult
+	err := e.do(ctx, messages.EmbeddingRequest{Op: messages.OpDelete, Hashes: hashes}, &res)
+	return res.Deleted, err
+}

@@ -220,7 +220,7 @@ func ExampleClient_QueryStream() {
 
 	// Rows of any number, a few messages held at a time: the worker streams
 	// an answer too large for one message, and waits for the client to read.
-	rows, err := c.QueryStream(ctx, "SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 200000) g", nil)
+	rows, err := c.QueryStream(ctx, "SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 50000) g", nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -239,7 +239,7 @@ func ExampleClient_QueryStream() {
 		sum += r.N
 	}
 	fmt.Println(sum, rows.CommandTag(), rows.Err())
-	// Output: 20000100000 SELECT 200000 <nil>
+	// Output: 1250025000 SELECT 50000 <nil>
 }
 
 func ExampleAllRows() {

@@ -32,7 +32,15 @@ type Statement struct {
 	// QueryRow runs the statement as QueryRow does (op "one"): its result
 	// holds the first row only, in Row.
 	QueryRow bool
+	// ExpectRows, when set, is the number of rows the statement must write
+	// or return; any other count rolls the whole Tx back and fails it with
+	// an *Error (CONFLICT) naming the statement in FailedIndex. Expect(1)
+	// makes one.
+	ExpectRows *int64
 }
+
+// Expect returns n as a Statement.ExpectRows.
+func Expect(n int64) *int64 { return &n }
 
 // Execute sends any db.execute request, after applying opts. The typed
 // methods cover every op; Execute is for what they do not name, such as a
@@ -52,13 +60,70 @@ func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts
 	return &res, nil
 }
 
+// execFunc sends a db.execute body: to db.execute (Client.Execute), or to
+// an interactive transaction (Tx.Execute). The SQL methods of both are built
+// on it.
+type execFunc func(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error)
+
 // statement runs one statement of op with args.
-func (c *Client) statement(ctx context.Context, op messages.Op, sql string, args Params, opts []QueryOption) (*Result, error) {
+func (exec execFunc) statement(ctx context.Context, op messages.Op, sql string, args Params, opts []QueryOption) (*Result, error) {
 	raw, err := encodeParams(args)
 	if err != nil {
 		return nil, err
 	}
-	return c.Execute(ctx, &messages.ExecuteRequest{Op: op, SQL: sql, Params: raw}, opts...)
+	return exec(ctx, &messages.ExecuteRequest{Op: op, SQL: sql, Params: raw}, opts...)
+}
+
+// queryRow, exec, many, insert and update are the methods of the same names
+// on Client and Tx; Query is built on QueryStream (rows.go).
+
+func (exec execFunc) queryRow(ctx context.Context, sql string, args Params, opts []QueryOption) *Row {
+	res, err := exec.statement(ctx, messages.OpOne, sql, args, opts)
+	return &Row{res: res, err: err}
+}
+
+func (exec execFunc) exec(ctx context.Context, sql string, args Params, opts []QueryOption) (CommandTag, error) {
+	res, err := exec.statement(ctx, messages.OpQuery, sql, args, append([]QueryOption{WithMaxRows(0)}, opts...))
+	if err != nil {
+		return CommandTag{}, err
+	}
+	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
+}
+
+func (exec execFunc) many(ctx context.Context, sql string, argsList []Params, opts []QueryOption) (*Result, error) {
+	list := make([]json.RawMessage, len(argsList))
+	for i, a := range argsList {
+		raw, err := encodeParams(a)
+		if err != nil {
+			return nil, err
+		}
+		list[i] = raw
+	}
+	return exec(ctx, &messages.ExecuteRequest{Op: messages.OpMany, SQL: sql, ParamsList: list}, opts...)
+}
+
+func (exec execFunc) insert(ctx context.Context, table string, data map[string]any, opts []QueryOption) (*Result, error) {
+	enc, err := encodeData(data)
+	if err != nil {
+		return nil, err
+	}
+	return exec(ctx, &messages.ExecuteRequest{Op: messages.OpInsert, Table: table, Data: enc}, opts...)
+}
+
+func (exec execFunc) update(ctx context.Context, table string, data map[string]any, where string, args NamedArgs, opts []QueryOption) (CommandTag, error) {
+	enc, err := encodeData(data)
+	if err != nil {
+		return CommandTag{}, err
+	}
+	raw, err := encodeParams(args)
+	if err != nil {
+		return CommandTag{}, err
+	}
+	res, err := exec(ctx, &messages.ExecuteRequest{Op: messages.OpUpdate, Table: table, Data: enc, Where: where, WhereParams: raw}, opts...)
+	if err != nil {
+		return CommandTag{}, err
+	}
+	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
 }
 
 // Query runs one statement and returns all its rows, however many: an
@@ -81,33 +146,20 @@ func (c *Client) Query(ctx context.Context, sql string, args Params, opts ...Que
 //	var email string
 //	err := c.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", client.Args{7}).Scan(&email)
 func (c *Client) QueryRow(ctx context.Context, sql string, args Params, opts ...QueryOption) *Row {
-	res, err := c.statement(ctx, messages.OpOne, sql, args, opts)
-	return &Row{res: res, err: err}
+	return execFunc(c.Execute).queryRow(ctx, sql, args, opts)
 }
 
 // Exec runs one statement for what it does, not for rows: no row is sent
 // back, even by a statement that returns some.
 func (c *Client) Exec(ctx context.Context, sql string, args Params, opts ...QueryOption) (CommandTag, error) {
-	res, err := c.statement(ctx, messages.OpQuery, sql, args, append([]QueryOption{WithMaxRows(0)}, opts...))
-	if err != nil {
-		return CommandTag{}, err
-	}
-	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
+	return execFunc(c.Execute).exec(ctx, sql, args, opts)
 }
 
 // Many runs one statement once per item of argsList, as one pipelined batch
 // in one transaction: every item applies or none, and a failure's *Error
 // names the item in FailedIndex. Results holds one Query answer per item.
 func (c *Client) Many(ctx context.Context, sql string, argsList []Params, opts ...QueryOption) (*Result, error) {
-	list := make([]json.RawMessage, len(argsList))
-	for i, a := range argsList {
-		raw, err := encodeParams(a)
-		if err != nil {
-			return nil, err
-		}
-		list[i] = raw
-	}
-	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpMany, SQL: sql, ParamsList: list}, opts...)
+	return execFunc(c.Execute).many(ctx, sql, argsList, opts)
 }
 
 // Script runs any number of statements, without parameters, in one
@@ -126,7 +178,7 @@ func (c *Client) Tx(ctx context.Context, statements []Statement, opts ...QueryOp
 		if err != nil {
 			return nil, err
 		}
-		req.Statements[i] = messages.Statement{SQL: s.SQL, Params: raw}
+		req.Statements[i] = messages.Statement{SQL: s.SQL, Params: raw, ExpectRows: s.ExpectRows}
 		if s.QueryRow {
 			req.Statements[i].Op = messages.OpOne
 		}
@@ -137,28 +189,12 @@ func (c *Client) Tx(ctx context.Context, statements []Statement, opts ...QueryOp
 // Insert inserts one row of data (column: value) into table and returns it
 // in Row: every column, or those of WithReturning. CollectOneRow decodes it.
 func (c *Client) Insert(ctx context.Context, table string, data map[string]any, opts ...QueryOption) (*Result, error) {
-	enc, err := encodeData(data)
-	if err != nil {
-		return nil, err
-	}
-	return c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpInsert, Table: table, Data: enc}, opts...)
+	return execFunc(c.Execute).insert(ctx, table, data, opts)
 }
 
 // Update sets data on the rows of table matching where (one SQL condition
 // with :name placeholders bound from args) and says how many it changed. An
 // empty where is refused by the worker unless WithAllRows is given.
 func (c *Client) Update(ctx context.Context, table string, data map[string]any, where string, args NamedArgs, opts ...QueryOption) (CommandTag, error) {
-	enc, err := encodeData(data)
-	if err != nil {
-		return CommandTag{}, err
-	}
-	raw, err := encodeParams(args)
-	if err != nil {
-		return CommandTag{}, err
-	}
-	res, err := c.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpUpdate, Table: table, Data: enc, Where: where, WhereParams: raw}, opts...)
-	if err != nil {
-		return CommandTag{}, err
-	}
-	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
+	return execFunc(c.Execute).update(ctx, table, data, where, args, opts)
 }

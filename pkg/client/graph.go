@@ -11,7 +11,9 @@ import (
 )
 
 // NodeSpec is a node to add or update. Every field may be left out: ID (a
-// new id), Type ("node"), Label, Properties (merged into an existing node's).
+// new id), Type ("node" for a new node), Label, Properties. On an existing
+// node a field left out keeps its stored value and Properties are merged
+// into the node's, key by key; WithReplace sets every field instead.
 type NodeSpec struct {
 	ID         string
 	Type       string
@@ -20,8 +22,10 @@ type NodeSpec struct {
 }
 
 // EdgeSpec is an edge to add, or to update when a live edge of its From, To
-// and Type exists. Type defaults to "related", Weight and Confidence to 1;
-// ValidFrom and ValidUntil bound when traversals follow it.
+// and Type exists. Type defaults to "related"; a new edge's Weight and
+// Confidence default to 1. ValidFrom and ValidUntil bound when traversals
+// follow it. On an existing edge a field left out keeps its stored value and
+// Properties are merged, key by key; WithReplace sets every field instead.
 type EdgeSpec struct {
 	From, To   string
 	Type       string
@@ -92,6 +96,17 @@ func WithDepth(n int) GraphOption {
 	})
 }
 
+// WithReplace makes AddNode or AddEdge on an existing node or edge set every
+// field from the spec (mode "replace"): a field left out takes its default
+// (Label and the validity bounds none) and Properties become exactly those
+// given. Without it an update keeps what the spec leaves out.
+func WithReplace() GraphOption {
+	return graphOption(func(r *messages.GraphRequest) error {
+		r.Mode = messages.GraphModeReplace
+		return nil
+	})
+}
+
 // Graph is the handle of db.graph: a property graph of nodes and typed
 // edges. Get it from Client.Graph.
 type Graph struct{ c *Client }
@@ -116,8 +131,9 @@ func properties(p map[string]any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// AddNode adds a node, or updates the node of its ID (reviving a deleted
-// one), and returns it.
+// AddNode adds a node, or updates the node of its ID, and returns it. An
+// update keeps what n leaves out, unless WithReplace is given; a deleted
+// node comes back as a new one.
 func (g Graph) AddNode(ctx context.Context, n NodeSpec, opts ...GraphOption) (*messages.GraphNode, error) {
 	props, err := properties(n.Properties)
 	if err != nil {
@@ -131,7 +147,8 @@ func (g Graph) AddNode(ctx context.Context, n NodeSpec, opts ...GraphOption) (*m
 	return &res, nil
 }
 
-// AddEdge adds an edge between two live nodes, or updates it, and returns it.
+// AddEdge adds an edge between two live nodes, or updates it, and returns
+// it. An update keeps what e leaves out, unless WithReplace is given.
 func (g Graph) AddEdge(ctx context.Context, e EdgeSpec, opts ...GraphOption) (*messages.GraphEdge, error) {
 	props, err := properties(e.Properties)
 	if err != nil {

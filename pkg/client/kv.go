@@ -28,10 +28,12 @@ type setOption func(*setOptions) error
 
 func (f setOption) applySet(o *setOptions) error { return f(o) }
 
-// WithTTL sets how long a value lives; 0 keeps it until deleted. Without it
-// a KV value never expires and an embedding lives for the worker's
-// CACHE_EMBEDDING_TTL (24h). Negative durations, and durations under a
-// millisecond other than 0, are refused.
+// WithTTL sets how long a value lives, in whole milliseconds (ttl_ms).
+// WithTTL(0) says "never expire": the value stays until deleted. Without
+// WithTTL a KV value never expires and an embedding lives for the worker's
+// CACHE_EMBEDDING_TTL (24h). A negative duration, or one under a
+// millisecond other than 0 (which the wire's milliseconds would turn into
+// "never expire"), fails the call before anything is sent.
 func WithTTL(d time.Duration) SetOption {
 	return setOption(func(o *setOptions) error {
 		if err := checkDuration("WithTTL", d); err != nil {

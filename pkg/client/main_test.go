@@ -5,24 +5,26 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/graph"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/memory"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/internal/vector"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
 )
+
+// txMaxOpen is the worker's bound on open transactions.
+const txMaxOpen = 14
 
 // nc is a connection to an embedded nats-server with a real worker behind it,
 // over a schema of this package's own; the examples and tests use it.
@@ -55,7 +57,7 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	schema := "t_" + strings.ToLower(nuid.Next())
+	schema := "t_" + testenv.UniqueName()
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, active bool NOT NULL DEFAULT true)"); err != nil {
 		admin.Close(ctx)
 		return fail(err)
@@ -80,7 +82,7 @@ func startStack() (func(), error) {
 	}
 	cleanups = append(cleanups, func() { ns.Shutdown(); ns.WaitForShutdown() })
 
-	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: u.String(), MaxConns: 8})
+	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: u.String(), MaxConns: 20})
 	if err != nil {
 		return fail(err)
 	}
@@ -96,7 +98,10 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	vec := vector.New(pg, vector.Config{Schema: schema, Dimension: 3})
+	vec, err := vector.New(pg, vector.Config{Schema: schema, Dimension: 3})
+	if err != nil {
+		return fail(err)
+	}
 	if err := vec.Init(ctx); err != nil {
 		return fail(err)
 	}
@@ -108,8 +113,12 @@ func startStack() (func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop()}, worker.Deps{NATS: wnc, Postgres: pg,
-		Executor: ex, State: state.NewService(mem, state.ServiceConfig{}), Maintenance: maint,
+	svc, err := state.NewService(mem, state.ServiceConfig{})
+	if err != nil {
+		return fail(err)
+	}
+	w, err := worker.New(worker.Config{ID: "example", Logger: zerolog.Nop(), Tx: txn.Config{MaxOpen: txMaxOpen}}, worker.Deps{NATS: wnc, Postgres: pg,
+		Executor: ex, State: svc, Maintenance: maint,
 		Vector: vec, Graph: gr})
 	if err != nil {
 		return fail(err)

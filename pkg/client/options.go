@@ -62,6 +62,29 @@ func WithAllRows() QueryOption {
 	})
 }
 
+// WithIsolation opens a Tx batch at an isolation level: ReadCommitted,
+// RepeatableRead or Serializable (interactive transactions take theirs in
+// TxOptions).
+func WithIsolation(level string) QueryOption {
+	return queryOption(func(r *messages.ExecuteRequest) error {
+		switch level {
+		case ReadCommitted, RepeatableRead, Serializable:
+			r.Isolation = level
+			return nil
+		}
+		return fmt.Errorf("WithIsolation: unknown level %q", level)
+	})
+}
+
+// WithDeferrable opens a Tx batch DEFERRABLE (with WithReadOnly and
+// Serializable, it waits for a snapshot that cannot fail).
+func WithDeferrable() QueryOption {
+	return queryOption(func(r *messages.ExecuteRequest) error {
+		r.Deferrable = true
+		return nil
+	})
+}
+
 // ReadOnlyOption is WithReadOnly's option: a QueryOption, a VectorOption
 // and a GraphOption.
 type ReadOnlyOption struct{}

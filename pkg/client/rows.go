@@ -83,6 +83,40 @@ type Rows struct {
 // statement, no worker) is returned here; one met while streaming comes out
 // of Rows.Err.
 func (c *Client) QueryStream(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Rows, error) {
+	req, err := queryRequest(sql, args, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.openRows(ctx, c.subjects.Of(subjects.DBExecute), req)
+}
+
+// QueryStream runs one statement in the transaction and returns its rows to
+// be read one at a time, as Client.QueryStream does.
+func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Rows, error) {
+	req, err := queryRequest(sql, args, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	ended := t.ended
+	t.mu.Unlock()
+	if ended {
+		return nil, fmt.Errorf("tx %.8s: %w", t.id, ErrTxGone)
+	}
+	rows, err := t.c.openRows(ctx, t.subject, req)
+	var me *Error
+	switch {
+	case errors.Is(err, ErrNoWorker):
+		return nil, fmt.Errorf("tx %.8s: %w: no worker holds it any more", t.id, ErrTxGone)
+	case errors.As(err, &me) && me.Code == messages.CodeTxGone:
+		t.end()
+		return nil, fmt.Errorf("%w: %w", ErrTxGone, err)
+	}
+	return rows, err
+}
+
+// queryRequest is the request of a query, opts applied.
+func queryRequest(sql string, args Params, opts []QueryOption) (*messages.ExecuteRequest, error) {
 	raw, err := encodeParams(args)
 	if err != nil {
 		return nil, err
@@ -93,7 +127,7 @@ func (c *Client) QueryStream(ctx context.Context, sql string, args Params, opts 
 			return nil, err
 		}
 	}
-	return c.openRows(ctx, c.subjects.Of(subjects.DBExecute), req)
+	return req, nil
 }
 
 // Next moves to the next row, reading (and granting credit for) the next

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/pkg/client"
@@ -189,4 +191,49 @@ func TestStreamLossIsAnError(t *testing.T) {
 	var rows []json.RawMessage
 	require.NoError(t, json.Unmarshal(res.Rows, &rows))
 	require.Len(t, rows, 1)
+}
+
+// TestStreamInATransaction: a large answer inside an interactive
+// transaction is streamed as outside one, and its rows are the
+// transaction's own; a stream stopped early cancels its statement, which
+// aborts the transaction.
+func TestStreamInATransaction(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	table := txTable(t, c)
+	tx, err := c.BeginTx(ctx, client.TxOptions{})
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, "INSERT INTO "+table+" SELECT g, g FROM generate_series(2, 100001) g", nil)
+	require.NoError(t, err)
+	const sql = "SELECT id, n, md5(n::text) AS h FROM %s ORDER BY id"
+	rows, err := tx.QueryStream(ctx, fmt.Sprintf(sql, table), nil)
+	require.NoError(t, err)
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, 100001, n, "the transaction's own rows")
+	res, err := tx.Query(ctx, fmt.Sprintf(sql, table), nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 100001, res.RowsAffected)
+	outside, err := c.Query(ctx, fmt.Sprintf(sql, table), nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, outside.RowsAffected, "not committed: others see one row")
+
+	rows, err = tx.QueryStream(ctx, "SELECT g, md5(g::text) FROM (SELECT generate_series(1, 100000000) AS g) s", nil)
+	require.NoError(t, err)
+	require.True(t, rows.Next())
+	rows.Close()
+	var e *client.Error
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := tx.Query(ctx, "SELECT 1", nil)
+		if assert.ErrorAs(c, err, &e) {
+			assert.Equal(c, messages.CodeTxAborted, e.Code)
+		}
+	}, 10*time.Second, 50*time.Millisecond, "the cancelled statement aborted the transaction")
+	require.ErrorAs(t, tx.Commit(ctx), &e)
+	require.Equal(t, messages.CodeTxAborted, e.Code)
+	require.Equal(t, 0, counter(t, c, table))
 }

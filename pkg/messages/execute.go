@@ -45,6 +45,11 @@ type ExecuteRequest struct {
 	TimeoutMS *int   `json:"timeout_ms,omitempty"`
 	ReadOnly  bool   `json:"read_only,omitempty"`
 	RowFormat string `json:"row_format,omitempty"`
+
+	// Isolation and Deferrable open an op "tx" transaction (with ReadOnly):
+	// Isolation* levels, "" for the database's default.
+	Isolation  string `json:"isolation,omitempty"`
+	Deferrable bool   `json:"deferrable,omitempty"`
 }
 
 // Statement is one statement of a "tx" request.
@@ -53,6 +58,10 @@ type Statement struct {
 	Params json.RawMessage `json:"params,omitempty"`
 	// Op is "query" (default) or "one"; it shapes the statement's result.
 	Op Op `json:"op,omitempty"`
+	// ExpectRows, when set, is the number of rows the statement must write
+	// (or return): any other count rolls back the whole tx, answered
+	// CONFLICT with the statement's index.
+	ExpectRows *int64 `json:"expect_rows,omitempty"`
 }
 
 // Column describes one result column.

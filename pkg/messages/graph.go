@@ -15,6 +15,16 @@ const (
 	OpDeleteNode    = "delete_node"
 )
 
+// Modes of add_node and add_edge on a node or edge that exists.
+const (
+	// GraphModeMerge (the default) keeps every stored field the request
+	// leaves out (or sends as null) and merges properties key by key.
+	GraphModeMerge = "merge"
+	// GraphModeReplace sets every field from the request: one left out
+	// takes its default, and properties become exactly those sent.
+	GraphModeReplace = "replace"
+)
+
 // GraphRequest is the body of db.graph.
 type GraphRequest struct {
 	Op         string          `json:"op"`
@@ -34,6 +44,9 @@ type GraphRequest struct {
 	MaxDepth   int             `json:"max_depth,omitempty"`
 	Root       string          `json:"root,omitempty"`
 	Depth      int             `json:"depth,omitempty"`
+	// Mode is how add_node and add_edge update what exists: GraphModeMerge
+	// (the default) or GraphModeReplace.
+	Mode string `json:"mode,omitempty"`
 	// ReadOnly refuses the request when it would write, as on db.execute.
 	ReadOnly bool `json:"read_only,omitempty"`
 }

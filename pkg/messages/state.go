@@ -109,7 +109,10 @@ type EmbeddingRequest struct {
 	Vector []float64       `json:"vector,omitempty"`
 	Hashes []string        `json:"hashes,omitempty"`
 	Items  []EmbeddingItem `json:"items,omitempty"`
-	TTLMS  *int64          `json:"ttl_ms,omitempty"`
+	// TTLMS or TTLSeconds (not both) is how long a set or mset keeps its
+	// vectors: 0 until deleted; absent, the worker's CACHE_EMBEDDING_TTL.
+	TTLMS      *int64   `json:"ttl_ms,omitempty"`
+	TTLSeconds *float64 `json:"ttl_seconds,omitempty"`
 }
 
 // EmbeddingItem is one vector of an mset.
@@ -147,11 +150,14 @@ type DeletedResult struct {
 
 // KVRequest is the body of state.kv.
 type KVRequest struct {
-	Op     string  `json:"op"`
-	Key    string  `json:"key"`
-	Value  RawJSON `json:"value,omitempty"`
-	TTLMS  *int64  `json:"ttl_ms,omitempty"`
-	Amount *int64  `json:"amount,omitempty"`
+	Op    string  `json:"op"`
+	Key   string  `json:"key"`
+	Value RawJSON `json:"value,omitempty"`
+	// TTLMS or TTLSeconds (not both) is how long a set keeps its value: 0
+	// or absent, until deleted.
+	TTLMS      *int64   `json:"ttl_ms,omitempty"`
+	TTLSeconds *float64 `json:"ttl_seconds,omitempty"`
+	Amount     *int64   `json:"amount,omitempty"`
 }
 
 // KVGetResult is the answer of get.

@@ -92,13 +92,17 @@ func apply(ctx context.Context, db Beginner, m Migration, first bool) (applied b
 		if _, err := tx.Exec(ctx, "SELECT pg_catalog.pg_advisory_xact_lock($1)", lockKey); err != nil {
 			return fmt.Errorf("take the migrations lock: %w", err)
 		}
+		table, err := tableIn(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if first {
-			if err := createTable(ctx, tx); err != nil {
+			if err := createTable(ctx, tx, table); err != nil {
 				return err
 			}
 		}
 		var prev string
-		err := tx.QueryRow(ctx, "SELECT checksum FROM "+Table+" WHERE name = $1", m.Name).Scan(&prev)
+		err = tx.QueryRow(ctx, "SELECT checksum FROM "+table+" WHERE name = $1", m.Name).Scan(&prev)
 		switch {
 		case err == nil:
 			if prev != sum {
@@ -112,7 +116,7 @@ func apply(ctx context.Context, db Beginner, m Migration, first bool) (applied b
 		if _, err := tx.Conn().PgConn().Exec(ctx, m.SQL).ReadAll(); err != nil {
 			return fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+Table+" (name, checksum) VALUES ($1, $2)", m.Name, sum); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (name, checksum) VALUES ($1, $2)", m.Name, sum); err != nil {
 			return fmt.Errorf("record migration %s: %w", m.Name, err)
 		}
 		applied = true
@@ -121,17 +125,33 @@ func apply(ctx context.Context, db Beginner, m Migration, first bool) (applied b
 	return applied, err
 }
 
-// createTable creates Table when it does not exist. It looks first, so that
-// a login without CREATE on the schema starts once the table is there.
-func createTable(ctx context.Context, tx pgx.Tx) error {
+// tableIn returns Table qualified by the schema migrations are made in: the
+// first schema of the search_path, where unqualified DDL creates its
+// objects. A table of the same name further down the search_path (another
+// tenant's, in public) is not this one.
+func tableIn(ctx context.Context, tx pgx.Tx) (string, error) {
+	var schema *string
+	if err := tx.QueryRow(ctx, "SELECT pg_catalog.current_schema()").Scan(&schema); err != nil {
+		return "", fmt.Errorf("find the schema for %s: %w", Table, err)
+	}
+	if schema == nil {
+		return "", fmt.Errorf("no schema of the search_path exists to hold %s", Table)
+	}
+	return pgx.Identifier{*schema, Table}.Sanitize(), nil
+}
+
+// createTable creates the migrations table when it does not exist. It looks
+// first, so that a login without CREATE on the schema starts once the table
+// is there.
+func createTable(ctx context.Context, tx pgx.Tx, table string) error {
 	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", Table).Scan(&exists); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
 		return fmt.Errorf("look up %s: %w", Table, err)
 	}
 	if exists {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+Table+` (
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (
 		name       text PRIMARY KEY,
 		checksum   text NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {

@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"net/url"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -70,4 +71,30 @@ func TestApplyOnce(t *testing.T) {
 	require.Error(t, err)
 	_, err = c.Exec(ctx, "SELECT * FROM half")
 	require.Error(t, err, "a failed file leaves nothing half-applied")
+}
+
+// TestTableOfAnotherSchemaIsNotThisOne: a migrations table further down the
+// search_path (another tenant's, in public) neither hides this schema's
+// migrations nor is read: each schema applies its own.
+func TestTableOfAnotherSchemaIsNotThisOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := testenv.NewPostgres(t)
+	decoy := pg.Schema + "_decoy"
+	pg.Exec(t, "CREATE SCHEMA "+decoy+"; CREATE TABLE "+decoy+"."+migrate.Table+" (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO "+decoy+"."+migrate.Table+" VALUES ('001_t.sql', 'x')")
+	t.Cleanup(func() { pg.Exec(t, "DROP SCHEMA "+decoy+" CASCADE") })
+	u, err := url.Parse(pg.URL)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", pg.Schema+","+decoy)
+	u.RawQuery = q.Encode()
+	c, err := pgexec.Connect(ctx, pgexec.Config{DSN: u.String(), MaxConns: 2})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	done, err := apply(ctx, c, fstest.MapFS{"001_t.sql": {Data: []byte("CREATE TABLE t (x int)")}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"001_t.sql"}, done)
+	var where string
+	require.NoError(t, c.QueryRow(ctx, "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = 't'::regclass").Scan(&where))
+	require.Equal(t, pg.Schema, where)
 }

@@ -74,3 +74,25 @@ func Parse(r io.Reader) (map[string]Query, error) {
 	}
 	return file.Queries, nil
 }
+
+// Resolve turns a request naming a query of queries into the query's
+// statement, and reports whether the query is read-only. With namedOnly (the
+// allowlist) it refuses a request that names none.
+func Resolve(queries map[string]Query, namedOnly bool, req *messages.ExecuteRequest) (*messages.ExecuteRequest, bool, error) {
+	if req.Query == "" {
+		if namedOnly {
+			return nil, false, messages.Errorf(messages.CodeForbidden, "ad-hoc SQL is disabled by configuration; run a named query: {\"query\":\"<name>\",\"params\":{...}}")
+		}
+		return req, false, nil
+	}
+	q, ok := queries[req.Query]
+	if !ok {
+		return nil, false, messages.Errorf(messages.CodeNotFound, "no named query %q", req.Query)
+	}
+	if req.SQL != "" || len(req.Statements) > 0 || req.Table != "" || (req.Op != "" && req.Op != q.Op) {
+		return nil, false, messages.BadRequest("query", "a named query takes only params and the common fields (max_rows, timeout_ms, read_only, row_format)")
+	}
+	cp := *req
+	cp.Op, cp.SQL = q.Op, q.SQL
+	return &cp, q.ReadOnly, nil
+}
