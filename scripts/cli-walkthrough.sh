@@ -85,6 +85,9 @@ expect "tx: commit"                        '"committed":true'           nats req
 expect "tx: seen after commit"             '"row":{"email":"z@x"}'      nats req db.execute '{"op":"one","sql":"SELECT email FROM users WHERE id = 1"}'
 expect "tx: gone after commit"             '"code":"TX_GONE"'           nats req "$txsubj" '{"sql":"SELECT 1"}'
 expect "db.health"                         '"status":"healthy"'          nats req db.health ''
+big='{"sql":"SELECT g, md5(g::text) AS a, md5((-g)::text) AS b, md5((g*7)::text) AS c FROM generate_series(1, 20000) g"}'
+expect "db.execute large answer: TOO_LARGE" '"code":"TOO_LARGE"'          nats req db.execute "$big"
+expect "db.execute large answer streamed"  'Stream-Credit: db.stream.'   nats req db.execute "$big" -H Stream-Window:1 --replies 1
 expect "ratelimit 1: allowed"              '"allowed":true,"remaining":1' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
 expect "ratelimit 2: allowed"              '"allowed":true,"remaining":0' nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'
 expect "ratelimit 3: denied"               '"allowed":false'             nats req state.ratelimit '{"key":"u1","limit":2,"window_ms":60000}'

@@ -29,6 +29,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "docs", "folder for benchmarks.md, .json and .svg")
 	flag.StringVar(&o.workerBin, "worker", "bin/worker", "the worker binary")
 	flag.StringVar(&o.pgURL, "postgres", envOr("POSTGRES_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL")
+	flag.BoolVar(&o.streamOnly, "stream-only", false, "measure only the large results and print their section (writes no file)")
 	flag.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	noopURL := flag.String("noop", "", "internal: serve the no-op endpoint on this NATS URL (a process of its own, like a worker)")
 	noopSize := flag.Int("noop-size", 100, "internal: the no-op answer's size")
@@ -85,4 +86,6 @@ type options struct {
 	workerBin string
 	pgURL     string
 	redisURL  string
+	// streamOnly measures only the large results, for working on them.
+	streamOnly bool
 }

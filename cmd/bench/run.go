@@ -258,6 +258,9 @@ func run(ctx context.Context, o options) error {
 
 	var results []result
 	maxRSS := 0.0
+	if o.streamOnly {
+		paths = nil
+	}
 	for _, p := range paths {
 		for _, c := range []int{1, 16, 64} {
 			if ctx.Err() != nil {
@@ -273,8 +276,16 @@ func run(ctx context.Context, o options) error {
 			results = append(results, r)
 		}
 	}
+	stream, err := benchStream(ctx, start, ns.ClientURL(), pool, 3)
+	if err != nil {
+		return fmt.Errorf("large results: %w", err)
+	}
 	env := describe(ctx, admin, rc, conns[0])
-	rep := report{Env: env, Results: results, MaxRSSMB: maxRSS, Duration: o.duration.String()}
+	rep := report{Env: env, Results: results, Stream: stream, MaxRSSMB: maxRSS, Duration: o.duration.String()}
+	if o.streamOnly {
+		fmt.Println(streamMarkdown(rep))
+		return nil
+	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
@@ -317,13 +328,16 @@ func stopProcess(cmd *exec.Cmd) {
 }
 
 // rssMB reads a process's resident set size.
-func rssMB(pid int) float64 {
+func rssMB(pid int) float64 { return procMB(pid, "VmRSS:") }
+
+// procMB reads one memory field of a process's /proc status, in MB.
+func procMB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024

@@ -223,6 +223,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Pprof:   cfg.Pprof,
 
 		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
+		StreamCreditTimeout:  cfg.StreamCreditTimeout.D(),
 	}, worker.Deps{NATS: m.nc, JetStream: m.jsnc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {

@@ -94,6 +94,8 @@ type Config struct {
 	// TrustedReplyPrefixes are the strings a reply subject must begin with for
 	// the worker to answer on it (worker.Config.TrustedReplyPrefixes).
 	TrustedReplyPrefixes []string `envconfig:"WORKER_TRUSTED_REPLY_PREFIXES" desc:"answer only reply subjects beginning with one of these (comma separated); others are dropped, logged and counted"`
+	// StreamCreditTimeout is worker.Config.StreamCreditTimeout.
+	StreamCreditTimeout Seconds `envconfig:"WORKER_STREAM_CREDIT_TIMEOUT" desc:"longest wait of a streamed answer for the caller's credit; past it the statement is cancelled"`
 
 	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" desc:"single_node (state in memory) or distributed (state in Redis)"`
 	StateBackend   string  `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
@@ -256,6 +258,9 @@ func (c *Config) Validate() error {
 		if err := c.Subjects().ValidateReplyPrefix(p); err != nil {
 			bad("WORKER_TRUSTED_REPLY_PREFIXES", "%v", err)
 		}
+	}
+	if c.StreamCreditTimeout.D() <= 0 {
+		bad("WORKER_STREAM_CREDIT_TIMEOUT", "must be positive, got %s", c.StreamCreditTimeout.D())
 	}
 	if c.MaxRequestBytes < 1024 {
 		bad("MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)

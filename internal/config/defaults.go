@@ -94,6 +94,7 @@ func Defaults() Config {
 		TxMaxLifetime:        Seconds(txn.MaxLifetimeDefault),
 		ShutdownTimeout:      Seconds(worker.DrainTimeoutDefault),
 		TrustedReplyPrefixes: append([]string(nil), worker.TrustedReplyPrefixesDefault...),
+		StreamCreditTimeout:  Seconds(worker.StreamCreditTimeoutDefault),
 
 		DeploymentMode: state.ModeSingleNode,
 		RedisURL:       RedisURLDefault,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -50,7 +51,7 @@ func (b *boundary) run(body string) (map[string]any, *messages.Error) {
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.UseNumber()
 	require.NoError(b.t, dec.Decode(&req), body)
-	out, err := b.exec.Execute(context.Background(), &req, 1<<20)
+	out, err := b.exec.Execute(context.Background(), &req, pgjson.Output{MaxBytes: 1 << 20})
 	if err != nil {
 		me := pgerr.AsError(err)
 		require.NotEqual(b.t, messages.CodeInternal, me.Code, "%s: %v", body, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -79,22 +80,22 @@ func TestDescribeCacheHeals(t *testing.T) {
 	pg.Exec(t, "CREATE TABLE shifty (a int)")
 	pg.Exec(t, "INSERT INTO shifty VALUES (1)")
 	req := &messages.ExecuteRequest{SQL: "SELECT * FROM shifty"}
-	out, err := ex.Execute(ctx, req, 0)
+	out, err := ex.Execute(ctx, req, pgjson.Output{})
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"a":1}]`)
 	pg.Exec(t, "ALTER TABLE shifty ADD COLUMN b text DEFAULT 'x', ALTER COLUMN a TYPE bigint")
 	// The statement autocommitted before its result showed the change, so it
 	// is not sent again behind the caller's back (it could have written): the
 	// caller is told, and the next one is described afresh.
-	_, err = ex.Execute(ctx, req, 0)
+	_, err = ex.Execute(ctx, req, pgjson.Output{})
 	require.Error(t, err)
 	require.Equal(t, messages.CodeUnavailable, pgerr.AsError(err).Code)
-	out, err = ex.Execute(ctx, req, 0)
+	out, err = ex.Execute(ctx, req, pgjson.Output{})
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"a":1,"b":"x"}]`)
 	// Where it ran in a transaction that was rolled back, it is sent again.
 	pg.Exec(t, "ALTER TABLE shifty ALTER COLUMN b DROP DEFAULT, ALTER COLUMN b TYPE int USING 7")
-	out, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT * FROM shifty", ReadOnly: true}, 0)
+	out, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT * FROM shifty", ReadOnly: true}, pgjson.Output{})
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"a":1,"b":7}]`)
 }
@@ -107,12 +108,12 @@ func TestStatementTimeoutKeepsConnection(t *testing.T) {
 	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{DefaultTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	start := time.Now()
-	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT pg_sleep(10)"}, 0)
+	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT pg_sleep(10)"}, pgjson.Output{})
 	require.Less(t, time.Since(start), 3*time.Second)
 	me := pgerr.AsError(err)
 	require.Equal(t, messages.CodeTimeout, me.Code, "%v", err)
 	for i := 0; i < 3; i++ {
-		_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: fmt.Sprintf("SELECT %d", i)}, 0)
+		_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: fmt.Sprintf("SELECT %d", i)}, pgjson.Output{})
 		require.NoError(t, err)
 	}
 }
@@ -133,7 +134,7 @@ func ExampleExecutor_Execute() {
 	out, err := ex.Execute(ctx, &messages.ExecuteRequest{
 		SQL:    "SELECT :n::int8 * 2 AS doubled, :label::text AS label",
 		Params: []byte(`{"n":9007199254740993,"label":"big"}`),
-	}, 0)
+	}, pgjson.Output{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -178,7 +179,7 @@ func TestWithoutPGVector(t *testing.T) {
 	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{})
 	require.NoError(t, err)
 	for i := 0; i < 3; i++ { // new connections do not repeat the warning
-		out, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT '[1,2,3]' AS v"}, 0)
+		out, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT '[1,2,3]' AS v"}, pgjson.Output{})
 		require.NoError(t, err)
 		require.Contains(t, string(out), `"rows":[{"v":"[1,2,3]"}]`)
 	}
@@ -229,6 +230,6 @@ func TestNewExecutorRefusesBadConfig(t *testing.T) {
 	require.Equal(t, pgexec.ModeReadOnly, mode)
 	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: pgexec.ModeReadOnly})
 	require.NoError(t, err)
-	_, err = ex.Execute(context.Background(), &messages.ExecuteRequest{SQL: "CREATE TABLE nope (x int)"}, 0)
+	_, err = ex.Execute(context.Background(), &messages.ExecuteRequest{SQL: "CREATE TABLE nope (x int)"}, pgjson.Output{})
 	require.Equal(t, "25006", pgerr.AsError(err).SQLState, "%v", err)
 }

@@ -24,7 +24,7 @@
 //	defer c.Close()
 //	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: pgexec.ModeReadOnly})
 //	if err != nil { ... }
-//	answer, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "select 1 as x"}, 1<<20)
+//	answer, err := ex.Execute(ctx, &messages.ExecuteRequest{SQL: "select 1 as x"}, pgjson.Output{MaxBytes: 1 << 20})
 //	// {"columns":[{"name":"x","type":"int4"}],"rows":[{"x":1}],...}
 //
 // The Client is also a [Querier], the narrow face of the pool that vector,

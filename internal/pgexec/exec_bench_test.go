@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 	"github.com/stretchr/testify/require"
@@ -27,7 +28,7 @@ func BenchmarkExecuteSelect1(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := ex.Execute(context.Background(), req, 0); err != nil {
+				if _, err := ex.Execute(context.Background(), req, pgjson.Output{}); err != nil {
 					b.Fatal(err)
 				}
 			}

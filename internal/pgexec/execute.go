@@ -135,10 +135,10 @@ type plan struct {
 	readOnly bool
 }
 
-// Execute runs req and returns the JSON answer. maxBytes bounds the answer:
-// past it the error is TOO_LARGE (0 means no bound).
-func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes int) ([]byte, error) {
-	pl, err := e.prepare(req)
+// Execute runs req and returns the JSON answer, bounded by out.MaxBytes (past
+// it the error is TOO_LARGE) or streamed through out.Emit (pgjson.Output).
+func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, out pgjson.Output) ([]byte, error) {
+	pl, err := e.prepare(req, out)
 	if err != nil {
 		return nil, err
 	}
@@ -155,14 +155,14 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ma
 		return nil, err
 	}
 	pg := conn.Conn().PgConn()
-	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: pl.readOnly, timeout: left, maxBytes: maxBytes}
+	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: pl.readOnly, timeout: left, out: out}
 	defer s.release()
 	return s.run(ctx, pl)
 }
 
 // prepare checks req against the executor's mode and limits and resolves a
 // named query, before any connection is taken.
-func (e *Executor) prepare(req *messages.ExecuteRequest) (plan, error) {
+func (e *Executor) prepare(req *messages.ExecuteRequest, out pgjson.Output) (plan, error) {
 	if e.cfg.Mode == ModeDisabled {
 		return plan{}, messages.Errorf(messages.CodeForbidden, "db.execute is disabled by configuration")
 	}
@@ -170,7 +170,7 @@ func (e *Executor) prepare(req *messages.ExecuteRequest) (plan, error) {
 	if err != nil {
 		return plan{}, err
 	}
-	pl := plan{req: req, op: cmp.Or(req.Op, messages.OpQuery), sh: shape{MaxRows: e.cfg.MaxRows}, timeout: e.cfg.DefaultTimeout}
+	pl := plan{req: req, op: cmp.Or(req.Op, messages.OpQuery), sh: shape{MaxRows: out.RowCap(e.cfg.MaxRows)}, timeout: e.cfg.DefaultTimeout}
 	switch req.RowFormat {
 	case "", messages.RowFormatObject:
 	case messages.RowFormatArray:
@@ -182,7 +182,7 @@ func (e *Executor) prepare(req *messages.ExecuteRequest) (plan, error) {
 		if *req.MaxRows < 0 {
 			return plan{}, messages.BadRequest("max_rows", "max_rows must not be negative")
 		}
-		pl.sh.MaxRows = min(*req.MaxRows, e.cfg.MaxRows)
+		pl.sh.MaxRows = min(*req.MaxRows, pl.sh.MaxRows)
 	}
 	if req.TimeoutMS != nil {
 		if *req.TimeoutMS <= 0 {
@@ -203,7 +203,7 @@ func (s *session) run(ctx context.Context, pl plan) ([]byte, error) {
 	var err error
 	switch sh := pl.sh; pl.op {
 	case messages.OpQuery, messages.OpOne:
-		sh.One = pl.op == messages.OpOne
+		sh.One, sh.Emit = pl.op == messages.OpOne, s.out.Emit
 		buf, err = s.single(ctx, pl.req, sh, buf)
 	case messages.OpMany:
 		buf, err = s.many(ctx, pl.req, sh, buf)

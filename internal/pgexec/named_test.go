@@ -11,6 +11,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -38,13 +39,13 @@ func TestNamedQueriesAllowlist(t *testing.T) {
 	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: queries, NamedOnly: true})
 	require.NoError(t, err)
 
-	out, err := ex.Execute(ctx, &messages.ExecuteRequest{Query: "active_users", Params: []byte(`{"active":true}`)}, 0)
+	out, err := ex.Execute(ctx, &messages.ExecuteRequest{Query: "active_users", Params: []byte(`{"active":true}`)}, pgjson.Output{})
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"rows":[{"email":"a@x"}]`)
-	out, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "user_by_email", Params: []byte(`{"email":"b@x"}`)}, 0)
+	out, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "user_by_email", Params: []byte(`{"email":"b@x"}`)}, pgjson.Output{})
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"row":{"email":"b@x","active":false}`)
-	_, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "deactivate", Params: []byte(`{"email":"a@x"}`)}, 0)
+	_, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "deactivate", Params: []byte(`{"email":"a@x"}`)}, pgjson.Output{})
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
@@ -57,7 +58,7 @@ func TestNamedQueriesAllowlist(t *testing.T) {
 		{messages.ExecuteRequest{Query: "active_users", SQL: "DELETE FROM users"}, messages.CodeBadRequest},
 		{messages.ExecuteRequest{Query: "active_users", Params: []byte(`{}`)}, messages.CodeBadRequest},
 	} {
-		_, err := ex.Execute(ctx, &tc.req, 0)
+		_, err := ex.Execute(ctx, &tc.req, pgjson.Output{})
 		require.Equal(t, tc.code, pgerr.AsError(err).Code, "%+v: %v", tc.req, err)
 	}
 
@@ -66,9 +67,9 @@ func TestNamedQueriesAllowlist(t *testing.T) {
 	require.NoError(t, err)
 	ex, err = pgexec.NewExecutor(c, pgexec.ExecutorConfig{NamedQueries: bad})
 	require.NoError(t, err)
-	_, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "sneaky"}, 0)
+	_, err = ex.Execute(ctx, &messages.ExecuteRequest{Query: "sneaky"}, pgjson.Output{})
 	require.Equal(t, messages.CodeForbidden, pgerr.AsError(err).Code)
-	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1"}, 0)
+	_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1"}, pgjson.Output{})
 	require.NoError(t, err, "without NamedOnly, ad-hoc SQL still runs")
 }
 

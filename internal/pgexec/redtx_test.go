@@ -10,6 +10,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -85,14 +86,14 @@ func TestRedTxReadOnlyCannotBeSwitchedOff(t *testing.T) {
 				if !first {
 					run(t, tx, "SELECT count(*) FROM items")
 				}
-				_, _ = tx.Execute(ctx, &messages.ExecuteRequest{SQL: sql}, 0)
+				_, _ = tx.Execute(ctx, &messages.ExecuteRequest{SQL: sql}, pgjson.Output{})
 				for _, w := range []*messages.ExecuteRequest{
 					{SQL: "DELETE FROM items WHERE id = 3"},
 					{Op: messages.OpMany, SQL: "DELETE FROM items WHERE id = $1", ParamsList: []raw{[]byte(`[3]`)}},
 					{Op: messages.OpInsert, Table: "items", Data: map[string]raw{"id": []byte(`4`), "bal": []byte(`1`)}},
 					{Op: messages.OpUpdate, Table: "items", Data: map[string]raw{"bal": []byte(`0`)}, AllRows: true},
 				} {
-					_, _ = tx.Execute(ctx, w, 0)
+					_, _ = tx.Execute(ctx, w, pgjson.Output{})
 				}
 				_ = tx.Commit(ctx)
 				_ = tx.Rollback(ctx) // TX_GONE after a commit, nil after an abort
@@ -140,10 +141,10 @@ func TestRedTxAnErrorAnsweredCommitsNothing(t *testing.T) {
 		require.NoError(t, err)
 		run(t, tx, "UPDATE items SET bal = 0 WHERE id = 1")
 		start := time.Now()
-		_, err = tx.Execute(ctx, c.req, c.maxBytes)
+		_, err = tx.Execute(ctx, c.req, pgjson.Output{MaxBytes: c.maxBytes})
 		require.Equal(t, c.code, pgerr.AsError(err).Code, "%s: %v", c.name, err)
 		require.Less(t, time.Since(start), 3*time.Second, c.name)
-		_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1"}, 0)
+		_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1"}, pgjson.Output{})
 		require.Equal(t, messages.CodeTxAborted, pgerr.AsError(err).Code, c.name)
 		require.Equal(t, messages.CodeTxAborted, pgerr.AsError(tx.Commit(ctx)).Code, c.name)
 		require.Equal(t, want, itemsChecksum(t, pg), c.name)
@@ -153,7 +154,7 @@ func TestRedTxAnErrorAnsweredCommitsNothing(t *testing.T) {
 	tx, err := ex.BeginTx(ctx, pgexec.TxOptions{})
 	require.NoError(t, err)
 	run(t, tx, "UPDATE items SET bal = 0 WHERE id = 1")
-	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "INSERT INTO child VALUES (1, 42)"}, 0)
+	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "INSERT INTO child VALUES (1, 42)"}, pgjson.Output{})
 	require.NoError(t, err)
 	err = tx.Commit(ctx)
 	require.Error(t, err)
@@ -166,10 +167,10 @@ func TestRedTxAnErrorAnsweredCommitsNothing(t *testing.T) {
 	require.NoError(t, err)
 	run(t, tx, "UPDATE items SET bal = 0 WHERE id = 1")
 	for _, where := range []string{"id = 2; COMMIT", "id = 2; DELETE FROM items", "true; --\rCOMMIT"} {
-		_, err = tx.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpUpdate, Table: "items", Data: map[string]raw{"bal": []byte(`5`)}, Where: where}, 0)
+		_, err = tx.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpUpdate, Table: "items", Data: map[string]raw{"bal": []byte(`5`)}, Where: where}, pgjson.Output{})
 		require.Error(t, err, where)
 	}
-	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "COMMIT AND CHAIN"}, 0)
+	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "COMMIT AND CHAIN"}, pgjson.Output{})
 	require.Equal(t, messages.CodeBadRequest, pgerr.AsError(err).Code)
 	require.NoError(t, tx.Commit(ctx))
 	require.Equal(t, "1=0,2=100,3=100", itemsChecksum(t, pg))

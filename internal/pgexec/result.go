@@ -125,6 +125,6 @@ func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, b
 	for i, f := range fields {
 		colTypes[i] = a.types[f.DataTypeOID]
 	}
-	sh.MaxBytes = s.maxBytes
+	sh.MaxBytes = s.out.MaxBytes
 	return pgjson.WriteResult(rr, colTypes, sh, buf)
 }

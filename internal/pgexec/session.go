@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -59,7 +60,7 @@ type session struct {
 	cache    *stmtcache.LRU
 	readOnly bool
 	timeout  time.Duration
-	maxBytes int
+	out      pgjson.Output
 
 	inTx   bool   // a transaction of ours is open
 	held   bool   // the transaction is the caller's, held across requests (tx.go)

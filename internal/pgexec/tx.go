@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -106,8 +107,8 @@ func errTxAborted() error {
 }
 
 // Execute runs one db.execute request (query, one, many, insert or update)
-// in the transaction. maxBytes bounds the answer as Executor.Execute does.
-func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes int) ([]byte, error) {
+// in the transaction; output is as in Executor.Execute.
+func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, output pgjson.Output) ([]byte, error) {
 	if err := t.take(ctx); err != nil {
 		return nil, err
 	}
@@ -118,7 +119,7 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes
 	case t.aborted:
 		return nil, errTxAborted()
 	}
-	pl, err := t.s.e.prepare(req)
+	pl, err := t.s.e.prepare(req, output)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +137,7 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, maxBytes
 	if dl, ok := ctx.Deadline(); ok {
 		t.s.timeout = min(pl.timeout, time.Until(dl))
 	}
-	t.s.maxBytes = maxBytes
+	t.s.out = output
 	out, err := t.s.run(ctx, pl)
 	switch {
 	case err == nil:

@@ -9,6 +9,7 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -28,10 +29,10 @@ func txExecutor(t *testing.T, pg *testenv.Postgres, cfg pgexec.ExecutorConfig) *
 }
 
 func run(t *testing.T, ex interface {
-	Execute(context.Context, *messages.ExecuteRequest, int) ([]byte, error)
+	Execute(context.Context, *messages.ExecuteRequest, pgjson.Output) ([]byte, error)
 }, sql string) string {
 	t.Helper()
-	out, err := ex.Execute(context.Background(), &messages.ExecuteRequest{Op: messages.OpOne, SQL: sql}, 0)
+	out, err := ex.Execute(context.Background(), &messages.ExecuteRequest{Op: messages.OpOne, SQL: sql}, pgjson.Output{})
 	require.NoError(t, err, sql)
 	return string(out)
 }
@@ -57,7 +58,7 @@ func TestTxLeavesNoSessionState(t *testing.T) {
 		} {
 			run(t, tx, sql)
 		}
-		_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "PREPARE leak AS SELECT 1"}, 0)
+		_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "PREPARE leak AS SELECT 1"}, pgjson.Output{})
 		require.NoError(t, err)
 		switch end {
 		case "commit":
@@ -65,7 +66,7 @@ func TestTxLeavesNoSessionState(t *testing.T) {
 		case "rollback":
 			require.NoError(t, tx.Rollback(ctx))
 		case "aborted":
-			_, err := tx.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1/0"}, 0)
+			_, err := tx.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT 1/0"}, pgjson.Output{})
 			require.Error(t, err)
 			require.Equal(t, messages.CodeTxAborted, pgerr.AsError(tx.Commit(ctx)).Code)
 		}
@@ -90,7 +91,7 @@ func TestTxPolicy(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback(ctx) })
 	require.True(t, tx.ReadOnly())
-	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "DELETE FROM items"}, 0)
+	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "DELETE FROM items"}, pgjson.Output{})
 	require.Equal(t, "25006", pgerr.AsError(err).SQLState, "%v", err)
 	require.NoError(t, tx.Rollback(ctx))
 	require.Equal(t, want, itemsChecksum(t, pg))
@@ -100,9 +101,9 @@ func TestTxPolicy(t *testing.T) {
 	tx, err = allow.BeginTx(ctx, pgexec.TxOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback(ctx) })
-	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "DELETE FROM items"}, 0)
+	_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "DELETE FROM items"}, pgjson.Output{})
 	require.Equal(t, messages.CodeForbidden, pgerr.AsError(err).Code)
-	_, err = tx.Execute(ctx, &messages.ExecuteRequest{Query: "bump", Params: []byte(`{"id":1}`)}, 0)
+	_, err = tx.Execute(ctx, &messages.ExecuteRequest{Query: "bump", Params: []byte(`{"id":1}`)}, pgjson.Output{})
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 	require.Equal(t, "1=101,2=100,3=100", itemsChecksum(t, pg))
@@ -131,11 +132,11 @@ func TestTxCannotBeEndedFromInside(t *testing.T) {
 		tx, err := ex.BeginTx(ctx, pgexec.TxOptions{})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tx.Rollback(ctx) }) // before the pool closes
-		_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "DELETE FROM items WHERE id = 3"}, 0)
+		_, err = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "DELETE FROM items WHERE id = 3"}, pgjson.Output{})
 		require.NoError(t, err)
 		// Each text is refused, fails, or is (as the server reads it) one
 		// harmless statement; none ends the transaction.
-		_, _ = tx.Execute(ctx, &messages.ExecuteRequest{SQL: sql}, 0)
+		_, _ = tx.Execute(ctx, &messages.ExecuteRequest{SQL: sql}, pgjson.Output{})
 		require.NoError(t, tx.Rollback(ctx))
 		require.Equal(t, want, itemsChecksum(t, pg), sql)
 	}

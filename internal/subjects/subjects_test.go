@@ -63,3 +63,10 @@ func TestPrefix(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+func TestStreamCredit(t *testing.T) {
+	s, err := New("prod")
+	require.NoError(t, err)
+	require.Equal(t, "prod.db.stream.ABC", s.StreamCredit("ABC"))
+	require.True(t, s.Owns(s.StreamCredit("ABC")), "a credit subject is never an answer's")
+}

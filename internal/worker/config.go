@@ -88,6 +88,7 @@ func (c *Config) withDefaults() error {
 	}{
 		{"MaxTimeout", &c.MaxTimeout, MaxTimeoutDefault},
 		{"DrainTimeout", &c.DrainTimeout, DrainTimeoutDefault},
+		{"StreamCreditTimeout", &c.StreamCreditTimeout, StreamCreditTimeoutDefault},
 	} {
 		switch {
 		case *f.v < 0:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -129,7 +130,9 @@ func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) 
 		return nil, err
 	}
 	r.op = string(cmp.Or(req.Op, messages.OpQuery))
-	return w.deps.Executor.Execute(ctx, &req, r.maxAnswer)
+	return w.execute(ctx, r, func(ctx context.Context, out pgjson.Output) ([]byte, error) {
+		return w.deps.Executor.Execute(ctx, &req, out)
+	})
 }
 
 func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {

@@ -44,6 +44,13 @@ type request struct {
 	op      string // set by the handler for the log line
 	// maxAnswer is the largest answer the connection can carry.
 	maxAnswer int
+	header    nats.Header
+	// answerTo is where the answer goes: the reply subject, or "" when there
+	// is none or the reply policy refuses it (reply.go).
+	answerTo string
+	// stream, when the answer is streamed (stream.go), makes the answer its
+	// last message.
+	stream *stream
 }
 
 // decode reads the body into v with messages.DecodeStrict: unknown fields,
@@ -145,14 +152,17 @@ func (w *Worker) timeoutOf(data []byte) time.Duration {
 // an INTERNAL answer and a log line.
 func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 	start := t.received
-	r := &request{data: req.Data(), subject: req.Subject(), reply: req.Reply(), maxAnswer: w.maxAnswer()}
 	h := req.Headers()
+	r := &request{data: req.Data(), subject: req.Subject(), reply: req.Reply(), maxAnswer: w.maxAnswer(), header: nats.Header(h)}
 	r.id = h.Get(RequestIDHeader)
 	if r.id == "" {
 		r.id = h.Get("Nats-Msg-Id")
 	}
 	if r.id == "" {
 		r.id = nuid.Next()
+	}
+	if w.mayAnswer(req, r.id) {
+		r.answerTo = req.Reply()
 	}
 	var answer []byte
 	var err error
@@ -185,7 +195,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 		reply.Header.Set(micro.ErrorHeader, oneLine(me.Message))
 	}
 	err = nil
-	if w.mayAnswer(req, r.id) {
+	if r.answerTo != "" && r.stream.finish(reply) {
 		err = w.deps.NATS.PublishMsg(reply)
 	}
 	took := time.Since(start)
@@ -216,6 +226,9 @@ func (w *Worker) logRequest(ep endpoint, req micro.Request, r *request, me *mess
 	ev = ev.Str("subject", w.cfg.Subjects.Redact(req.Subject())).Str("endpoint", ep.name).Str("request_id", r.id).Float64("duration_ms", float64(took.Microseconds())/1000)
 	if r.op != "" {
 		ev = ev.Str("op", r.op)
+	}
+	if s := r.stream; s != nil && s.seq > 0 {
+		ev = ev.Str("stream_id", s.id).Int64("stream_messages", s.seq)
 	}
 	if me != nil {
 		ev = ev.Str("code", string(me.Code)).Int("status", me.Status).Str("error", me.Message)

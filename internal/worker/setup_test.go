@@ -50,6 +50,8 @@ type options struct {
 	replicas      int    // of the maintenance streams
 	// logs gets the worker's log lines, at debug, when set.
 	logs io.Writer
+	// streamCredit is the worker's StreamCreditTimeout (default: its default).
+	streamCredit time.Duration
 }
 
 type bundle struct {
@@ -145,7 +147,7 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 	reg := metrics.New()
 	reg.WatchPool(cl.Pool())
 	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, StateConcurrent: o.stateLane, MaxQueued: o.maxQueued, Logger: logger, DrainTimeout: 20 * time.Second,
-		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg}, deps)
+		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg, StreamCreditTimeout: o.streamCredit}, deps)
 	require.NoError(t, err)
 	w.extra = o.extra
 	return cl, w

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -113,7 +114,9 @@ func (w *Worker) handleTx(ctx context.Context, r *request) ([]byte, error) {
 	case messages.OpBegin:
 		return nil, messages.BadRequest("op", "the transaction is open already; begin another on %s", w.cfg.Subjects.Of(subjects.DBTx))
 	}
-	return w.txs.Execute(ctx, id, owner, &req, r.maxAnswer)
+	return w.execute(ctx, r, func(ctx context.Context, out pgjson.Output) ([]byte, error) {
+		return w.txs.Execute(ctx, id, owner, &req, out)
+	})
 }
 
 // subscribeTx subscribes to the subjects of this worker's transactions.

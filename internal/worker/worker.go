@@ -24,6 +24,13 @@
 // ones included) are still handled and answered, then Stop returns. Only
 // past the drain timeout are requests in flight cancelled, and those are
 // still answered.
+//
+// # Streamed answers
+//
+// A db.execute query whose answer does not fit one message reaches a caller
+// that sends the Stream-Window header as a sequence of messages, each sent
+// once the caller's credit allows it (stream.go); the worker reads no rows
+// while it waits, so it holds one message of a result of any size.
 package worker
 
 import (
@@ -127,6 +134,10 @@ type Config struct {
 	// $ subject or subject of the worker's own, are dropped, logged and
 	// counted (reply.go). Defaults to TrustedReplyPrefixesDefault.
 	TrustedReplyPrefixes []string
+	// StreamCreditTimeout is how long a streamed answer waits for the
+	// caller's credit before it is abandoned (the statement cancelled, the
+	// last message TIMEOUT). Defaults to 10s.
+	StreamCreditTimeout time.Duration
 }
 
 // Deps are the connections a worker serves with. The worker does not close them.

@@ -30,6 +30,7 @@ type Client struct {
 	nc       *nats.Conn
 	subjects subjects.Subjects
 	timeout  time.Duration
+	replies  *replies // of QueryStream and Query (replies.go)
 }
 
 // Option configures a Client. An option given a value it cannot take makes
@@ -67,7 +68,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if nc == nil {
 		return nil, errors.New("client: nil *nats.Conn")
 	}
-	c := &Client{nc: nc, timeout: TimeoutDefault}
+	c := &Client{nc: nc, timeout: TimeoutDefault, replies: &replies{nc: nc}}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, fmt.Errorf("client: %w", err)

@@ -60,6 +60,33 @@
 //	var n int64
 //	err = c.QueryRow(ctx, "SELECT count(*) FROM users", nil).Scan(&n) // client.ErrNoRows when there is no row
 //
+// # Large results
+//
+// Query returns every row, however many: an answer too large for one NATS
+// message is streamed by the worker and gathered by the client, so only
+// WithMaxRows caps it (Truncated then says rows were cut), and it is never
+// returned short: a lost message is ErrStreamBroken, an answer cut by an
+// older worker's row cap ErrTruncated. To hold a few messages at a time
+// rather than every row, read them as they come, as pgx.Rows are read:
+//
+//	rows, err := c.QueryStream(ctx, "SELECT id, email FROM users", nil)
+//	if err != nil { ... }
+//	defer rows.Close()
+//	for rows.Next() {
+//		var u user
+//		if err := rows.Scan(&u); err != nil { ... }
+//	}
+//	if err := rows.Err(); err != nil { ... } // the end of the stream, or its error
+//
+// or with AllRows, a range-over-func iterator:
+//
+//	for u, err := range client.AllRows[user](c.QueryStream(ctx, "SELECT id, email FROM users", nil)) { ... }
+//
+// The worker sends a few messages ahead of what Next has read and waits for
+// more credit, which Next grants as it goes; Close, or leaving the loop,
+// stops the statement. docs/protocol.md, "Streamed results", has the wire
+// side.
+//
 // # Options
 //
 // Options tune one call instead of variant methods: client.WithMaxRows(10),

@@ -213,3 +213,50 @@ func mustClient() *client.Client {
 	}
 	return c
 }
+
+func ExampleClient_QueryStream() {
+	ctx := context.Background()
+	c, _ := client.New(nc)
+
+	// Rows of any number, a few messages held at a time: the worker streams
+	// an answer too large for one message, and waits for the client to read.
+	rows, err := c.QueryStream(ctx, "SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 50000) g", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer rows.Close()
+	var sum int64
+	for rows.Next() {
+		var r struct {
+			N int64  `json:"n"`
+			H string `json:"h"`
+		}
+		if err := rows.Scan(&r); err != nil {
+			fmt.Println(err)
+			return
+		}
+		sum += r.N
+	}
+	fmt.Println(sum, rows.CommandTag(), rows.Err())
+	// Output: 1250025000 SELECT 50000 <nil>
+}
+
+func ExampleAllRows() {
+	ctx := context.Background()
+	c, _ := client.New(nc)
+
+	for n, err := range client.AllRows[int](c.QueryStream(ctx, "SELECT generate_series(1, 1000000) AS n", nil)) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if n == 3 {
+			break // closes the rows: the worker stops the statement
+		}
+		fmt.Println(n)
+	}
+	// Output:
+	// 1
+	// 2
+}

@@ -44,7 +44,9 @@ func Expect(n int64) *int64 { return &n }
 
 // Execute sends any db.execute request, after applying opts. The typed
 // methods cover every op; Execute is for what they do not name, such as a
-// named query ({"query": "active_users"}).
+// named query ({"query": "active_users"}). Its answer is one message, as
+// the protocol gives it: past the worker's DB_MAX_ROWS it says Truncated,
+// past the max payload it is TOO_LARGE (QueryStream has neither bound).
 func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
 	for _, o := range opts {
 		if err := o.applyQuery(req); err != nil {
@@ -72,12 +74,8 @@ func (exec execFunc) statement(ctx context.Context, op messages.Op, sql string, 
 	return exec(ctx, &messages.ExecuteRequest{Op: op, SQL: sql, Params: raw}, opts...)
 }
 
-// query, queryRow, exec, many, insert and update are the methods of the same
-// names on Client and Tx.
-
-func (exec execFunc) query(ctx context.Context, sql string, args Params, opts []QueryOption) (*Result, error) {
-	return exec.statement(ctx, messages.OpQuery, sql, args, opts)
-}
+// queryRow, exec, many, insert and update are the methods of the same names
+// on Client and Tx; Query is built on QueryStream (rows.go).
 
 func (exec execFunc) queryRow(ctx context.Context, sql string, args Params, opts []QueryOption) *Row {
 	res, err := exec.statement(ctx, messages.OpOne, sql, args, opts)
@@ -128,11 +126,18 @@ func (exec execFunc) update(ctx context.Context, table string, data map[string]a
 	return CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, nil
 }
 
-// Query runs one statement and returns its rows (at most WithMaxRows of
-// them, the worker's DB_MAX_ROWS by default; Truncated says when rows were
-// cut). args may be nil.
+// Query runs one statement and returns all its rows, however many: an
+// answer too large for one message is streamed (QueryStream) and gathered
+// here, so it holds them all in memory. WithMaxRows caps them, and Truncated
+// then says when rows were cut; no other cap applies, and an answer cut
+// without one (by an older worker's DB_MAX_ROWS) is ErrTruncated, never
+// returned short. args may be nil.
 func (c *Client) Query(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Result, error) {
-	return execFunc(c.Execute).query(ctx, sql, args, opts)
+	rows, err := c.QueryStream(ctx, sql, args, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return rows.collect()
 }
 
 // QueryRow runs one statement for its first row. Errors are deferred to the

@@ -144,9 +144,14 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...
 	return &res, nil
 }
 
-// Query runs one statement in the transaction, as Client.Query does.
+// Query runs one statement in the transaction and returns all its rows, as
+// Client.Query does.
 func (t *Tx) Query(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Result, error) {
-	return execFunc(t.Execute).query(ctx, sql, args, opts)
+	rows, err := t.QueryStream(ctx, sql, args, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return rows.collect()
 }
 
 // QueryRow runs one statement in the transaction for its first row, as

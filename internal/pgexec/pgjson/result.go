@@ -15,13 +15,17 @@ type Shape struct {
 	Arrays   bool // rows as arrays in column order
 	MaxRows  int  // rows past it are read and dropped, and "truncated" is true
 	TagOnly  bool // write only rows_affected and command
-	MaxBytes int  // past it the result is TOO_LARGE (0: no bound)
+	MaxBytes int  // past it the result is TOO_LARGE (0: no bound), or streamed with Emit
+	// Emit takes the rows in chunks once they pass MaxBytes (Output.Emit);
+	// ignored with One or TagOnly.
+	Emit func(chunk []byte) error
 }
 
 // WriteResult reads one result and writes it as a JSON object: columns and
 // rows (or row), then rows_affected, command and truncated. types holds the
 // type of each column. On error buf is returned as it was given, with the
-// result read to its end.
+// result read to its end. With sh.Emit set, rows past sh.MaxBytes leave in
+// chunks and the object written is the stream's totals (Output.Emit).
 func WriteResult(rr *pgconn.ResultReader, types []*Type, sh Shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
 	start := len(buf)
 	fields := rr.FieldDescriptions()
@@ -60,34 +64,53 @@ func WriteResult(rr *pgconn.ResultReader, types []*Type, sh Shape, buf []byte) (
 		buf = append(buf, `,"rows":[`...)
 	}
 	count, truncated, tooLarge := 0, false, false
-	var encErr error
+	var encErr, emitErr error
+	var ch *chunker
+	if sh.Emit != nil && !sh.One && sh.MaxBytes > 0 {
+		ch = &chunker{emit: sh.Emit, start: start}
+	}
+	inChunk := 0 // rows written since the start of the answer or of the chunk
 	for rr.NextRow() {
-		if tooLarge || encErr != nil {
+		if tooLarge || encErr != nil || emitErr != nil {
 			continue // drain
 		}
 		if (sh.One && count >= 1) || (!sh.One && count >= sh.MaxRows) {
 			truncated = !sh.One
 			continue
 		}
-		if count > 0 {
+		rowStart := len(buf)
+		if inChunk > 0 {
 			buf = append(buf, ',')
 		}
 		buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, sh.Arrays, sh.MaxBytes)
+		if ch != nil && inChunk > 0 && errors.Is(encErr, ErrTooLarge) {
+			// The chunk is full: send it, and begin the next with this row.
+			if buf, emitErr = ch.flush(buf[:rowStart], true); emitErr != nil {
+				continue
+			}
+			buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, sh.Arrays, sh.MaxBytes)
+			inChunk = 0
+		}
 		count++
+		inChunk++
 		if errors.Is(encErr, ErrTooLarge) {
 			tooLarge, encErr = true, nil
 		}
 	}
 	tag, err := rr.Close()
-	if err != nil {
+	switch {
+	case emitErr != nil:
+		return buf[:start], tag, emitErr
+	case err != nil:
 		return buf[:start], tag, err
-	}
-	if encErr != nil {
+	case encErr != nil:
 		return buf[:start], tag, messages.Errorf(messages.CodeInternal, "encode result: %v", encErr)
-	}
-	if tooLarge {
+	case tooLarge && ch != nil && ch.chunks > 0:
+		return buf[:start], tag, messages.Errorf(messages.CodeTooLarge, "row %d would exceed %d bytes on its own, the most one message of the stream carries", count, sh.MaxBytes)
+	case tooLarge:
 		return buf[:start], tag, messages.Errorf(messages.CodeTooLarge, "the answer would exceed %d bytes; lower max_rows or select fewer columns", sh.MaxBytes)
 	}
+	rowsEnd := len(buf)
 	if sh.One {
 		if count == 0 {
 			buf = append(buf, "null"...)
@@ -104,5 +127,12 @@ func WriteResult(rr *pgconn.ResultReader, types []*Type, sh Shape, buf []byte) (
 		buf = strconv.AppendBool(buf, truncated)
 	}
 	buf = append(buf, '}')
-	return buf, tag, nil
+	if ch == nil || ch.chunks == 0 && len(buf) <= sh.MaxBytes {
+		return buf, tag, nil
+	}
+	// Streamed: the last rows leave as a chunk, and the answer is the totals.
+	if buf, err = ch.flush(buf[:rowsEnd], false); err != nil {
+		return buf[:start], tag, err
+	}
+	return appendTotals(buf[:start], count, tag.RowsAffected(), tag.String(), truncated), tag, nil
 }

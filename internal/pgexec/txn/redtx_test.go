@@ -13,6 +13,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -133,7 +134,7 @@ func (b *bundle) exec(ctx context.Context, id, sql string, timeoutMS int) error 
 	if timeoutMS > 0 {
 		req.TimeoutMS = &timeoutMS
 	}
-	_, err := b.r.Execute(ctx, id, owner, req, 0)
+	_, err := b.r.Execute(ctx, id, owner, req, pgjson.Output{})
 	return err
 }
 
@@ -327,16 +328,16 @@ func TestRedTxExpiryLeavesNoSessionState(t *testing.T) {
 			(SELECT count(*) FROM pg_prepared_statements) AS prepared,
 			current_setting('default_transaction_read_only') AS ro,
 			session_user = $1 AND current_user = $1 AS who, random() <> $2 AS unseeded`,
-			Params: []byte(`["` + login + `", ` + strconv.FormatFloat(seeded, 'g', -1, 64) + `]`)}, 0)
+			Params: []byte(`["` + login + `", ` + strconv.FormatFloat(seeded, 'g', -1, 64) + `]`)}, pgjson.Output{})
 		require.NoError(t, err, how)
-		same, err := b.ex.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpOne, SQL: "SELECT pg_backend_pid() AS pid"}, 0)
+		same, err := b.ex.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpOne, SQL: "SELECT pg_backend_pid() AS pid"}, pgjson.Output{})
 		require.NoError(t, err)
 		require.Contains(t, string(same), pid, "%s: the check ran on another connection than the transaction's", how)
 		require.Contains(t, string(out), `"row":{"setting":"","temp":null,"locks":0,"cursors":0,"listening":0,"prepared":0,"ro":"off","who":true,"unseeded":true}`, how)
 	}
 	leave := func(id string) {
 		t.Helper()
-		out, err := b.r.Execute(ctx, id, owner, &messages.ExecuteRequest{Op: messages.OpOne, SQL: "SELECT pg_backend_pid() AS pid"}, 0)
+		out, err := b.r.Execute(ctx, id, owner, &messages.ExecuteRequest{Op: messages.OpOne, SQL: "SELECT pg_backend_pid() AS pid"}, pgjson.Output{})
 		require.NoError(t, err)
 		pid = string(out[strings.Index(string(out), `"row":`):])
 		pid = pid[:strings.IndexByte(pid, '}')+1]

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -220,14 +221,15 @@ const endTimeout = 10 * time.Second
 // errRolledBack cancels a request whose transaction a rollback interrupts.
 var errRolledBack = errors.New("txn: the transaction was rolled back")
 
-// Execute runs a db.execute request in the caller's transaction id.
-func (r *Registry) Execute(ctx context.Context, id, owner string, req *messages.ExecuteRequest, maxBytes int) ([]byte, error) {
+// Execute runs a db.execute request in the caller's transaction id; out
+// bounds or streams its answer (pgexec.Tx.Execute).
+func (r *Registry) Execute(ctx context.Context, id, owner string, req *messages.ExecuteRequest, out pgjson.Output) ([]byte, error) {
 	e, ctx, done, err := r.lookup(ctx, id, owner, false)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	out, err := e.tx.Execute(ctx, req, maxBytes)
+	answer, err := e.tx.Execute(ctx, req, out)
 	switch {
 	case err == nil:
 	case e.tx.Ended():
@@ -242,7 +244,7 @@ func (r *Registry) Execute(ctx context.Context, id, owner string, req *messages.
 	case context.Cause(ctx) == errExpired || context.Cause(ctx) == errRolledBack:
 		return nil, errGone()
 	}
-	return out, err
+	return answer, err
 }
 
 // End commits (commit true) or rolls back the caller's transaction id. A
