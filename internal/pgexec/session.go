@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -54,6 +55,7 @@ const resetSQL = "DISCARD ALL"
 // session is one request's hold on a connection.
 type session struct {
 	e        *Executor
+	c        *Client // the pool conn came from: the executor's, or its read pool
 	conn     *pgxpool.Conn
 	pg       *pgconn.PgConn
 	cache    *stmtcache.LRU
@@ -97,7 +99,7 @@ func (s *session) sendBegin(p *pgconn.Pipeline) {
 		}
 		p.SendQueryParams(begin, nil, nil, nil, nil)
 	}
-	p.SendQueryParams("SELECT pg_catalog.set_config('statement_timeout', $1, true)",
+	p.SendQueryParams(pooler.LocalSettingsSQL(s.c.pooler),
 		[][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil, nil)
 	s.inTx = true
 }
