@@ -75,7 +75,17 @@ func TestPoolerRefusesStartupParameters(t *testing.T) {
 
 	c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: bouncer.URL(t, db.Database(t)), Pooler: pooler.Transaction})
 	require.NoError(t, err)
+	_, err = c.SessionConnConfig()
+	require.ErrorIs(t, err, pooler.ErrNoSession, "a VACUUM's session needs POSTGRES_SESSION_URL")
+	require.False(t, c.WritesRefused())
 	c.Close()
+
+	c, err = pgexec.Connect(context.Background(), pgexec.Config{DSN: bouncer.URL(t, db.Database(t)), Pooler: pooler.Transaction, SessionDSN: db.URL})
+	require.NoError(t, err)
+	defer c.Close()
+	cc, err := c.SessionConnConfig()
+	require.NoError(t, err)
+	require.Equal(t, "300000", cc.RuntimeParams["statement_timeout"], "a direct session has every startup parameter")
 }
 
 // TestPoolerEveryShape: through PgBouncer in transaction mode every op
