@@ -25,7 +25,8 @@ import (
 //
 //	read-only:        BEGIN READ ONLY; set_config(statement_timeout, local); stmt; Sync;
 //	                  ROLLBACK; Sync; DISCARD ALL; setseed; Sync
-//	read-write:       stmt; Sync; DISCARD ALL; setseed; Sync
+//	read-write:       stmt; Sync; DISCARD ALL; setseed; Sync   (as DO or CALL behind a
+//	                  transaction pooler, whose sessions carry no statement_timeout)
 //	DO or CALL:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
 //	write with rows,  BEGIN; set_config(...); stmt(s); Sync     (results read and checked)
 //	tx, many, script: COMMIT or ROLLBACK; Sync; DISCARD ALL; setseed; Sync
@@ -44,6 +45,10 @@ import (
 // there is nothing a request could drop or replace. DISCARD ALL refuses to run
 // inside a transaction: after it the server must report the connection idle,
 // and anything else (a statement left a transaction open) closes it.
+//
+// Behind a transaction pooler the end of the transaction and the reset are
+// sent in one write, and PgBouncer keeps the server connection linked while
+// the client has a Sync unanswered: the reset runs where the request ran.
 //
 // The transaction status byte of every ReadyForQuery is checked against what
 // the request expects, so a transaction-control statement that slipped past
