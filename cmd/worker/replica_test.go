@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,8 +44,7 @@ func TestReadOnlyDatabaseWorker(t *testing.T) {
 	db := readOnlyDatabase(t, "CREATE TABLE items (id int PRIMARY KEY, note text); INSERT INTO items VALUES (1, 'one'), (2, 'two')")
 	ns := testenv.NewNATS(t)
 	nc := testenv.Connect(t, ns)
-	_, logs := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+db.URL, "WORKER_ID=ro-"+db.Database(t), "LOG_FORMAT=json")
-	require.Contains(t, logs.String(), "the database refuses writes")
+	cmd, logs := startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+db.URL, "WORKER_ID=ro-"+db.Database(t), "LOG_FORMAT=json")
 	c, err := client.New(nc, client.WithTimeout(10*time.Second))
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -70,6 +70,9 @@ func TestReadOnlyDatabaseWorker(t *testing.T) {
 	require.Equal(t, 2, scalarInt(t, db, "SELECT count(*) FROM items"))
 	require.Equal(t, 0, scalarInt(t, db, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), "no CREATE EXTENSION")
 	require.Equal(t, 0, scalarInt(t, db, "SELECT count(*) FROM pg_class WHERE relname = 'dbworker_schema_migrations'"), "no migrations")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+	require.Contains(t, logs.String(), "the database refuses writes")
 
 	// POSTGRES_MIGRATE=false: no DDL on a database that takes writes.
 	fresh := testenv.NewDatabase(t)
