@@ -4,6 +4,7 @@
 #   PostgreSQL with pgvector on 127.0.0.1:5432
 #   Redis on 127.0.0.1:6379
 #   NATS with JetStream on 127.0.0.1:4222 (unless SKIP_NATS=1: the worker can embed one)
+#   the pgbouncer binary (not started: the tests start their own, in transaction mode)
 # Services that already answer are used as they are.
 set -euo pipefail
 
@@ -43,6 +44,14 @@ if ! port_open 5432; then
 fi
 bash "$here/install-pgvector.sh"
 
+# --- PgBouncer --------------------------------------------------------------
+# Installed only: tests start pgbouncer processes of their own
+# (testenv.NewPgBouncer). Debian's package may start a pgbouncer of its own on
+# port 6432 where a service manager runs; nothing here relies on it.
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+  apt_install pgbouncer
+fi
+
 # --- Redis ------------------------------------------------------------------
 if ! port_open 6379; then
   command -v redis-server >/dev/null || apt_install redis-server
@@ -64,4 +73,4 @@ if [ -z "${SKIP_NATS:-}" ] && ! port_open 4222; then
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_port 4222 NATS
 fi
-log "PostgreSQL, Redis and NATS are up"
+log "PostgreSQL, Redis and NATS are up; pgbouncer is installed"

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
-	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
@@ -40,6 +38,7 @@ type Main struct {
 	nc       *nats.Conn // serves: endpoints, $SRV, answers
 	jsnc     *nats.Conn // JetStream work; nc unless NATS_JS_USER/NATS_JS_CREDS is set
 	pg       *pgexec.Client
+	read     *pgexec.Client // POSTGRES_READ_URL's pool, or nil
 	state    state.Backend
 	w        *worker.Worker
 	http     *http.Server
@@ -85,43 +84,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.jsnc, err = m.connectJetStream(); err != nil {
 		return err
 	}
-	// A read-only worker runs no DDL: its login must not be able to.
-	readOnly := cfg.ExecuteMode == pgexec.ModeReadOnly
-	m.pg, err = pgexec.Connect(ctx, pgexec.Config{
-		DSN:                     cfg.PostgresDSN(),
-		MaxConns:                int32(cfg.PoolMax()),
-		AcquireTimeout:          cfg.PoolTimeout.D(),
-		MaxConnLifetime:         cfg.PoolRecycle.D(),
-		SessionStatementTimeout: cfg.MaxStatementTimeout.D(),
-		// A row larger than an answer can carry is refused before it is read.
-		MaxMessageBytes: cmp.Or(cfg.MaxMessageBytes, int(m.nc.MaxPayload())+64<<10),
-		CreateExtension: cfg.CreateExtension && !readOnly,
-		ApplicationName: "dbworker/" + cfg.WorkerID,
-		Logger:          &m.Log,
-	})
+	mode, ddl, err := m.connectPostgres(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres %s: %w", cfg.RedactedPostgresDSN(), err)
-	}
-	m.Log.Info().Str("server_version", m.pg.ServerVersion()).Str("pgvector", m.pg.PGVectorVersion()).Msg("postgres connected")
-	if readOnly {
-		if err := m.pg.CheckReadOnlyRole(ctx); err != nil {
-			if !cfg.ReadOnlyPrivileged {
-				return fmt.Errorf("DB_EXECUTE_MODE=read_only: %w (DB_READ_ONLY_ALLOW_PRIVILEGED=true overrides, for development only)", err)
-			}
-			m.Log.Warn().Err(err).Msg("read-only worker with a privileged login (DB_READ_ONLY_ALLOW_PRIVILEGED): the role does not back read-only up")
-		}
-		m.Log.Info().Msg("read-only: start-up DDL (schema files, graph and vector catalogs) skipped")
-	}
-	if cfg.SchemaDir != "" && !readOnly {
-		ms, err := migrate.FromFS(os.DirFS(cfg.SchemaDir))
-		if err != nil {
-			return err
-		}
-		applied, err := migrate.Apply(ctx, m.pg, ms, m.Log)
-		if err != nil {
-			return err
-		}
-		m.Log.Info().Strs("applied", applied).Str("dir", cfg.SchemaDir).Msg("schema up to date")
+		return err
 	}
 	redis.SetLogger(m.Log)
 	backend := cfg.StateBackendName()
@@ -142,12 +107,13 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Info().Int("queries", len(queries)).Bool("adhoc_sql", cfg.AllowAdHocSQL).Msg("named queries loaded")
 	}
 	exec, err := pgexec.NewExecutor(m.pg, pgexec.ExecutorConfig{
-		Mode:           cfg.ExecuteMode,
+		Mode:           mode,
 		MaxRows:        cfg.MaxRows,
 		DefaultTimeout: cfg.StatementTimeout.D(),
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),
 		NamedQueries:   queries,
 		NamedOnly:      !cfg.AllowAdHocSQL,
+		Read:           m.read,
 	})
 	if err != nil {
 		return err
@@ -183,17 +149,21 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	graphs := graph.New(m.pg)
-	if !readOnly {
+	if ddl {
 		if err := graphs.Init(ctx); err != nil {
 			return fmt.Errorf("graph tables: %w", err)
 		}
 	}
 	var vectors *vector.Service
 	if m.pg.PGVectorVersion() != "" {
-		if vectors, err = vector.New(m.pg, vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension}); err != nil {
+		vcfg := vector.Config{Schema: cfg.VectorSchema, Dimension: cfg.VectorDimension}
+		if m.read != nil {
+			vcfg.Read = m.read
+		}
+		if vectors, err = vector.New(m.pg, vcfg); err != nil {
 			return err
 		}
-		if !readOnly {
+		if ddl {
 			if err := vectors.Init(ctx); err != nil {
 				return err
 			}
@@ -296,6 +266,9 @@ func (m *Main) Close() error {
 	}
 	if m.pg != nil {
 		m.pg.Close()
+	}
+	if m.read != nil {
+		m.read.Close()
 	}
 	if m.state != nil {
 		if err := m.state.Close(); err != nil {

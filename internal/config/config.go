@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/internal/worker"
@@ -51,6 +52,14 @@ type Config struct {
 	MaxOverflow int     `envconfig:"POSTGRES_MAX_OVERFLOW" desc:"extra connections allowed under load; pool max = size + overflow"`
 	PoolTimeout Seconds `envconfig:"POSTGRES_POOL_TIMEOUT" desc:"longest wait for a free connection (seconds or a Go duration)"`
 	PoolRecycle Seconds `envconfig:"POSTGRES_POOL_RECYCLE" desc:"connection lifetime before it is replaced"`
+	// Idle connections are closed, down to MinConns.
+	MinConns        int     `envconfig:"POSTGRES_MIN_CONNS" desc:"connections kept open even when idle"`
+	MaxConnIdleTime Seconds `envconfig:"POSTGRES_MAX_CONN_IDLE_TIME" desc:"a connection idle this long is closed (down to POSTGRES_MIN_CONNS), checked every minute"`
+	// Pooler is what POSTGRES_URL (and POSTGRES_READ_URL) reach.
+	Pooler     string `envconfig:"POSTGRES_POOLER" desc:"none (PostgreSQL, or a session-mode pooler) or transaction (PgBouncer's pool_mode=transaction): no startup parameters, settings per transaction"`
+	SessionURL string `envconfig:"POSTGRES_SESSION_URL" desc:"with POSTGRES_POOLER=transaction: URL of PostgreSQL itself (or a session-mode pooler) for VACUUM runs, which need a session; empty: db.vacuum is refused"`
+	ReadURL    string `envconfig:"POSTGRES_READ_URL" desc:"URL of a replica: a second pool serving read_only requests, read-only transactions and db.vector searches"`
+	Migrate    bool   `envconfig:"POSTGRES_MIGRATE" desc:"run start-up DDL (extension, schema files, graph and vector catalogs); false skips it, as does a database that refuses writes"`
 	// MaxMessageBytes bounds one message from PostgreSQL (one row).
 	MaxMessageBytes int `envconfig:"POSTGRES_MAX_MESSAGE_BYTES" desc:"largest row (protocol message) read from PostgreSQL, a larger one is TOO_LARGE; 0: the NATS server's max payload plus 64 KiB"`
 	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at start.
@@ -190,16 +199,29 @@ func (c *Config) Validate() error {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	if c.PostgresURL != "" {
-		u, err := url.Parse(c.PostgresURL)
+	for _, v := range []struct{ name, url string }{{"POSTGRES_URL", c.PostgresURL}, {"POSTGRES_READ_URL", c.ReadURL}, {"POSTGRES_SESSION_URL", c.SessionURL}} {
+		if v.url == "" {
+			continue
+		}
+		u, err := url.Parse(v.url)
 		switch {
 		case err != nil:
-			bad("POSTGRES_URL", "not a URL (%v)", redactURLError(err))
+			bad(v.name, "not a URL (%v)", redactURLError(err))
 		case u.Scheme != "postgres" && u.Scheme != "postgresql":
-			bad("POSTGRES_URL", "scheme must be postgres:// or postgresql://, got %q", u.Scheme)
+			bad(v.name, "scheme must be postgres:// or postgresql://, got %q", u.Scheme)
 		}
-	} else if c.PostgresPort < 1 || c.PostgresPort > 65535 {
+	}
+	if c.PostgresURL == "" && (c.PostgresPort < 1 || c.PostgresPort > 65535) {
 		bad("POSTGRES_PORT", "must be 1..65535, got %d", c.PostgresPort)
+	}
+	if _, err := pooler.ParseMode(c.Pooler); err != nil {
+		bad("POSTGRES_POOLER", "must be none or transaction, got %q", c.Pooler)
+	}
+	if c.MinConns < 0 || c.MinConns > c.PoolMax() {
+		bad("POSTGRES_MIN_CONNS", "must be 0 to the pool's maximum (%d), got %d", c.PoolMax(), c.MinConns)
+	}
+	if c.MaxConnIdleTime.D() <= 0 {
+		bad("POSTGRES_MAX_CONN_IDLE_TIME", "must be positive, got %s", c.MaxConnIdleTime.D())
 	}
 	if c.PoolSize < 1 {
 		bad("POSTGRES_POOL_SIZE", "must be at least 1, got %d", c.PoolSize)
@@ -401,6 +423,10 @@ func redactURLError(err error) string {
 func (c *Config) MarshalZerologObject(e *zerolog.Event) {
 	e.Str("postgres", c.RedactedPostgresDSN()).
 		Int("pool_max", c.PoolMax()).
+		Str("postgres_pooler", c.Pooler).
+		Str("postgres_read", RedactURL(c.ReadURL)).
+		Bool("postgres_session_url", c.SessionURL != "").
+		Bool("postgres_migrate", c.Migrate).
 		Str("nats", RedactURL(c.NATSURL)).
 		Bool("nats_embedded", c.NATSEmbedded).
 		Str("subject_prefix", c.SubjectPrefix).

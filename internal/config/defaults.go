@@ -13,6 +13,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/txn"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
@@ -35,6 +36,7 @@ const (
 	// MaxOverflowDefault makes the pool's default maximum pgexec's.
 	MaxOverflowDefault     = pgexec.MaxConnsDefault - PoolSizeDefault
 	CreateExtensionDefault = true
+	MigrateDefault         = true
 	LogLevelDefault        = "info"
 	LogFormatDefault       = "json"
 	RedisURLDefault        = "redis://127.0.0.1:6379/0"
@@ -78,6 +80,10 @@ func Defaults() Config {
 		MaxOverflow:      MaxOverflowDefault,
 		PoolTimeout:      Seconds(pgexec.AcquireTimeoutDefault),
 		PoolRecycle:      Seconds(pgexec.MaxConnLifetimeDefault),
+		MinConns:         pgexec.MinConnsDefault,
+		MaxConnIdleTime:  Seconds(pgexec.MaxConnIdleTimeDefault),
+		Pooler:           string(pooler.None),
+		Migrate:          MigrateDefault,
 		CreateExtension:  CreateExtensionDefault,
 
 		ServiceName:          worker.ServiceNameDefault,

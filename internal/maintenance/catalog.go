@@ -13,11 +13,14 @@ import (
 const SQLConnectionsDefault = 1
 
 // DB is what maintenance needs of the worker's pool: queries before Start,
-// and the connection settings of the connections it opens for itself.
+// and the connection settings of the connections it opens for itself: its
+// SQL pool's, and a VACUUM run's, which needs a session of its own (an
+// advisory lock, lock_timeout) that a transaction pooler cannot give.
 // *pgexec.Client is one.
 type DB interface {
 	pgexec.Querier
 	ConnConfig() *pgx.ConnConfig
+	SessionConnConfig() (*pgx.ConnConfig, error)
 }
 
 // openCatalog opens the maintenance SQL pool: the connections on which

@@ -78,8 +78,12 @@ func (s *Service) openConn(ctx context.Context, t target, timeout time.Duration,
 	if err != nil {
 		return nil, err
 	}
+	cc, err := s.pg.SessionConnConfig()
+	if err != nil {
+		free()
+		return nil, messages.Wrap(messages.CodeForbidden, err, "VACUUM is refused: %v", err)
+	}
 	mc := &maintConn{free: free}
-	cc := s.pg.ConnConfig()
 	cc.RuntimeParams["application_name"] = s.applicationName()
 	cc.RuntimeParams["lock_timeout"] = fmt.Sprint(s.cfg.LockTimeout.Milliseconds())
 	cc.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/migrate"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgrole"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"github.com/rs/zerolog"
@@ -27,6 +31,8 @@ const (
 	MaxConnLifetimeDefault = time.Hour
 	SessionTimeoutDefault  = 5 * time.Minute
 	MaxMessageBytesDefault = 64 << 20
+	MinConnsDefault        = 0
+	MaxConnIdleTimeDefault = time.Minute
 )
 
 // Config configures a Client.
@@ -40,14 +46,31 @@ type Config struct {
 	AcquireTimeout time.Duration
 	// MaxConnLifetime recycles connections. Defaults to 1h.
 	MaxConnLifetime time.Duration
-	// SessionStatementTimeout is set as every connection's statement_timeout, a
-	// server-side cap on any statement. Defaults to 5m.
+	// MinConns are kept open even when idle. Defaults to 0.
+	MinConns int32
+	// MaxConnIdleTime closes a connection idle for longer (down to
+	// MinConns), checked every minute. Defaults to 1m.
+	MaxConnIdleTime time.Duration
+	// Pooler is what DSN reaches: PostgreSQL (pooler.None, the default) or a
+	// pooler in transaction mode, through which no startup parameter but
+	// application_name is sent and every request runs in a transaction that
+	// sets what it needs (package pooler).
+	Pooler pooler.Mode
+	// SessionDSN, when set, is what the connections kept out of the pool
+	// that need a session of their own (a VACUUM run's) connect to, when DSN
+	// is a transaction pooler: PostgreSQL itself, or a session-mode pooler.
+	SessionDSN string
+	// SessionStatementTimeout is set as every direct connection's
+	// statement_timeout, a server-side cap on any statement (through a
+	// transaction pooler every request sets its own). Defaults to 5m.
 	SessionStatementTimeout time.Duration
 	// MaxMessageBytes bounds one protocol message from the server, such as one
 	// row: a larger one fails the request with TOO_LARGE and closes its
 	// connection, instead of being read into memory. Defaults to 64 MiB.
 	MaxMessageBytes int
-	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at Connect.
+	// CreateExtension runs CREATE EXTENSION IF NOT EXISTS vector at Connect,
+	// under the start-up DDL lock (migrate.Locked), unless the database
+	// refuses writes.
 	CreateExtension bool
 	// ApplicationName shows in pg_stat_activity. Defaults to "dbworker".
 	ApplicationName string
@@ -67,6 +90,9 @@ type Client struct {
 	serverVersion  string
 	pgvector       string // extension version, "" when not installed
 	pgvectorSchema string // where the extension's types live
+	pooler         pooler.Mode
+	writesRefused  bool            // a hot standby, or default_transaction_read_only
+	session        *pgx.ConnConfig // connections that need a session; nil: none can have one
 
 	types *pgjson.Catalog
 
@@ -104,6 +130,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		pcfg.MaxConnLifetime = MaxConnLifetimeDefault
 	}
 	pcfg.MaxConnLifetimeJitter = pcfg.MaxConnLifetime / 10
+	pcfg.MinConns = min(max(cfg.MinConns, 0), pcfg.MaxConns)
+	pcfg.MaxConnIdleTime = cmp.Or(max(cfg.MaxConnIdleTime, 0), MaxConnIdleTimeDefault)
+	if c.pooler, err = pooler.ParseMode(string(cfg.Pooler)); err != nil {
+		return nil, fmt.Errorf("pgexec: %w", err)
+	}
 	// No prepared statement of the worker's lives on the server: pgx sends
 	// its statements unnamed with cached descriptions too, so the executor's
 	// reset (DISCARD ALL, session.go) takes nothing pgx relies on.
@@ -117,19 +148,17 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if appName == "" {
 		appName = "dbworker"
 	}
-	rp := pcfg.ConnConfig.RuntimeParams
-	rp["application_name"] = appName
-	rp["statement_timeout"] = fmt.Sprint(sessionTimeout.Milliseconds())
-	rp["TimeZone"] = "UTC"
-	rp["DateStyle"] = "ISO, YMD"
-	rp["IntervalStyle"] = "postgres"
+	maps.Copy(pcfg.ConnConfig.RuntimeParams, pooler.StartupParams(c.pooler, appName, sessionTimeout))
 	// A cancelled context cancels the statement on the server and keeps the
 	// connection; only a server that ignores the cancel loses the connection.
 	pcfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 5 * time.Second}
+		return pooler.ContextWatcher(c.pooler, pc, 5*time.Second)
 	}
 
 	if err := c.prepareServer(ctx, pcfg.ConnConfig, cfg.CreateExtension); err != nil {
+		return nil, err
+	}
+	if c.session, err = pooler.SessionConfig(pcfg.ConnConfig, cfg.SessionDSN, c.pooler, appName, sessionTimeout); err != nil {
 		return nil, err
 	}
 	if c.pgvector != "" {
@@ -158,8 +187,12 @@ func (c *Client) prepareServer(ctx context.Context, cc *pgx.ConnConfig, createEx
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	c.serverVersion = conn.PgConn().ParameterStatus("server_version")
-	if createExt {
-		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS vector"); err != nil {
+	// A hot standby, and a database or role with default_transaction_read_only.
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.current_setting('transaction_read_only') = 'on'").Scan(&c.writesRefused); err != nil {
+		return fmt.Errorf("check whether the database takes writes: %w", err)
+	}
+	if createExt && !c.writesRefused {
+		if err := migrate.CreateExtension(ctx, conn, "vector"); err != nil {
 			c.log.Warn().Err(err).Msg("could not create the pgvector extension; vector columns come back as text")
 		}
 	}
@@ -241,6 +274,25 @@ func (c *Client) Begin(ctx context.Context) (pgx.Tx, error) { return c.pool.Begi
 // ConnConfig returns a copy of the pool's connection settings, for the
 // connections that are kept out of the pool (maintenance, health checks).
 func (c *Client) ConnConfig() *pgx.ConnConfig { return c.pool.Config().ConnConfig.Copy() }
+
+// SessionConnConfig returns the settings of a connection that needs a
+// session of its own, which a transaction pooler cannot give: Config's
+// SessionDSN then, and an error without it.
+func (c *Client) SessionConnConfig() (*pgx.ConnConfig, error) {
+	if c.session == nil {
+		return nil, pooler.ErrNoSession
+	}
+	return c.session.Copy(), nil
+}
+
+// WritesRefused reports a database that refuses writes: a hot standby, or
+// default_transaction_read_only on. The worker then runs no start-up DDL.
+func (c *Client) WritesRefused() bool { return c.writesRefused }
+
+// CheckReadOnlyRole runs pgrole.CheckReadOnly on the pool.
+func (c *Client) CheckReadOnlyRole(ctx context.Context) error {
+	return pgrole.CheckReadOnly(ctx, c.pool)
+}
 
 // ServerVersion returns the server's version string.
 func (c *Client) ServerVersion() string { return c.serverVersion }

@@ -11,7 +11,11 @@
 //	stmtcache  statement descriptions per connection
 //	table      a request's table checked against the catalog, its INSERT and
 //	           UPDATE built with quoted identifiers
-//	migrate    schema migrations applied once each (schema files, graph, vector)
+//	migrate    schema migrations applied once each (schema files, graph, vector),
+//	           and the lock every piece of start-up DDL takes
+//	pooler     what a transaction pooler takes: startup parameters, settings
+//	           per transaction, cancel requests
+//	pgrole     the login's privileges, checked by a read-only worker
 //	named      the named-queries file: statements run by name, the allowlist
 //	pgerr      errors mapped to the protocol: SQLSTATEs to codes, causes kept
 //	pgexec     a request on one connection (the session), and the Executor
@@ -40,4 +44,13 @@
 // round trip ends with DISCARD ALL. The worker keeps no prepared statement on
 // the server: statements are sent unnamed with descriptions cached per
 // connection, so no request can drop or replace one another caller runs.
+//
+// # Poolers and replicas
+//
+// Behind a pooler in transaction mode (Config.Pooler, package pooler) the
+// client sends no startup parameter but application_name, and every request
+// runs in a transaction of its own that sets the statement timeout and the
+// settings text forms depend on. ExecutorConfig.Read is a second Client, on a
+// replica, for what only reads. Client.WritesRefused reports a database that
+// refuses writes (a hot standby), where the worker runs no start-up DDL.
 package pgexec

@@ -67,6 +67,9 @@ type ExecutorConfig struct {
 	NamedQueries map[string]named.Query
 	// NamedOnly refuses everything but named queries (an allowlist).
 	NamedOnly bool
+	// Read, when set, serves what only reads: read-only requests and
+	// read-only transactions, on a replica's pool (POSTGRES_READ_URL).
+	Read *Client
 }
 
 // Executor carries out db.execute requests: it binds JSON parameters by the
@@ -150,14 +153,28 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ou
 	if dl, ok := ctx.Deadline(); ok {
 		left = min(left, time.Until(dl))
 	}
-	conn, err := e.c.Acquire(ctx)
+	s, err := e.openSession(ctx, pl.readOnly)
+	if err != nil {
+		return nil, err
+	}
+	s.timeout, s.out = left, out
+	defer s.release()
+	return s.run(ctx, pl)
+}
+
+// openSession takes a connection for a request: from the read pool when the
+// request only reads and the executor has one.
+func (e *Executor) openSession(ctx context.Context, readOnly bool) (*session, error) {
+	c := e.c
+	if readOnly && e.cfg.Read != nil {
+		c = e.cfg.Read
+	}
+	conn, err := c.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	pg := conn.Conn().PgConn()
-	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: pl.readOnly, timeout: left, out: out}
-	defer s.release()
-	return s.run(ctx, pl)
+	return &session{e: e, c: c, conn: conn, pg: pg, cache: c.stmtCacheFor(pg), readOnly: readOnly}, nil
 }
 
 // prepare checks req against the executor's mode and limits and resolves a

@@ -90,7 +90,7 @@ func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescriptio
 	for _, f := range sd.Fields {
 		oids = append(oids, f.DataTypeOID)
 	}
-	types, err := s.e.c.types.Lookup(ctx, s.pg, oids...)
+	types, err := s.c.types.Lookup(ctx, s.pg, oids...)
 	if err != nil {
 		return encodedArgs{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 )
@@ -28,7 +29,7 @@ func (s *session) script(ctx context.Context, sql string, buf []byte) ([]byte, e
 		// A statement PostgreSQL refuses in a transaction block runs alone;
 		// never a DO or CALL, which could raise 25001 on purpose and then,
 		// alone, commit part of its work.
-		if err != nil && last == 0 && sqlState(err) == "25001" && !s.broken && !txControlCapable[st.Keyword] {
+		if err != nil && last == 0 && pgerr.SQLState(err) == "25001" && !s.broken && !txControlCapable[st.Keyword] {
 			if err = s.finish(ctx, false); err == nil && !s.broken {
 				tag, err = s.scriptAlone(ctx, text)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -25,7 +26,8 @@ import (
 //
 //	read-only:        BEGIN READ ONLY; set_config(statement_timeout, local); stmt; Sync;
 //	                  ROLLBACK; Sync; DISCARD ALL; setseed; Sync
-//	read-write:       stmt; Sync; DISCARD ALL; setseed; Sync
+//	read-write:       stmt; Sync; DISCARD ALL; setseed; Sync   (as DO or CALL behind a
+//	                  transaction pooler, whose sessions carry no statement_timeout)
 //	DO or CALL:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
 //	write with rows,  BEGIN; set_config(...); stmt(s); Sync     (results read and checked)
 //	tx, many, script: COMMIT or ROLLBACK; Sync; DISCARD ALL; setseed; Sync
@@ -45,6 +47,10 @@ import (
 // inside a transaction: after it the server must report the connection idle,
 // and anything else (a statement left a transaction open) closes it.
 //
+// Behind a transaction pooler the end of the transaction and the reset are
+// sent in one write, and PgBouncer keeps the server connection linked while
+// the client has a Sync unanswered: the reset runs where the request ran.
+//
 // The transaction status byte of every ReadyForQuery is checked against what
 // the request expects, so a transaction-control statement that slipped past
 // the keyword check (txcontrol.go) is caught before a later statement runs.
@@ -55,6 +61,7 @@ const resetSQL = "DISCARD ALL"
 // session is one request's hold on a connection.
 type session struct {
 	e        *Executor
+	c        *Client // the pool conn came from: the executor's, or its read pool
 	conn     *pgxpool.Conn
 	pg       *pgconn.PgConn
 	cache    *stmtcache.LRU
@@ -98,7 +105,7 @@ func (s *session) sendBegin(p *pgconn.Pipeline) {
 		}
 		p.SendQueryParams(begin, nil, nil, nil, nil)
 	}
-	p.SendQueryParams("SELECT pg_catalog.set_config('statement_timeout', $1, true)",
+	p.SendQueryParams(pooler.LocalSettingsSQL(s.c.pooler),
 		[][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil, nil)
 	s.inTx = true
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -66,16 +68,23 @@ func (s *session) statement(ctx context.Context, b sqltext.Bound, keyword string
 		case s.readOnly, s.held:
 		case !readKeywords[keyword] && len(sd.Fields) > 0:
 			how = stmtDecideAfter
-		case !txControlCapable[keyword]:
+		case !txControlCapable[keyword] && s.c.pooler != pooler.Transaction:
 			// Only DO and CALL can end a transaction from inside; anything
 			// else autocommits whole or not at all, and saves BEGIN and COMMIT.
+			// (Through a pooler the transaction carries the statement timeout.)
 			how = stmtAlone
 		}
 		out, err := s.runStatement(ctx, sd, args, how, sh, buf)
-		if err == nil || attempt > 0 || s.broken {
+		if err == nil || s.broken {
 			return out, err
 		}
 		switch {
+		case how == stmtInTx && !s.readOnly && !s.held && !txControlCapable[keyword] && pgerr.SQLState(err) == "25001":
+			// Refused in a transaction block before it ran (VACUUM): alone,
+			// capped by the context's cancel.
+			return s.runStatement(ctx, sd, args, stmtAlone, sh, buf)
+		case attempt > 0:
+			return out, err
 		case cached && planChanged(err):
 			s.cache.Remove(b.SQL)
 			// Send it again only if it did not take effect: refused before it
@@ -146,15 +155,6 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 		err = endErr
 	}
 	return buf, err
-}
-
-// sqlState is the SQLSTATE of a PostgreSQL error, or "".
-func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }
 
 // readStatement reads one statement's result from a pipeline and writes it.

@@ -52,14 +52,11 @@ func (e *Executor) BeginTx(ctx context.Context, opts TxOptions) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := e.c.Acquire(ctx)
+	s, err := e.openSession(ctx, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	pg := conn.Conn().PgConn()
-	s := &session{e: e, conn: conn, pg: pg, cache: e.c.stmtCacheFor(pg), readOnly: opts.ReadOnly}
-	s.reset = false
-	p := pg.StartPipeline(ctx)
+	p := s.pg.StartPipeline(ctx)
 	p.SendQueryParams(begin, nil, nil, nil, nil)
 	s.inTx = true // from here on, release rolls back
 	if err = p.Sync(); err == nil {

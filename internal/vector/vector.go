@@ -62,6 +62,10 @@ type Config struct {
 	// Dimension is a new collection's dimension when none is given.
 	// Defaults to 384 (PGVECTOR_DIMENSION).
 	Dimension int
+	// Read, when set, serves searches: a replica's pool (POSTGRES_READ_URL),
+	// used when pgvector is installed there. Writes and the catalog's
+	// lookups for them stay on the primary.
+	Read DB
 }
 
 // DB is what the service needs of PostgreSQL: queries, transactions and
@@ -108,7 +112,11 @@ func (s *Service) Init(ctx context.Context) error {
 		return fmt.Errorf("look up the vector schema: %w", err)
 	}
 	if !exists {
-		if _, err := s.pg.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.cfg.Schema}.Sanitize()); err != nil {
+		err := migrate.Locked(ctx, s.pg, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.cfg.Schema}.Sanitize())
+			return err
+		})
+		if err != nil && !migrate.AlreadyExists(err) {
 			return fmt.Errorf("create the vector schema: %w", err)
 		}
 	}
@@ -411,12 +419,16 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 	if err != nil {
 		return nil, err
 	}
-	cols, err := s.collections(ctx, names)
+	db := s.pg
+	if s.cfg.Read != nil && s.cfg.Read.PGVectorVersion() != "" {
+		db = s.cfg.Read
+	}
+	cols, err := s.collections(ctx, db, names)
 	if err != nil {
 		return nil, err
 	}
 	matches := []messages.VectorMatch{}
-	err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if req.EFSearch > 0 {
 			if _, err := tx.Exec(ctx, "SELECT set_config('hnsw.ef_search', $1, true)", fmt.Sprint(req.EFSearch)); err != nil {
 				return err
@@ -486,9 +498,9 @@ func best(matches []messages.VectorMatch, k int) []messages.VectorMatch {
 }
 
 // collections reads the definitions of the named collections from the
-// catalog in one query, in the order given; an unknown one is NOT_FOUND.
-func (s *Service) collections(ctx context.Context, names []string) ([]messages.Collection, error) {
-	rows, err := s.pg.Query(ctx, `SELECT name, dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = ANY($1)`, names)
+// catalog on db in one query, in the order given; an unknown one is NOT_FOUND.
+func (s *Service) collections(ctx context.Context, db DB, names []string) ([]messages.Collection, error) {
+	rows, err := db.Query(ctx, `SELECT name, dimension, metric, index_kind FROM `+s.ident(catalogTable)+` WHERE name = ANY($1)`, names)
 	if err != nil {
 		return nil, err
 	}

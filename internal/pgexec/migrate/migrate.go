@@ -27,7 +27,8 @@ import (
 // Table records the migrations applied.
 const Table = "dbworker_schema_migrations"
 
-// lockKey is the advisory lock that serialises migrations across workers.
+// lockKey is the advisory lock that serialises migrations, and all other
+// start-up DDL (Locked), across workers.
 const lockKey = 0x64627773 // "dbws"
 
 // Migration is one named piece of DDL.
@@ -88,10 +89,7 @@ func Apply(ctx context.Context, db Beginner, ms []Migration, log zerolog.Logger)
 func apply(ctx context.Context, db Beginner, m Migration, first bool) (applied bool, err error) {
 	digest := sha256.Sum256([]byte(m.SQL))
 	sum := hex.EncodeToString(digest[:])
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_catalog.pg_advisory_xact_lock($1)", lockKey); err != nil {
-			return fmt.Errorf("take the migrations lock: %w", err)
-		}
+	err = Locked(ctx, db, func(tx pgx.Tx) error {
 		table, err := tableIn(ctx, tx)
 		if err != nil {
 			return err

@@ -39,8 +39,24 @@ func AsError(err error) *messages.Error {
 		return me
 	}
 	var pe *pgconn.PgError
+	if refused(err) {
+		// Whatever refused the connection, the server, a pooler or the
+		// network, the request is not at fault: another try, or another
+		// worker, may well get one.
+		me := messages.Wrap(messages.CodeUnavailable, err, "database unavailable: could not connect")
+		if errors.As(err, &pe) {
+			me.SQLState, me.Message = pe.Code, "database unavailable: "+pe.Message
+		}
+		return me
+	}
 	if errors.As(err, &pe) {
-		return fromPgError(pe).WithCause(err)
+		me := fromPgError(pe)
+		if pe.Severity == "FATAL" || pe.Severity == "PANIC" {
+			// The session ended (terminated, timed out idle in a
+			// transaction, dropped by a pooler), not the statement.
+			me.Code, me.Status = messages.CodeUnavailable, 503
+		}
+		return me.WithCause(err)
 	}
 	var big *pgproto3.ExceededMaxBodyLenErr
 	switch {
@@ -61,6 +77,13 @@ func AsError(err error) *messages.Error {
 		return messages.Wrap(messages.CodeUnavailable, err, "database unavailable")
 	}
 	return messages.Wrap(messages.CodeInternal, err, "internal error")
+}
+
+// refused reports a connection that could not be opened, for a reason other
+// than the request's own deadline or cancel.
+func refused(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 }
 
 // connectionLost reports errors of a connection that broke mid-request.
@@ -108,4 +131,13 @@ func classify(state string) (messages.Code, int) {
 		return messages.CodeInternal, 500
 	}
 	return messages.CodeSQL, 400
+}
+
+// SQLState is the SQLSTATE of a PostgreSQL error within err, or "".
+func SQLState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }

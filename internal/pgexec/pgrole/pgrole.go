@@ -1,10 +1,21 @@
-package pgexec
+// Package pgrole checks what a login role may do beyond reading: a
+// read-only worker refuses to start with a role that could write, since
+// READ ONLY transactions stop table writes and only the role stops what they
+// let through.
+package pgrole
 
 import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
+
+// Querier runs the check's one query: a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
 
 // privilegeSQL lists what the login role can do beyond reading, through
 // itself or any role it is a member of (inherited or reachable with SET
@@ -26,17 +37,17 @@ SELECT
 	                          'pg_signal_backend', 'pg_write_all_data', 'pg_checkpoint')
 	      ORDER BY 1)`
 
-// CheckReadOnlyRole returns an error naming every power beyond reading that
+// CheckReadOnly returns an error naming every power beyond reading that
 // the login role has, itself or through a role it may SET ROLE to:
 // superuser, role or database creation, replication, a table it may write, a
 // schema or the database it may create in, and the pg_* roles that reach
 // server files, programs or other backends. A read-only worker checks
 // this at start: READ ONLY transactions stop table writes, and only the role
 // stops what they let through.
-func (c *Client) CheckReadOnlyRole(ctx context.Context) error {
+func CheckReadOnly(ctx context.Context, q Querier) error {
 	var super, admin, writes, createSchema, createDB bool
 	var roles []string
-	if err := c.pool.QueryRow(ctx, privilegeSQL).Scan(&super, &admin, &writes, &createSchema, &createDB, &roles); err != nil {
+	if err := q.QueryRow(ctx, privilegeSQL).Scan(&super, &admin, &writes, &createSchema, &createDB, &roles); err != nil {
 		return fmt.Errorf("check the login role's privileges: %w", err)
 	}
 	var found []string
