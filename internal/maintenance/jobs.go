@@ -57,7 +57,7 @@ func (s *Service) consume(ctx, taking context.Context, cons jetstream.Consumer) 
 func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		_ = msg.Term()
+		s.term(msg, "no JetStream metadata")
 		return
 	}
 	log := s.log.With().Uint64("job_seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
@@ -130,7 +130,7 @@ func (s *Service) drop(msg jetstream.Msg, meta *jetstream.MsgMetadata, cause err
 	s.cfg.Metrics.MaintenanceRun("job", statusDropped)
 	s.log.Warn().Err(cause).Str("subject", msg.Subject()).Uint64("job_seq", meta.Sequence.Stream).
 		Msg("message on DB_JOBS is not a job: dropped without a result")
-	_ = msg.Term() // TermWithReason is not honoured by nats-server 2.9: it redelivers
+	s.term(msg, "not a job: "+cause.Error())
 }
 
 // statusDropped counts a message taken off DB_JOBS that was not a job.
@@ -225,7 +225,7 @@ func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstr
 	}
 	s.cfg.Metrics.MaintenanceRun(kind, messages.StatusFailed)
 	s.log.Warn().Str("job_id", res.JobID).Str("error", me.Message).Msg("job terminated")
-	_ = msg.Term() // not TermWithReason: nats-server 2.9 does not honour it and redelivers
+	s.term(msg, "job failed: "+me.Message)
 }
 
 // storeInvalidStats records a failed stats job in DB_STATS, under the table
