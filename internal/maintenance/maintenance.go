@@ -125,7 +125,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives a line per run.
 	Logger zerolog.Logger
-	// Metrics, when set, counts runs by kind and status.
+	// Metrics, when set, counts runs by kind, source and status, their
+	// durations, redelivered and dropped jobs, the jobs consumer's state and
+	// the streams' drift.
 	Metrics *metrics.Metrics
 }
 
@@ -301,6 +303,13 @@ func (s *Service) Start(ctx context.Context) error {
 		s.life.StartFailed()
 		return err
 	}
+	s.cfg.Metrics.WatchJobs(func(ctx context.Context) (metrics.JobsState, error) {
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			return metrics.JobsState{}, err
+		}
+		return metrics.JobsState{Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}, nil
+	})
 	if err := s.openCatalog(); err != nil {
 		s.life.StartFailed()
 		return err
