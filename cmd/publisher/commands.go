@@ -65,7 +65,8 @@ func (c *cli) maintenanceConfig() maintenance.Config {
 	return maintenance.Config{
 		WorkerID:             "publisher",
 		Subjects:             c.cfg.Subjects(),
-		Replicas:             c.cfg.JSReplicas,
+		Replicas:             int(c.cfg.JSReplicas),
+		UpdateStreams:        c.cfg.JSUpdateStreams,
 		ResultsMaxAge:        c.cfg.ResultsMaxAge.D(),
 		ResultsMaxPerSubject: c.cfg.ResultsMaxPerSubject,
 		DuplicateWindow:      c.cfg.JobsDuplicateWindow.D(),
@@ -84,7 +85,9 @@ func (c *cli) daemon(ctx context.Context, cmd *runCmd) int {
 		return c.fail(exitFailed, "%v", err)
 	}
 	defer nc.Close()
-	if err := maintenance.CreateMissingStreams(ctx, js, c.maintenanceConfig()); err != nil {
+	mc := c.maintenanceConfig()
+	mc.Logger = log
+	if err := maintenance.SetupStreams(ctx, js, mc); err != nil {
 		return c.fail(exitFailed, "%v", err)
 	}
 	for _, s := range scheds {

@@ -81,7 +81,7 @@ func TestRunMetrics(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"dbworker_maintenance_run_duration_seconds", "dbworker_jobs_redeliveries_total", "dbworker_jobs_pending",
-		"dbworker_jobs_ack_pending", "dbworker_jobs_redelivered"} {
+		"dbworker_jobs_ack_pending", "dbworker_jobs_redelivered", "dbworker_stream_config_drift"} {
 		require.True(t, seen[name], name)
 	}
 }
