@@ -17,6 +17,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
+	"github.com/jeeves-avionics/dbworker/internal/natsversion"
 	"github.com/jeeves-avionics/dbworker/internal/schedule"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/client"
@@ -38,6 +39,12 @@ func (c *cli) connect(log zerolog.Logger) (*nats.Conn, jetstream.JetStream, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	v, err := natsversion.Check(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	log.Info().Stringer("nats_server", v).Stringer("minimum", natsversion.Minimum).Msg("nats-server supported")
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()

@@ -85,6 +85,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.jsnc, err = m.connectJetStream(); err != nil {
 		return err
 	}
+	if err := m.checkFleet(ctx); err != nil {
+		return err
+	}
 	// A read-only worker runs no DDL: its login must not be able to.
 	readOnly := cfg.ExecuteMode == pgexec.ModeReadOnly
 	m.pg, err = pgexec.Connect(ctx, pgexec.Config{

@@ -4,7 +4,7 @@
 //
 // # At start
 //
-//	v, err := natsversion.Check(nc) // below Minimum: ErrUnsupported
+//	v, err := natsversion.Check(nc) // below Minimum: *UnsupportedError
 //	if err != nil {
 //		return err
 //	}
@@ -38,8 +38,18 @@ var Minimum = Version{2, 9, 0}
 // Term to them.
 var TermReason = Version{2, 10, 4}
 
-// ErrUnsupported is the error of a server older than Minimum.
+// ErrUnsupported is what an UnsupportedError is (errors.Is).
 var ErrUnsupported = errors.New("nats-server version not supported")
+
+// UnsupportedError is the error of a server older than Minimum.
+type UnsupportedError struct{ Server Version }
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("nats-server %s is older than %s, the oldest dbworker supports; upgrade the server", e.Server, Minimum)
+}
+
+// Is reports ErrUnsupported.
+func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupported }
 
 // Parse reads "2.10.4", "v2.10.4", "2.11.0-beta.1" or "2.10.27-binary". It
 // reports false for a string without major.minor.patch.
@@ -84,8 +94,8 @@ func (v Version) String() string {
 	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
 }
 
-// Check returns the version of the server nc is connected to, and an error
-// wrapping ErrUnsupported when it is older than Minimum. A version that does
+// Check returns the version of the server nc is connected to, and an
+// *UnsupportedError (ErrUnsupported) when it is older than Minimum. A version that does
 // not parse is not refused: Check returns the zero Version.
 func Check(nc *nats.Conn) (Version, error) {
 	raw := nc.ConnectedServerVersion()
@@ -94,7 +104,7 @@ func Check(nc *nats.Conn) (Version, error) {
 		return Version{}, nil
 	}
 	if !v.AtLeast(Minimum) {
-		return v, fmt.Errorf("nats-server %s is older than %s, the oldest dbworker supports; upgrade the server: %w", v, Minimum, ErrUnsupported)
+		return v, &UnsupportedError{Server: v}
 	}
 	return v, nil
 }

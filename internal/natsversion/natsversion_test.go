@@ -1,6 +1,7 @@
 package natsversion_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,6 +43,12 @@ func TestAtLeast(t *testing.T) {
 	require.False(t, v("2.9.10").AtLeast(natsversion.TermReason))
 	require.True(t, v("2.9.10").AtLeast(natsversion.Minimum))
 	require.False(t, v("2.8.4").AtLeast(natsversion.Minimum))
+}
+
+func TestUnsupportedError(t *testing.T) {
+	err := error(&natsversion.UnsupportedError{Server: natsversion.Version{2, 8, 4}})
+	require.True(t, errors.Is(err, natsversion.ErrUnsupported))
+	require.EqualError(t, err, "nats-server 2.8.4 is older than 2.9.0, the oldest dbworker supports; upgrade the server")
 }
 
 // TestCheck: the embedded server (the module's nats-server) and the external
