@@ -27,7 +27,7 @@ func TestMemoryStateWorkerRefusesToJoin(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	ns := testenv.NewNATS(t)
 	nc := testenv.Connect(t, ns)
-	base := []string{"NATS_URL=" + ns.ClientURL(), "POSTGRES_URL=" + pg.URL, "MAINT_CONCURRENCY=0"}
+	base := []string{"NATS_URL=" + ns.ClientURL(), "POSTGRES_URL=" + pg.URL, "VECTOR_SCHEMA=" + pg.Schema, "MAINT_CONCURRENCY=0"}
 	startWorker(t, nc, append(base, "WORKER_ID=first-"+pg.Schema)...)
 
 	cmd := exec.Command(workerBin)
@@ -79,7 +79,7 @@ func TestFleetStartsTogetherOnACluster(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	base := []string{"NATS_URL=" + natsURL, "POSTGRES_URL=" + pg.URL, "DEPLOYMENT_MODE=distributed", "REDIS_URL=" + testenv.RedisURL(),
-		"STATE_KEY_PREFIX=" + redisPrefix, "MAINT_SCHEMAS=" + pg.Schema, "POSTGRES_POOL_SIZE=2", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug"}
+		"STATE_KEY_PREFIX=" + redisPrefix, "MAINT_SCHEMAS=" + pg.Schema, "VECTOR_SCHEMA=" + pg.Schema, "POSTGRES_POOL_SIZE=2", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug"}
 
 	type proc struct{ logs *syncBuffer }
 	start := func(id string, env ...string) proc {
