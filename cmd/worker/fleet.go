@@ -57,7 +57,7 @@ func (m *Main) checkMemoryPeers(ctx context.Context) error {
 	if err != nil {
 		ev := m.Log.Warn().Err(err)
 		if errors.Is(err, worker.ErrDiscoveryRefused) {
-			ev = m.Log.Warn().Str("hint", "let the serving user publish $SRV.PING."+cfg.ServiceName+" and read its inbox, or run DEPLOYMENT_MODE=distributed")
+			ev = ev.Str("hint", "let the serving user publish $SRV.PING."+cfg.ServiceName+" and read its inbox, or run DEPLOYMENT_MODE=distributed")
 		}
 		ev.Msg("could not ask the bus whether other workers serve this prefix; starting with state in memory")
 		return nil
