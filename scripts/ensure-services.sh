@@ -5,6 +5,8 @@
 #   Redis on 127.0.0.1:6379
 #   NATS with JetStream on 127.0.0.1:4222 (unless SKIP_NATS=1: the worker can embed one)
 #   the pgbouncer binary (not started: the tests start their own, in transaction mode)
+#   the nats-server program itself, which the fleet tests start as a cluster
+#   of processes, even when something else already answers on 4222
 # Services that already answer are used as they are.
 set -euo pipefail
 
@@ -63,13 +65,14 @@ if ! port_open 6379; then
 fi
 
 # --- NATS -------------------------------------------------------------------
+nats_bin() { command -v nats-server || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; }; }
+if [ -z "${SKIP_NATS:-}" ] && [ -z "$(nats_bin)" ]; then
+  apt_install nats-server
+fi
 if [ -z "${SKIP_NATS:-}" ] && ! port_open 4222; then
-  if ! command -v nats-server >/dev/null; then
-    apt_install nats-server
-  fi
   log "starting nats-server with JetStream"
   mkdir -p /var/lib/nats-server
-  start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
+  start-stop-daemon --start --oknodo --background --exec "$(nats_bin)" -- \
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_port 4222 NATS
 fi

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/config"
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
+	"github.com/jeeves-avionics/dbworker/internal/natsversion"
 	"github.com/jeeves-avionics/dbworker/internal/schedule"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/client"
@@ -38,6 +39,12 @@ func (c *cli) connect(log zerolog.Logger) (*nats.Conn, jetstream.JetStream, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	v, err := natsversion.Check(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	log.Info().Stringer("nats_server", v).Stringer("minimum", natsversion.Minimum).Msg("nats-server supported")
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
@@ -65,7 +72,8 @@ func (c *cli) maintenanceConfig() maintenance.Config {
 	return maintenance.Config{
 		WorkerID:             "publisher",
 		Subjects:             c.cfg.Subjects(),
-		Replicas:             c.cfg.JSReplicas,
+		Replicas:             int(c.cfg.JSReplicas),
+		UpdateStreams:        c.cfg.JSUpdateStreams,
 		ResultsMaxAge:        c.cfg.ResultsMaxAge.D(),
 		ResultsMaxPerSubject: c.cfg.ResultsMaxPerSubject,
 		DuplicateWindow:      c.cfg.JobsDuplicateWindow.D(),
@@ -84,7 +92,9 @@ func (c *cli) daemon(ctx context.Context, cmd *runCmd) int {
 		return c.fail(exitFailed, "%v", err)
 	}
 	defer nc.Close()
-	if err := maintenance.CreateMissingStreams(ctx, js, c.maintenanceConfig()); err != nil {
+	mc := c.maintenanceConfig()
+	mc.Logger = log
+	if err := maintenance.SetupStreams(ctx, js, mc); err != nil {
 		return c.fail(exitFailed, "%v", err)
 	}
 	for _, s := range scheds {

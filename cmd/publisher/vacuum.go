@@ -25,7 +25,7 @@ func (c *cli) vacuum(ctx context.Context, cmd *vacuumCmd) int {
 		return c.fail(exitFailed, "%v", err)
 	}
 	defer nc.Close()
-	if err := maintenance.CreateMissingStreams(ctx, js, c.maintenanceConfig()); err != nil {
+	if err := maintenance.SetupStreams(ctx, js, c.maintenanceConfig()); err != nil {
 		return c.fail(exitFailed, "%v", err)
 	}
 	var w *watch

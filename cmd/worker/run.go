@@ -84,6 +84,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.jsnc, err = m.connectJetStream(); err != nil {
 		return err
 	}
+	if err := m.checkFleet(ctx); err != nil {
+		return err
+	}
 	mode, ddl, err := m.connectPostgres(ctx)
 	if err != nil {
 		return err
@@ -138,7 +141,8 @@ func (m *Main) Run(ctx context.Context) error {
 		AllowFull:            cfg.MaintAllowFull,
 		LockTimeout:          cfg.MaintLockTimeout.D(),
 		VacuumTimeout:        cfg.MaintVacuumTimeout.D(),
-		Replicas:             cfg.JSReplicas,
+		Replicas:             int(cfg.JSReplicas),
+		UpdateStreams:        cfg.JSUpdateStreams,
 		ResultsMaxAge:        cfg.ResultsMaxAge.D(),
 		ResultsMaxPerSubject: cfg.ResultsMaxPerSubject,
 		DuplicateWindow:      cfg.JobsDuplicateWindow.D(),

@@ -137,16 +137,14 @@ func (c *Client) ConnectNATS(name, url string, log zerolog.Logger) (*nats.Conn, 
 
 // Streams holds the JetStream settings workers and publishers must agree on.
 type Streams struct {
-	JSReplicas           int     `envconfig:"JS_REPLICAS" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM (3 in a cluster)"`
-	ResultsMaxAge        Seconds `envconfig:"RESULTS_MAX_AGE" desc:"how long DB_STATS and DB_VACUUM keep results"`
-	ResultsMaxPerSubject int64   `envconfig:"RESULTS_MAX_PER_SUBJECT" desc:"results kept per table in DB_STATS and DB_VACUUM"`
-	JobsDuplicateWindow  Seconds `envconfig:"JOBS_DUPLICATE_WINDOW" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
+	JSReplicas           Replicas `envconfig:"JS_REPLICAS" desc:"replicas of DB_JOBS, DB_STATS and DB_VACUUM when this process creates them: auto (min(3, cluster size)) or 1 to 5"`
+	JSUpdateStreams      bool     `envconfig:"JS_UPDATE_STREAMS" desc:"apply JS_REPLICAS (unless auto) and the limits below to streams that exist with other values; false: leave them, warn and export the difference"`
+	ResultsMaxAge        Seconds  `envconfig:"RESULTS_MAX_AGE" desc:"how long DB_STATS and DB_VACUUM keep results"`
+	ResultsMaxPerSubject int64    `envconfig:"RESULTS_MAX_PER_SUBJECT" desc:"results kept per table in DB_STATS and DB_VACUUM"`
+	JobsDuplicateWindow  Seconds  `envconfig:"JOBS_DUPLICATE_WINDOW" desc:"DB_JOBS Nats-Msg-Id duplicate window"`
 }
 
 func (s *Streams) validate(bad func(name, format string, args ...any)) {
-	if s.JSReplicas < 1 || s.JSReplicas > 5 {
-		bad("JS_REPLICAS", "must be 1 to 5, got %d", s.JSReplicas)
-	}
 	if s.ResultsMaxAge.D() <= 0 {
 		bad("RESULTS_MAX_AGE", "must be positive, got %s", s.ResultsMaxAge.D())
 	}

@@ -106,14 +106,17 @@ type Config struct {
 	// StreamCreditTimeout is worker.Config.StreamCreditTimeout.
 	StreamCreditTimeout Seconds `envconfig:"WORKER_STREAM_CREDIT_TIMEOUT" desc:"longest wait of a streamed answer for the caller's credit; past it the statement is cancelled"`
 
-	DeploymentMode string  `envconfig:"DEPLOYMENT_MODE" desc:"single_node (state in memory) or distributed (state in Redis)"`
-	StateBackend   string  `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
-	RedisURL       string  `envconfig:"REDIS_URL" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
-	StateKeyPrefix string  `envconfig:"STATE_KEY_PREFIX" desc:"prefix of every Redis key"`
-	LockTTL        Seconds `envconfig:"STATE_LOCK_TTL" desc:"lock TTL when an acquire names none"`
-	LockMaxWait    Seconds `envconfig:"STATE_LOCK_MAX_WAIT" desc:"cap on an acquire's wait_ms"`
-	LockMaxWaiters int     `envconfig:"STATE_LOCK_MAX_WAITERS" desc:"acquires that may wait (wait_ms) at once; past it an acquire answers at once with wait_refused"`
-	EmbeddingTTL   Seconds `envconfig:"CACHE_EMBEDDING_TTL" desc:"embedding TTL when a set names none; 0 keeps them"`
+	DeploymentMode string `envconfig:"DEPLOYMENT_MODE" desc:"single_node (state in memory) or distributed (state in Redis)"`
+	StateBackend   string `envconfig:"STATE_BACKEND" desc:"memory or redis; overrides what DEPLOYMENT_MODE implies"`
+	// MemoryAllowPeers lets a worker with state in memory start while other
+	// workers serve its prefix: each then keeps state of its own.
+	MemoryAllowPeers bool    `envconfig:"STATE_MEMORY_ALLOW_PEERS" desc:"let a worker with state in memory start while other workers serve its SUBJECT_PREFIX (each keeps its own limits, locks and values); false: it refuses to start"`
+	RedisURL         string  `envconfig:"REDIS_URL" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
+	StateKeyPrefix   string  `envconfig:"STATE_KEY_PREFIX" desc:"prefix of every Redis key"`
+	LockTTL          Seconds `envconfig:"STATE_LOCK_TTL" desc:"lock TTL when an acquire names none"`
+	LockMaxWait      Seconds `envconfig:"STATE_LOCK_MAX_WAIT" desc:"cap on an acquire's wait_ms"`
+	LockMaxWaiters   int     `envconfig:"STATE_LOCK_MAX_WAITERS" desc:"acquires that may wait (wait_ms) at once; past it an acquire answers at once with wait_refused"`
+	EmbeddingTTL     Seconds `envconfig:"CACHE_EMBEDDING_TTL" desc:"embedding TTL when a set names none; 0 keeps them"`
 
 	VectorDimension int    `envconfig:"PGVECTOR_DIMENSION" desc:"dimension of a new db.vector collection when none is given"`
 	VectorSchema    string `envconfig:"VECTOR_SCHEMA" desc:"schema of the db.vector collections"`

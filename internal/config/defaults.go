@@ -59,7 +59,7 @@ func clientDefaults() Client {
 // streamsDefaults returns the defaults of Streams.
 func streamsDefaults() Streams {
 	return Streams{
-		JSReplicas:           maintenance.ReplicasDefault,
+		JSReplicas:           Replicas(maintenance.ReplicasDefault),
 		ResultsMaxAge:        Seconds(maintenance.ResultsMaxAgeDefault),
 		ResultsMaxPerSubject: maintenance.ResultsMaxPerSubjectDefault,
 		JobsDuplicateWindow:  Seconds(maintenance.DuplicateWindowDefault),
@@ -171,13 +171,19 @@ func describe(v reflect.Value) []variable {
 	return out
 }
 
-var secondsType = reflect.TypeOf(Seconds(0))
+var (
+	secondsType  = reflect.TypeOf(Seconds(0))
+	replicasType = reflect.TypeOf(Replicas(0))
+)
 
 // formatValue writes a default as a variable would hold it: durations as
 // Go durations without zero units (1h, not 1h0m0s), lists comma separated.
 func formatValue(v reflect.Value) string {
-	if v.Type() == secondsType {
+	switch v.Type() {
+	case secondsType:
 		return formatDuration(time.Duration(v.Int()))
+	case replicasType:
+		return Replicas(v.Int()).String()
 	}
 	switch v.Kind() {
 	case reflect.String:

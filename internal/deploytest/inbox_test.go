@@ -187,7 +187,7 @@ func TestProgramsUseTheirInboxes(t *testing.T) {
 	pnc := connect("publisher")
 	js, err := jetstream.New(pnc)
 	require.NoError(t, err)
-	require.NoError(t, maintenance.CreateMissingStreams(ctx, js, maintenance.Config{}))
+	require.NoError(t, maintenance.SetupStreams(ctx, js, maintenance.Config{}))
 	pc, err := client.New(pnc)
 	require.NoError(t, err)
 	st, err := pc.Maintenance().Stats(ctx, messages.StatsRequest{Table: pg.Schema + ".t"})

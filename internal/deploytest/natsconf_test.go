@@ -178,7 +178,7 @@ func TestRolePermissions(t *testing.T) {
 	ack, err := pjs.Publish(ctx, "db.stats.jobs", []byte(`{"table":"t"}`))
 	require.NoError(t, err)
 	require.Equal(t, maintenance.StreamJobs, ack.Stream)
-	require.NoError(t, maintenance.CreateMissingStreams(ctx, pjs, maintenance.Config{}))
+	require.NoError(t, maintenance.SetupStreams(ctx, pjs, maintenance.Config{}))
 	got, err := maintenance.LastResults(ctx, pjs, maintenance.StreamVacuum, "db.vacuum.results.>", 1)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
@@ -221,7 +221,7 @@ func TestReadersCreateNoConsumers(t *testing.T) {
 	js, err := jetstream.New(w.nc)
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, maintenance.EnsureStreams(ctx, js, maintenance.Config{}))
+	require.NoError(t, maintenance.SetupStreams(ctx, js, maintenance.Config{}))
 	for _, user := range []string{"publisher", "ops"} {
 		a := connectAs(t, s, user)
 		for _, subject := range []string{

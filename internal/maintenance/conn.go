@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -56,7 +57,7 @@ func (s *Service) takeSlot(ctx context.Context, wait bool) (func(), error) {
 	default:
 	}
 	if !wait {
-		s.cfg.Metrics.MaintenanceRun("vacuum", "busy")
+		s.cfg.Metrics.MaintenanceRun("vacuum", metrics.SourceRequest, "busy")
 		return nil, messages.Errorf(messages.CodeUnavailable,
 			"every maintenance connection of this worker is in use (MAINT_MAX_CONNECTIONS=%d): retry later, or queue the VACUUM with async", s.cfg.MaxConnections)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/jeeves-avionics/dbworker/internal/metrics"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
@@ -57,10 +58,13 @@ func (s *Service) consume(ctx, taking context.Context, cons jetstream.Consumer) 
 func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		_ = msg.Term()
+		s.term(msg, "no JetStream metadata")
 		return
 	}
 	log := s.log.With().Uint64("job_seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
+	if meta.NumDelivered > 1 {
+		s.cfg.Metrics.JobRedelivered()
+	}
 	switch {
 	case msg.Subject() == s.cfg.Subjects.Of(subjects.DBVacuumJobs):
 		var req messages.VacuumRequest
@@ -125,16 +129,22 @@ func (s *Service) handleJob(ctx context.Context, msg jetstream.Msg) {
 // into, or a subject that is no jobs subject) and stores nothing for it, so
 // that no stored result can come back as a job and feed a loop between the
 // results streams and DB_JOBS (a stored result never decodes as a request).
-// It is logged and counted as kind "job", status "dropped".
+// It is logged and counted (dbworker_jobs_dropped_total).
 func (s *Service) drop(msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
-	s.cfg.Metrics.MaintenanceRun("job", statusDropped)
+	s.cfg.Metrics.JobDropped()
 	s.log.Warn().Err(cause).Str("subject", msg.Subject()).Uint64("job_seq", meta.Sequence.Stream).
 		Msg("message on DB_JOBS is not a job: dropped without a result")
-	_ = msg.Term() // TermWithReason is not honoured by nats-server 2.9: it redelivers
+	s.term(msg, "not a job: "+cause.Error())
 }
 
-// statusDropped counts a message taken off DB_JOBS that was not a job.
-const statusDropped = "dropped"
+// sourceOf is the metrics source of a run: a job when it has a job id (only
+// the jobs consumer gives one), a request otherwise.
+func sourceOf(jobID string) string {
+	if jobID != "" {
+		return metrics.SourceJob
+	}
+	return metrics.SourceRequest
+}
 
 // retryable reports a failed run worth doing again.
 func retryable(ctx context.Context, res *messages.VacuumResult) bool {
@@ -181,7 +191,7 @@ func (s *Service) skipped(ctx context.Context, req *messages.VacuumRequest, el *
 	now := time.Now().UTC()
 	res := &messages.VacuumResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, Schema: t.schema, Table: t.table,
 		Status: messages.StatusSkipped, StartedAt: now, FinishedAt: now, Holder: el.holder}
-	s.cfg.Metrics.MaintenanceRun("vacuum", messages.StatusSkipped)
+	s.cfg.Metrics.MaintenanceRun("vacuum", metrics.SourceJob, messages.StatusSkipped)
 	s.log.Info().Str("job_id", req.JobID).Stringer("target", t.lockKey()).Str("holder", el.holder).Msg("vacuum job skipped: target locked")
 	return s.storeVacuum(context.WithoutCancel(ctx), res)
 }
@@ -223,9 +233,9 @@ func (s *Service) terminate(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	s.cfg.Metrics.MaintenanceRun(kind, messages.StatusFailed)
+	s.cfg.Metrics.MaintenanceRun(kind, metrics.SourceJob, messages.StatusFailed)
 	s.log.Warn().Str("job_id", res.JobID).Str("error", me.Message).Msg("job terminated")
-	_ = msg.Term() // not TermWithReason: nats-server 2.9 does not honour it and redelivers
+	s.term(msg, "job failed: "+me.Message)
 }
 
 // storeInvalidStats records a failed stats job in DB_STATS, under the table

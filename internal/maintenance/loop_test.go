@@ -62,20 +62,14 @@ func TestStoredResultsCannotBecomeJobs(t *testing.T) {
 	require.Equal(t, 2.0, dropped(t, reg), "each dropped message is counted")
 }
 
-// dropped reads dbworker_maintenance_runs_total{kind="job",status="dropped"}.
+// dropped reads dbworker_jobs_dropped_total.
 func dropped(t *testing.T, reg *metrics.Metrics) float64 {
 	t.Helper()
 	families, err := reg.Registry.Gather()
 	require.NoError(t, err)
 	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if f.GetName() == "dbworker_maintenance_runs_total" && labels["kind"] == "job" && labels["status"] == "dropped" {
-				return m.GetCounter().GetValue()
-			}
+		if f.GetName() == "dbworker_jobs_dropped_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
 	return 0

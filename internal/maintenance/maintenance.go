@@ -63,7 +63,7 @@ const (
 	MaxDeliverDefault           = 10
 	LockTimeoutDefault          = 5 * time.Second
 	VacuumTimeoutDefault        = time.Hour
-	ReplicasDefault             = 1
+	ReplicasDefault             = ReplicasAuto
 	ResultsMaxAgeDefault        = 30 * 24 * time.Hour
 	ResultsMaxPerSubjectDefault = 1000
 	DuplicateWindowDefault      = 10 * time.Minute
@@ -113,8 +113,15 @@ type Config struct {
 	LockTimeout time.Duration
 	// VacuumTimeout is the default and cap of timeout_ms. Defaults to 1h.
 	VacuumTimeout time.Duration
-	// Replicas of the streams, for a cluster. Defaults to 1.
+	// Replicas of the streams this process creates. Defaults to
+	// ReplicasAuto (0): min(3, the cluster's size), so 1 on a single server.
+	// An existing stream keeps its replicas unless UpdateStreams is set.
 	Replicas int
+	// UpdateStreams applies Replicas (when not auto), ResultsMaxAge,
+	// ResultsMaxPerSubject and DuplicateWindow to streams that exist with
+	// other values. Defaults to false: an existing stream is left as it is,
+	// and each difference is logged and exported (dbworker_stream_config_drift).
+	UpdateStreams bool
 	// ResultsMaxAge and ResultsMaxPerSubject bound DB_STATS and DB_VACUUM.
 	// Default to 30 days and 1000.
 	ResultsMaxAge        time.Duration
@@ -125,7 +132,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives a line per run.
 	Logger zerolog.Logger
-	// Metrics, when set, counts runs by kind and status.
+	// Metrics, when set, counts runs by kind, source and status, their
+	// durations, redelivered and dropped jobs, the jobs consumer's state and
+	// the streams' drift.
 	Metrics *metrics.Metrics
 }
 
@@ -149,7 +158,7 @@ func StreamName(prefix subjects.Subjects, stream string) string {
 // stream names a stream under this service's prefix.
 func (s *Service) stream(name string) string { return StreamName(s.cfg.Subjects, name) }
 
-// withDefaults fills the fields left zero. StreamConfigs uses it alone; New
+// withDefaults fills the fields left zero. SetupStreams uses it alone; New
 // validates first.
 func (c *Config) withDefaults() {
 	if len(c.Schemas) == 0 {
@@ -179,7 +188,6 @@ func (c *Config) withDefaults() {
 	setInt(&c.MaxDeliver, MaxDeliverDefault)
 	setInt(&c.MaxConnections, MaxConnectionsDefault)
 	setInt(&c.SQLConnections, SQLConnectionsDefault)
-	setInt(&c.Replicas, ReplicasDefault)
 	if c.ResultsMaxPerSubject == 0 {
 		c.ResultsMaxPerSubject = ResultsMaxPerSubjectDefault
 	}
@@ -287,8 +295,10 @@ func New(cfg Config, nc *nats.Conn, pg DB, st state.Backend) (*Service, error) {
 	return &Service{cfg: cfg, log: cfg.Logger, nc: nc, js: js, pg: pg, state: st, conns: make(chan struct{}, cfg.MaxConnections)}, nil
 }
 
-// Start creates or updates the streams and the jobs consumer, then starts
-// Concurrency job loops. ctx bounds the set-up only. A second Start returns
+// Start sets up the streams (SetupStreams) and creates or updates the jobs
+// consumer, retrying while the server or cluster is not ready, then starts
+// Concurrency job loops. ctx bounds the set-up only (SetupTimeoutDefault
+// when it has no deadline). A second Start returns
 // startstop.ErrStarted; one after Stop, or after a Start that failed,
 // startstop.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
@@ -301,6 +311,13 @@ func (s *Service) Start(ctx context.Context) error {
 		s.life.StartFailed()
 		return err
 	}
+	s.cfg.Metrics.WatchJobs(func(ctx context.Context) (metrics.JobsState, error) {
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			return metrics.JobsState{}, err
+		}
+		return metrics.JobsState{Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}, nil
+	})
 	if err := s.openCatalog(); err != nil {
 		s.life.StartFailed()
 		return err

@@ -76,6 +76,7 @@ func (s *Service) resolve(ctx context.Context, schema, table string) (target, er
 // configured schemas' tables, and stores each table's in DB_STATS unless
 // Publish is false.
 func (s *Service) Stats(ctx context.Context, req *messages.StatsRequest) (*messages.StatsResult, error) {
+	start := time.Now()
 	res := &messages.StatsResult{RunID: nuid.Next(), JobID: req.JobID, WorkerID: s.cfg.WorkerID, At: time.Now().UTC().Truncate(time.Microsecond), Tables: []messages.TableStats{}}
 	var rows pgx.Rows
 	var err error
@@ -110,11 +111,13 @@ func (s *Service) Stats(ctx context.Context, req *messages.StatsRequest) (*messa
 	}
 	if req.Publish == nil || *req.Publish {
 		if err := s.storeStats(ctx, res); err != nil {
-			s.cfg.Metrics.MaintenanceRun("stats", messages.StatusFailed)
+			s.cfg.Metrics.MaintenanceRun("stats", sourceOf(req.JobID), messages.StatusFailed)
+			s.cfg.Metrics.MaintenanceDuration("stats", sourceOf(req.JobID), messages.StatusFailed, time.Since(start))
 			return nil, err
 		}
 	}
-	s.cfg.Metrics.MaintenanceRun("stats", messages.StatusOK)
+	s.cfg.Metrics.MaintenanceRun("stats", sourceOf(req.JobID), messages.StatusOK)
+	s.cfg.Metrics.MaintenanceDuration("stats", sourceOf(req.JobID), messages.StatusOK, time.Since(start))
 	return res, nil
 }
 

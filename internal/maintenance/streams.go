@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 )
 
-// StreamConfigs returns the three streams as cfg wants them.
-func StreamConfigs(cfg Config) []jetstream.StreamConfig {
-	cfg.withDefaults()
+// streamConfigs returns the three streams as cfg wants them, with replicas
+// replicas.
+func streamConfigs(cfg Config, replicas int) []jetstream.StreamConfig {
 	p := cfg.Subjects.Prefix()
 	results := func(name, subject, desc string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
@@ -23,7 +26,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Storage:           jetstream.FileStorage,
 			MaxAge:            cfg.ResultsMaxAge,
 			MaxMsgsPerSubject: cfg.ResultsMaxPerSubject,
-			Replicas:          cfg.Replicas,
+			Replicas:          replicas,
 			Duplicates:        cfg.DuplicateWindow,
 			Discard:           jetstream.DiscardOld,
 		}
@@ -37,47 +40,146 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Subjects:    []string{cfg.Subjects.Of(subjects.DBVacuumJobs), cfg.Subjects.Of(subjects.DBStatsJobs)},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
+			Replicas:    replicas,
 			Duplicates:  cfg.DuplicateWindow,
 		},
 	}
 }
 
-// EnsureStreams creates or updates the three streams, idempotently. Workers
-// and publishers both call it, so either may start first.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
-	for _, sc := range StreamConfigs(cfg) {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+// SetupStreams makes sure the three streams exist, and is safe to run from
+// any number of workers and publishers at once, on one server or a cluster
+// that is still electing its leaders. Fields of cfg left zero take their
+// defaults.
+//
+// A missing stream is created with cfg's settings; Replicas 0 (auto) is
+// min(3, the cluster's size). An existing stream is left as it is, whoever
+// created it: a setting of cfg that differs from the live one (replicas when
+// cfg names them, limits, subjects) is logged as a warning and exported in
+// cfg.Metrics (dbworker_stream_config_drift), and applied only when
+// cfg.UpdateStreams is set. Requests that time out, find JetStream not
+// ready, or lose a race with another creator are retried with backoff until
+// ctx ends (SetupTimeoutDefault when it has no deadline).
+func SetupStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg.withDefaults()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, SetupTimeoutDefault)
+		defer cancel()
+	}
+	replicas := cfg.Replicas
+	if replicas == ReplicasAuto {
+		replicas = autoReplicas(js.Conn())
+	}
+	for _, want := range streamConfigs(cfg, replicas) {
+		if err := setupStream(ctx, js, cfg, want); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// CreateMissingStreams creates the streams that do not exist yet and leaves
-// existing ones as the workers configured them.
-func CreateMissingStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
-	for _, sc := range StreamConfigs(cfg) {
-		_, err := js.Stream(ctx, sc.Name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			_, err = js.CreateStream(ctx, sc)
-			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				err = nil // created meanwhile by someone else
-			}
+// setupStream creates one stream when it is missing, or reconciles it with
+// want when it exists.
+func setupStream(ctx context.Context, js jetstream.JetStream, cfg Config, want jetstream.StreamConfig) error {
+	log := cfg.Logger.With().Str("stream", want.Name).Logger()
+	warned := false
+	return retry(ctx, log, "stream "+want.Name, func(actx context.Context) error {
+		s, err := js.Stream(actx, want.Name)
+		if err == nil {
+			return reconcile(actx, js, cfg, log, want, s.CachedInfo().Config)
 		}
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream info: %w", err)
 		}
+		_, err = js.CreateStream(actx, want)
+		switch {
+		case err == nil:
+			log.Info().Int("replicas", want.Replicas).Msg("stream created")
+			cfg.Metrics.StreamDrift(want.Name, nil)
+			return nil
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			return errAgain // another process created it meanwhile: read what it made
+		case want.Replicas > 1 && cfg.Replicas == ReplicasAuto && isAPIError(err, jsErrReplicasNotSupported):
+			// A server that advertises peers but runs JetStream alone.
+			log.Warn().Int("replicas", want.Replicas).Msg("JS_REPLICAS=auto: JetStream is not clustered on this server; creating the stream with 1 replica")
+			want.Replicas = 1
+			return errAgain
+		case want.Replicas > 1 && isAPIError(err, jsErrReplicasNotSupported):
+			return fmt.Errorf("create stream with %d replicas: %w (JS_REPLICAS=%d needs a JetStream cluster)", want.Replicas, err, want.Replicas)
+		case isAPIError(err, jsErrInsufficientResources) && !warned:
+			warned = true
+			log.Warn().Err(err).Int("replicas", want.Replicas).
+				Msg("too few JetStream servers up for the stream's replicas; retrying (set JS_REPLICAS if the cluster is smaller than that)")
+		}
+		return fmt.Errorf("create stream: %w", err)
+	})
+}
+
+// reconcile compares a live stream's configuration with want: differences
+// are logged and exported, and applied when cfg.UpdateStreams is set.
+func reconcile(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Logger, want, live jetstream.StreamConfig) error {
+	fields := streamDiff(want, live, cfg.Replicas != ReplicasAuto)
+	if len(fields) == 0 {
+		cfg.Metrics.StreamDrift(want.Name, nil)
+		return nil
 	}
+	ev := log.Warn().Strs("differs", fields).
+		Int("live_replicas", live.Replicas).Dur("live_max_age", live.MaxAge).Int64("live_max_msgs_per_subject", live.MaxMsgsPerSubject).
+		Dur("live_duplicate_window", live.Duplicates).Strs("live_subjects", live.Subjects).
+		Int("replicas", want.Replicas).Dur("max_age", want.MaxAge).Int64("max_msgs_per_subject", want.MaxMsgsPerSubject).
+		Dur("duplicate_window", want.Duplicates).Strs("subjects", want.Subjects)
+	if !cfg.UpdateStreams {
+		cfg.Metrics.StreamDrift(want.Name, fields)
+		ev.Msg("stream's live configuration differs from this process's; left as it is (JS_UPDATE_STREAMS=true applies this one)")
+		return nil
+	}
+	ev.Msg("stream's live configuration differs from this process's; updating it (JS_UPDATE_STREAMS=true)")
+	upd := live
+	upd.Subjects, upd.MaxAge, upd.MaxMsgsPerSubject, upd.Duplicates = want.Subjects, want.MaxAge, want.MaxMsgsPerSubject, want.Duplicates
+	if cfg.Replicas != ReplicasAuto {
+		upd.Replicas = want.Replicas
+	}
+	if _, err := js.UpdateStream(ctx, upd); err != nil {
+		return fmt.Errorf("update stream: %w", err)
+	}
+	cfg.Metrics.StreamDrift(want.Name, nil)
 	return nil
 }
 
-// setupStreams creates or updates the streams and the durable jobs consumer,
-// idempotently, and returns the consumer.
-func (s *Service) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
-	if err := EnsureStreams(ctx, s.js, s.cfg); err != nil {
-		return nil, err
+// streamDiff names the settings of want that live does not have: replicas
+// (when this process names them), max_age, max_msgs_per_subject,
+// duplicate_window, subjects, retention, storage.
+func streamDiff(want, live jetstream.StreamConfig, replicas bool) []string {
+	var out []string
+	if replicas && max(want.Replicas, 1) != max(live.Replicas, 1) {
+		out = append(out, "replicas")
 	}
+	if want.MaxAge != live.MaxAge {
+		out = append(out, "max_age")
+	}
+	// The server stores "no limit" as -1.
+	if max(want.MaxMsgsPerSubject, 0) != max(live.MaxMsgsPerSubject, 0) {
+		out = append(out, "max_msgs_per_subject")
+	}
+	if want.Duplicates != live.Duplicates {
+		out = append(out, "duplicate_window")
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(want.Subjects)), slices.Sorted(slices.Values(live.Subjects))) {
+		out = append(out, "subjects")
+	}
+	if want.Retention != live.Retention {
+		out = append(out, "retention")
+	}
+	if want.Storage != live.Storage {
+		out = append(out, "storage")
+	}
+	return out
+}
+
+// setupConsumer creates or updates the durable jobs consumer (its settings
+// are each worker's own: every worker of a pool should have the same),
+// retrying as SetupStreams does.
+func (s *Service) setupConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	cc := jetstream.ConsumerConfig{
 		Durable:       ConsumerJobs,
 		Description:   "maintenance jobs, shared by every worker",
@@ -87,9 +189,34 @@ func (s *Service) setupStreams(ctx context.Context) (jetstream.Consumer, error) 
 		BackOff:       s.cfg.BackOff,
 		MaxAckPending: 1000,
 	}
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.stream(StreamJobs), cc)
-	if err != nil {
-		return nil, fmt.Errorf("create or update consumer %s on %s: %w", ConsumerJobs, s.stream(StreamJobs), err)
-	}
-	return cons, nil
+	stream := s.stream(StreamJobs)
+	var cons jetstream.Consumer
+	err := retry(ctx, s.log, "consumer "+ConsumerJobs+" on "+stream, func(actx context.Context) error {
+		var err error
+		cons, err = s.js.CreateOrUpdateConsumer(actx, stream, cc)
+		if err != nil {
+			return fmt.Errorf("create or update consumer: %w", err)
+		}
+		return nil
+	})
+	return cons, err
 }
+
+// setupStreams sets up the streams and the durable jobs consumer, and
+// returns the consumer. ctx bounds it (SetupTimeoutDefault when it has no
+// deadline).
+func (s *Service) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, SetupTimeoutDefault)
+		defer cancel()
+	}
+	if err := SetupStreams(ctx, s.js, s.cfg); err != nil {
+		return nil, err
+	}
+	return s.setupConsumer(ctx)
+}
+
+// SetupTimeoutDefault bounds SetupStreams and a Service's Start when their
+// ctx has no deadline.
+const SetupTimeoutDefault = time.Minute

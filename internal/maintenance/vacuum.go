@@ -189,7 +189,10 @@ func (s *Service) vacuum(ctx context.Context, req *messages.VacuumRequest, job j
 		res.Status = messages.StatusFailed
 		res.Error = pgerr.AsError(runErr)
 	}
-	s.cfg.Metrics.MaintenanceRun("vacuum", res.Status)
+	s.cfg.Metrics.MaintenanceRun("vacuum", sourceOf(req.JobID), res.Status)
+	if mc != nil {
+		s.cfg.Metrics.MaintenanceDuration("vacuum", sourceOf(req.JobID), res.Status, res.FinishedAt.Sub(res.StartedAt))
+	}
 	s.log.Info().Str("run_id", runID).Str("job_id", req.JobID).Stringer("target", t.lockKey()).Str("status", res.Status).
 		Int64("duration_ms", res.DurationMS).Msg("vacuum")
 	return res, s.storeVacuum(context.WithoutCancel(ctx), res)

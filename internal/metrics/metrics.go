@@ -19,6 +19,7 @@ type Metrics struct {
 	locks       *prometheus.CounterVec
 	rateLimits  *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
+	fleet       fleet // fleet.go
 }
 
 // New registers every metric on a new registry.
@@ -35,8 +36,8 @@ func New() *Metrics {
 		Name: "dbworker_requests_in_flight", Help: "Requests being handled or waiting for the worker's pool.",
 	})
 	m.maintenance = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "dbworker_maintenance_runs_total", Help: "Maintenance runs by kind (vacuum, stats, job) and status (ok, failed, skipped; dropped for a message on DB_JOBS that is no job).",
-	}, []string{"kind", "status"})
+		Name: "dbworker_maintenance_runs_total", Help: "Maintenance runs by kind (vacuum, stats), source (request, job) and status (ok, failed, skipped, busy).",
+	}, []string{"kind", "source", "status"})
 	m.locks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dbworker_lock_operations_total", Help: "state.lock operations by op and outcome.",
 	}, []string{"op", "outcome"})
@@ -48,6 +49,7 @@ func New() *Metrics {
 	}, []string{"reason"})
 	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.maintenance, m.locks, m.rateLimits, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.fleet = newFleet(m.Registry)
 	return m
 }
 
@@ -67,10 +69,11 @@ func (m *Metrics) InFlight(delta float64) {
 	}
 }
 
-// MaintenanceRun records a run's outcome.
-func (m *Metrics) MaintenanceRun(kind, status string) {
+// MaintenanceRun records a run's outcome: kind is vacuum or stats, source
+// request or job (SourceRequest, SourceJob).
+func (m *Metrics) MaintenanceRun(kind, source, status string) {
 	if m != nil {
-		m.maintenance.WithLabelValues(kind, status).Inc()
+		m.maintenance.WithLabelValues(kind, source, status).Inc()
 	}
 }
 

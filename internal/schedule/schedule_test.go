@@ -103,7 +103,7 @@ func TestThreePublishersOneJobPerSlot(t *testing.T) {
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, maintenance.EnsureStreams(ctx, js, maintenance.Config{}))
+	require.NoError(t, maintenance.SetupStreams(ctx, js, maintenance.Config{}))
 
 	var mu sync.Mutex
 	bySlot := map[string]int{}

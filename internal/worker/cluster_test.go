@@ -100,6 +100,17 @@ func TestClusterNodeLoss(t *testing.T) {
 	info, err := js.Stream(ctx, maintenance.StreamJobs)
 	require.NoError(t, err)
 	require.Equal(t, 3, info.CachedInfo().Config.Replicas)
+	// JS_REPLICAS=auto on three nodes is three replicas.
+	auto, err := subjects.New("auto.")
+	require.NoError(t, err)
+	require.NoError(t, maintenance.SetupStreams(ctx, js, maintenance.Config{Subjects: auto}))
+	autoJobs := maintenance.StreamName(auto, maintenance.StreamJobs)
+	info, err = js.Stream(ctx, autoJobs)
+	require.NoError(t, err)
+	require.Equal(t, 3, info.CachedInfo().Config.Replicas, "auto")
+	for _, name := range []string{maintenance.StreamJobs, maintenance.StreamStats, maintenance.StreamVacuum} {
+		require.NoError(t, js.DeleteStream(ctx, maintenance.StreamName(auto, name)))
+	}
 
 	publish := func(i int) {
 		require.Eventually(t, func() bool {
