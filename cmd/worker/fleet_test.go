@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,11 +52,11 @@ func TestMemoryStateWorkerRefusesToJoin(t *testing.T) {
 
 // startWorkerAs runs the binary as worker id with env and waits until it
 // answers $SRV.PING.
-func startWorkerAs(t *testing.T, nc *nats.Conn, id string, env ...string) *syncBuffer {
+func startWorkerAs(t *testing.T, nc *nats.Conn, id string, env ...string) *testenv.SyncBuffer {
 	t.Helper()
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(), append(env, "WORKER_ID="+id)...)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -81,11 +80,11 @@ func TestFleetStartsTogetherOnACluster(t *testing.T) {
 	base := []string{"NATS_URL=" + natsURL, "POSTGRES_URL=" + pg.URL, "DEPLOYMENT_MODE=distributed", "REDIS_URL=" + testenv.RedisURL(),
 		"STATE_KEY_PREFIX=" + redisPrefix, "MAINT_SCHEMAS=" + pg.Schema, "VECTOR_SCHEMA=" + pg.Schema, "POSTGRES_POOL_SIZE=2", "POSTGRES_MAX_OVERFLOW=0", "LOG_LEVEL=debug"}
 
-	type proc struct{ logs *syncBuffer }
+	type proc struct{ logs *testenv.SyncBuffer }
 	start := func(id string, env ...string) proc {
 		cmd := exec.Command(workerBin)
 		cmd.Env = append(append(os.Environ(), base...), append(env, "WORKER_ID="+id)...)
-		p := proc{logs: &syncBuffer{}}
+		p := proc{logs: &testenv.SyncBuffer{}}
 		cmd.Stderr = p.logs
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -158,23 +157,4 @@ func serving(t *testing.T, nc *nats.Conn) map[string]bool {
 			ids[ping.Metadata["worker_id"]] = true
 		}
 	}
-}
-
-// syncBuffer is a buffer a process writes its logs to while the test reads
-// them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

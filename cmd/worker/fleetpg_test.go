@@ -119,7 +119,7 @@ func TestThroughPgBouncerTransactionMode(t *testing.T) {
 	wg.Wait()
 	require.Zero(t, errSeen.Load(), "%d of %d calls failed, first: %s", errSeen.Load(), calls.Load(), strings.Join(errs, "; "))
 	require.Greater(t, calls.Load(), int64(callers*8), "every caller ran every kind of call")
-	require.EqualValues(t, bumps.Load(), scalarInt(t, db, "SELECT n FROM counter WHERE id = 1"), "every committed increment, once")
+	require.EqualValues(t, bumps.Load(), db.Count("SELECT n FROM counter WHERE id = 1"), "every committed increment, once")
 
 	// The caps hold through the pooler.
 	res, err := c.Query(ctx, "SELECT g FROM generate_series(1, 100) g", nil, client.WithMaxRows(7))

@@ -67,9 +67,9 @@ func TestReadOnlyDatabaseWorker(t *testing.T) {
 	requireCode(t, err, messages.CodeForbidden, "insert after a SET")
 	_, err = c.Graph().AddNode(ctx, client.NodeSpec{ID: "a", Type: "t"})
 	requireCode(t, err, messages.CodeForbidden, "graph write")
-	require.Equal(t, 2, scalarInt(t, db, "SELECT count(*) FROM items"))
-	require.Equal(t, 0, scalarInt(t, db, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), "no CREATE EXTENSION")
-	require.Equal(t, 0, scalarInt(t, db, "SELECT count(*) FROM pg_class WHERE relname = 'dbworker_schema_migrations'"), "no migrations")
+	require.Equal(t, 2, db.Count("SELECT count(*) FROM items"))
+	require.Equal(t, 0, db.Count("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), "no CREATE EXTENSION")
+	require.Equal(t, 0, db.Count("SELECT count(*) FROM pg_class WHERE relname = 'dbworker_schema_migrations'"), "no migrations")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait())
 	require.Contains(t, logs.String(), "the database refuses writes")
@@ -78,8 +78,8 @@ func TestReadOnlyDatabaseWorker(t *testing.T) {
 	fresh := testenv.NewDatabase(t)
 	ns2 := testenv.NewNATS(t)
 	startWorker(t, testenv.Connect(t, ns2), "NATS_URL="+ns2.ClientURL(), "POSTGRES_URL="+fresh.URL, "WORKER_ID=nomigrate-"+fresh.Database(t), "POSTGRES_MIGRATE=false")
-	require.Equal(t, 0, scalarInt(t, fresh, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), "no CREATE EXTENSION")
-	require.Equal(t, 0, scalarInt(t, fresh, "SELECT count(*) FROM pg_class WHERE relname = 'dbworker_schema_migrations'"), "no migrations")
+	require.Equal(t, 0, fresh.Count("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), "no CREATE EXTENSION")
+	require.Equal(t, 0, fresh.Count("SELECT count(*) FROM pg_class WHERE relname = 'dbworker_schema_migrations'"), "no migrations")
 }
 
 // TestReadPool: with POSTGRES_READ_URL, read-only requests, read-only

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
@@ -30,19 +29,8 @@ func txFixture(t *testing.T, env ...string) (*testenv.Postgres, *client.Client, 
 	return pg, c, func() *os.Process { return cmd.Process }, id, nc
 }
 
-// scalarInt runs a query that returns one integer.
-func scalarInt(t *testing.T, pg *testenv.Postgres, sql string) int {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), pg.URL)
-	require.NoError(t, err)
-	defer conn.Close(context.Background())
-	var n int
-	require.NoError(t, conn.QueryRow(context.Background(), sql).Scan(&n))
-	return n
-}
-
 func counterValue(t *testing.T, pg *testenv.Postgres) int {
-	return scalarInt(t, pg, "SELECT n FROM counter WHERE id = 1")
+	return pg.Count("SELECT n FROM counter WHERE id = 1")
 }
 
 // TestSIGKILLWithATransactionOpen: the worker holding a transaction dies;
@@ -107,5 +95,5 @@ func TestSIGTERMWithTransactionsOpen(t *testing.T) {
 		t.Fatal("the worker did not exit after its drain timeout")
 	}
 	require.Equal(t, 2, counterValue(t, pg), "the committed transaction stands")
-	require.Equal(t, 1, scalarInt(t, pg, "SELECT count(*) FROM counter"), "the abandoned one was rolled back")
+	require.Equal(t, 1, pg.Count("SELECT count(*) FROM counter"), "the abandoned one was rolled back")
 }

@@ -9,6 +9,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -16,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,43 @@ func NewPostgres(t testing.TB) *Postgres {
 	q.Set("search_path", schema+",public")
 	u.RawQuery = q.Encode()
 	return &Postgres{URL: u.String(), Schema: schema}
+}
+
+// Count runs a query that returns one integer, on a connection of its own.
+// It fails no test (-1 stands for an error), so that the conditions of
+// require.Eventually, which run on another goroutine, may call it.
+func (p *Postgres) Count(sql string, args ...any) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.URL)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// SyncBuffer is a buffer that a process (or a logger on other goroutines)
+// writes while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Exec runs SQL in the test's schema, failing the test on error.

@@ -101,22 +101,8 @@ func (b *redTx) startWorker(id string, maxConns int32, tx txn.Config, log zerolo
 	return cl, w, nil
 }
 
-// count runs a count on a connection of its own; it fails no test (-1 is an
-// error), so that Eventually's conditions may call it.
-func (b *redTx) count(sql string, args ...any) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, b.pg.URL)
-	if err != nil {
-		return -1
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		return -1
-	}
-	return n
-}
+// count is testenv.Postgres.Count on the test's schema.
+func (b *redTx) count(sql string, args ...any) int { return b.pg.Count(sql, args...) }
 
 func (b *redTx) checksum() string {
 	b.t.Helper()
@@ -306,24 +292,6 @@ func TestRedTxStrangersGetNothing(t *testing.T) {
 	require.Eventually(t, func() bool { return b.cl.Pool().Stat().AcquiredConns() == 0 }, 2*time.Second, 10*time.Millisecond)
 }
 
-// syncBuffer is a log sink safe for the worker's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRedTxLogsDoNotHoldTheSecret: the transaction id is the secret that
 // reaches a transaction ("like a lock's lease"), and the begin's log line
 // keeps only its first 8 characters. But every failed request is logged
@@ -335,7 +303,7 @@ func (b *syncBuffer) String() string {
 // Should: the logs name a transaction by a prefix of its id, as begin does.
 func TestRedTxLogsDoNotHoldTheSecret(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	b := redTxSetup(t, 8, txn.Config{MaxOpen: 2, IdleTimeout: 30 * time.Second}, zerolog.New(logs).Level(zerolog.InfoLevel))
 	subject := b.begin(b.nc, `{}`)
 	id := subject[strings.LastIndexByte(subject, '.')+1:]

@@ -77,23 +77,8 @@ func setup(t *testing.T, maxConns int32, cfg txn.Config) *bundle {
 	return b
 }
 
-// count runs one count query on a connection outside the pool. It fails no
-// test, so that Eventually's conditions (run on another goroutine) may call
-// it: -1 is an error.
-func (b *bundle) count(sql string, args ...any) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, b.pg.URL)
-	if err != nil {
-		return -1
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		return -1
-	}
-	return n
-}
+// count is testenv.Postgres.Count on the test's schema.
+func (b *bundle) count(sql string, args ...any) int { return b.pg.Count(sql, args...) }
 
 // inTx counts the test's backends that are inside a transaction.
 func (b *bundle) inTx() int {
