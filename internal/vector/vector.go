@@ -463,13 +463,14 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 			for rows.Next() {
 				m := messages.VectorMatch{Collection: c.Name}
 				var meta []byte
-				if err := rows.Scan(&m.ID, &m.Content, &meta, &m.Distance); err != nil {
+				var distance float64
+				if err := rows.Scan(&m.ID, &m.Content, &meta, &distance); err != nil {
 					rows.Close()
 					return err
 				}
 				m.Metadata = meta
-				m.Score = score(metric, m.Distance)
-				if req.MinSimilarity == nil || m.Score >= *req.MinSimilarity {
+				m.Distance, m.Score = messages.Float(distance), messages.Float(score(metric, distance))
+				if req.MinSimilarity == nil || float64(m.Score) >= *req.MinSimilarity {
 					matches = append(matches, m)
 				}
 			}

@@ -2,7 +2,9 @@ package vector_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -69,8 +71,8 @@ func TestCollections(t *testing.T) {
 	res := do(t, s, messages.VectorRequest{Op: "search", Collection: "docs", Vector: []float64{1, 0, 0}, K: 2}).(messages.VectorSearchResult)
 	require.Len(t, res.Matches, 2)
 	require.Equal(t, "a", res.Matches[0].ID)
-	require.InDelta(t, 1.0, res.Matches[0].Score, 1e-6, "score is 1 - cosine distance")
-	require.InDelta(t, 0.0, res.Matches[0].Distance, 1e-6)
+	require.InDelta(t, 1.0, float64(res.Matches[0].Score), 1e-6, "score is 1 - cosine distance")
+	require.InDelta(t, 0.0, float64(res.Matches[0].Distance), 1e-6)
 	require.JSONEq(t, `{"lang":"en","tags":["fruit"]}`, string(res.Matches[0].Metadata))
 	require.Equal(t, "b", res.Matches[1].ID)
 
@@ -87,7 +89,7 @@ func TestCollections(t *testing.T) {
 	ids := []string{}
 	for _, m := range res.Matches {
 		ids = append(ids, m.Collection+"/"+m.ID)
-		require.GreaterOrEqual(t, m.Score, 0.5)
+		require.GreaterOrEqual(t, float64(m.Score), 0.5)
 	}
 	require.ElementsMatch(t, []string{"docs/a", "docs/b", "notes/n1"}, ids)
 	for i := 1; i < len(res.Matches); i++ {
@@ -232,4 +234,23 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	_, err := vector.New(nil, vector.Config{})
 	require.Error(t, err)
+}
+
+// TestSearchDistanceOverflow: vectors near float32's limits make distances
+// that overflow float8. The answer still encodes, with the distance as
+// "Infinity" (as db.execute writes a float8), instead of an INTERNAL error.
+func TestSearchDistanceOverflow(t *testing.T) {
+	t.Parallel()
+	s, _, _ := setup(t)
+	do(t, s, messages.VectorRequest{Op: "create_collection", Collection: "far", Metric: "l2", Index: "none"})
+	const big = 3.4e38
+	do(t, s, messages.VectorRequest{Op: "upsert", Collection: "far", ID: "a", Vector: []float64{big, big, big}})
+	out, err := s.Handle(context.Background(), &messages.VectorRequest{Op: "search", Collection: "far", Vector: []float64{-big, -big, -big}})
+	require.NoError(t, err)
+	body, err := json.Marshal(out)
+	require.NoError(t, err, "the answer encodes")
+	require.Contains(t, string(body), `"distance":"Infinity"`)
+	var back messages.VectorSearchResult
+	require.NoError(t, json.Unmarshal(body, &back), "and decodes")
+	require.True(t, math.IsInf(float64(back.Matches[0].Distance), 1))
 }

@@ -1,6 +1,11 @@
 package messages
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+)
 
 // Ops of db.vector.
 const (
@@ -67,8 +72,8 @@ type VectorMatch struct {
 	ID         string          `json:"id"`
 	Collection string          `json:"collection"`
 	Content    *string         `json:"content"`
-	Score      float64         `json:"score"`
-	Distance   float64         `json:"distance"`
+	Score      Float           `json:"score"`
+	Distance   Float           `json:"distance"`
 	Metadata   json.RawMessage `json:"metadata"`
 }
 
@@ -90,4 +95,43 @@ type VectorStats struct {
 	MissingEmbeddings int64  `json:"missing_embeddings"`
 	IndexBytes        int64  `json:"index_bytes"`
 	IndexSize         string `json:"index_size"`
+}
+
+// Float is a float64 whose JSON form writes NaN and ±Inf as the strings
+// "NaN", "Infinity" and "-Infinity", as db.execute writes float8 columns:
+// a distance between vectors near float32's limits can overflow, and JSON
+// has no number for it. It reads either form.
+type Float float64
+
+// MarshalJSON implements json.Marshaler.
+func (f Float) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	switch {
+	case math.IsNaN(v):
+		return []byte(`"NaN"`), nil
+	case math.IsInf(v, 1):
+		return []byte(`"Infinity"`), nil
+	case math.IsInf(v, -1):
+		return []byte(`"-Infinity"`), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *Float) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `"NaN"`:
+		*f = Float(math.NaN())
+	case `"Infinity"`:
+		*f = Float(math.Inf(1))
+	case `"-Infinity"`:
+		*f = Float(math.Inf(-1))
+	default:
+		v, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			return fmt.Errorf("a number, \"NaN\", \"Infinity\" or \"-Infinity\": %w", err)
+		}
+		*f = Float(v)
+	}
+	return nil
 }
