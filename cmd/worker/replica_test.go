@@ -106,8 +106,9 @@ func TestReadPool(t *testing.T) {
 
 	ns := testenv.NewNATS(t)
 	nc := testenv.Connect(t, ns)
+	httpAddr := freeAddr(t)
 	startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+primary.URL, "POSTGRES_READ_URL="+replica.URL,
-		"WORKER_ID=replica-"+primary.Database(t), "PGVECTOR_DIMENSION=3")
+		"WORKER_ID=replica-"+primary.Database(t), "PGVECTOR_DIMENSION=3", "HTTP_ADDR="+httpAddr, "POSTGRES_POOL_SIZE=3", "POSTGRES_MAX_OVERFLOW=0")
 	c, err := client.New(nc, client.WithTimeout(10*time.Second))
 	require.NoError(t, err)
 
@@ -143,4 +144,34 @@ func TestReadPool(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, matches, 1)
 	require.Equal(t, "on-the-replica", matches[0].ID, "searches go to the read pool")
+
+	// db.health and /metrics show the read pool beside the primary.
+	h, err := c.Health(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "healthy", h.Status)
+	require.NotNil(t, h.Postgres.Read, "db.health reports the read pool")
+	require.Equal(t, "healthy", h.Postgres.Read.Status)
+	require.Positive(t, h.Postgres.Read.Pool.Total, "the read pool served the reads above")
+	require.Equal(t, int32(3), h.Postgres.Read.Pool.Max)
+	body := scrape(t, httpAddr)
+	for _, want := range []string{
+		`dbworker_pg_pool_max_connections{pool="read"} 3`,
+		`dbworker_pg_pool_total_connections{pool="primary"}`,
+		`dbworker_pg_pool_acquire_wait_seconds_total{pool="read"}`,
+		`dbworker_pg_pool_canceled_acquire_total{pool="primary"}`,
+	} {
+		require.Contains(t, body, want)
+	}
+
+	// A read pool that is down leaves the worker degraded, serving writes.
+	admin := testenv.NewPostgres(t)
+	admin.Exec(t, "ALTER DATABASE "+replica.Database(t)+" ALLOW_CONNECTIONS false")
+	admin.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+replica.Database(t)+"'")
+	require.Eventually(t, func() bool {
+		h, err := c.Health(ctx)
+		return err == nil && h.Status == "degraded" && h.Postgres.Read.Status == "unhealthy" && h.Postgres.Status == "healthy"
+	}, 10*time.Second, 100*time.Millisecond)
+	_, err = c.Exec(ctx, "UPDATE items SET note = 'still written' WHERE id = 1", nil)
+	require.NoError(t, err)
+	admin.Exec(t, "ALTER DATABASE "+replica.Database(t)+" ALLOW_CONNECTIONS true")
 }

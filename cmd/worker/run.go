@@ -122,7 +122,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	reg := metrics.New()
-	reg.WatchPool(m.pg.Pool())
+	reg.WatchPool(metrics.PoolPrimary, m.pg.Pool())
+	if m.read != nil {
+		reg.WatchPool(metrics.PoolRead, m.read.Pool())
+	}
+	if rb, ok := m.state.(*redis.Backend); ok {
+		rb.Client().AddHook(redis.ErrorHook(reg.RedisError))
+	}
 	concurrency := cfg.MaintConcurrency
 	backoff := make([]time.Duration, len(cfg.MaintBackOff))
 	for i, d := range cfg.MaintBackOff {
@@ -198,7 +204,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 		TrustedReplyPrefixes: cfg.TrustedReplyPrefixes,
 		StreamCreditTimeout:  cfg.StreamCreditTimeout.D(),
-	}, worker.Deps{NATS: m.nc, JetStream: m.jsnc, Postgres: m.pg, Executor: exec, State: stateSvc, Maintenance: maint,
+	}, worker.Deps{NATS: m.nc, JetStream: m.jsnc, Postgres: m.pg, ReadPostgres: m.read, Executor: exec, State: stateSvc, Maintenance: maint,
 		Vector: vectors, Graph: graphs})
 	if err != nil {
 		return err

@@ -176,11 +176,13 @@ func streamDiff(want, live jetstream.StreamConfig, replicas bool) []string {
 	return out
 }
 
-// setupConsumer creates or updates the durable jobs consumer (its settings
-// are each worker's own: every worker of a pool should have the same),
-// retrying as SetupStreams does.
+// setupConsumer creates the durable jobs consumer when it is missing. Like
+// the streams, an existing consumer is only changed when told to
+// (JS_UPDATE_STREAMS): otherwise a worker started with other MAINT_*
+// settings warns and exports the drift, and the pool keeps one consumer
+// configuration instead of the last starter's. Retried as SetupStreams is.
 func (s *Service) setupConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	cc := jetstream.ConsumerConfig{
+	want := jetstream.ConsumerConfig{
 		Durable:       ConsumerJobs,
 		Description:   "maintenance jobs, shared by every worker",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -190,16 +192,70 @@ func (s *Service) setupConsumer(ctx context.Context) (jetstream.Consumer, error)
 		MaxAckPending: 1000,
 	}
 	stream := s.stream(StreamJobs)
+	log := s.log.With().Str("stream", stream).Str("consumer", ConsumerJobs).Logger()
 	var cons jetstream.Consumer
-	err := retry(ctx, s.log, "consumer "+ConsumerJobs+" on "+stream, func(actx context.Context) error {
+	err := retry(ctx, log, "consumer "+ConsumerJobs+" on "+stream, func(actx context.Context) error {
 		var err error
-		cons, err = s.js.CreateOrUpdateConsumer(actx, stream, cc)
-		if err != nil {
-			return fmt.Errorf("create or update consumer: %w", err)
+		cons, err = s.js.Consumer(actx, stream, ConsumerJobs)
+		switch {
+		case err == nil:
+			live := cons.CachedInfo().Config
+			fields := consumerDiff(want, live)
+			s.cfg.Metrics.ConsumerDrift(stream, ConsumerJobs, fields)
+			if len(fields) == 0 {
+				return nil
+			}
+			ev := log.Warn().Strs("differs", fields).
+				Dur("live_ack_wait", live.AckWait).Int("live_max_deliver", live.MaxDeliver).Any("live_backoff", live.BackOff).
+				Dur("ack_wait", want.AckWait).Int("max_deliver", want.MaxDeliver).Any("backoff", want.BackOff)
+			if !s.cfg.UpdateStreams {
+				ev.Msg("jobs consumer's live configuration differs from this worker's MAINT_* settings; left as it is (JS_UPDATE_STREAMS=true applies this one)")
+				return nil
+			}
+			ev.Msg("jobs consumer's live configuration differs from this worker's MAINT_* settings; updating it (JS_UPDATE_STREAMS=true)")
+			if cons, err = s.js.UpdateConsumer(actx, stream, want); err != nil {
+				return fmt.Errorf("update consumer: %w", err)
+			}
+			s.cfg.Metrics.ConsumerDrift(stream, ConsumerJobs, nil)
+			return nil
+		case !errors.Is(err, jetstream.ErrConsumerNotFound):
+			return fmt.Errorf("consumer info: %w", err)
 		}
-		return nil
+		cons, err = s.js.CreateConsumer(actx, stream, want)
+		switch {
+		case err == nil:
+			log.Info().Msg("jobs consumer created")
+			s.cfg.Metrics.ConsumerDrift(stream, ConsumerJobs, nil)
+			return nil
+		case errors.Is(err, jetstream.ErrConsumerExists), isAPIError(err, jsErrConsumerNameInUse):
+			return errAgain // another worker created it meanwhile: read what it made
+		}
+		return fmt.Errorf("create consumer: %w", err)
 	})
 	return cons, err
+}
+
+// consumerDiff names the settings of want that the live consumer does not
+// have. The server sets a consumer's ack_wait to its first backoff step
+// when it has a backoff, so ack_wait is compared only without one.
+func consumerDiff(want, live jetstream.ConsumerConfig) []string {
+	var out []string
+	if len(want.BackOff) == 0 && want.AckWait != live.AckWait {
+		out = append(out, "ack_wait")
+	}
+	if want.MaxDeliver != live.MaxDeliver {
+		out = append(out, "max_deliver")
+	}
+	if !slices.Equal(want.BackOff, live.BackOff) {
+		out = append(out, "backoff")
+	}
+	if want.MaxAckPending != live.MaxAckPending {
+		out = append(out, "max_ack_pending")
+	}
+	if want.AckPolicy != live.AckPolicy {
+		out = append(out, "ack_policy")
+	}
+	return out
 }
 
 // setupStreams sets up the streams and the durable jobs consumer, and

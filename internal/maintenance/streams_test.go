@@ -3,6 +3,7 @@ package maintenance_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/maintenance"
 	"github.com/jeeves-avionics/dbworker/internal/metrics"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/testenv"
 )
 
@@ -132,4 +134,58 @@ func TestReplicasNeedACluster(t *testing.T) {
 	s, err := js.Stream(ctx, maintenance.StreamJobs)
 	require.NoError(t, err)
 	require.Equal(t, 1, s.CachedInfo().Config.Replicas)
+}
+
+// TestJobsConsumerHasOneOwner: the first worker creates the jobs consumer; a
+// later one with other MAINT_* settings leaves it as it is (the pool keeps
+// one configuration, not the last starter's), says so in a warning and a
+// metric, and changes it only when told to. Workers starting together all
+// come up.
+func TestJobsConsumerHasOneOwner(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	maxDeliver := func() int {
+		c, err := e.js.Consumer(ctx, maintenance.StreamJobs, maintenance.ConsumerJobs)
+		require.NoError(t, err)
+		return c.CachedInfo().Config.MaxDeliver
+	}
+	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: e.pg.URL, MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(pg.Close)
+	const n = 4
+	svcs, errs := make([]*maintenance.Service, n), make([]error, n)
+	for i := range n {
+		svcs[i], err = maintenance.New(maintenance.Config{WorkerID: fmt.Sprintf("first-%d", i), Schemas: []string{e.pg.Schema}, MaxDeliver: 7, AckWait: 3 * time.Second, LockTTL: 3 * time.Second},
+			testenv.Connect(t, e.ns), pg, e.state)
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = svcs[i].Start(ctx)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "worker %d", i)
+		t.Cleanup(func() { require.NoError(t, svcs[i].Stop(context.Background())) })
+	}
+	require.Equal(t, 7, maxDeliver())
+
+	var logs testenv.SyncBuffer
+	reg := metrics.New()
+	e.worker(t, "other", func(c *maintenance.Config) {
+		c.MaxDeliver, c.Logger, c.Metrics = 9, zerolog.New(&logs), reg
+	})
+	require.Equal(t, 7, maxDeliver(), "an existing consumer keeps its owner's settings")
+	require.Contains(t, logs.String(), `"differs":["max_deliver"]`)
+	require.Contains(t, logs.String(), "JS_UPDATE_STREAMS=true applies this one")
+	require.Equal(t, 1.0, metricValue(t, reg, "dbworker_consumer_config_drift", "consumer", maintenance.ConsumerJobs))
+
+	reg = metrics.New()
+	e.worker(t, "told", func(c *maintenance.Config) { c.MaxDeliver, c.UpdateStreams, c.Metrics = 9, true, reg })
+	require.Equal(t, 9, maxDeliver())
+	require.Equal(t, 0.0, metricValue(t, reg, "dbworker_consumer_config_drift", "consumer", maintenance.ConsumerJobs))
 }

@@ -22,6 +22,7 @@ type fleet struct {
 	redeliveries prometheus.Counter
 	jobsDropped  prometheus.Counter
 	streamDrift  *prometheus.GaugeVec
+	consDrift    *prometheus.GaugeVec
 }
 
 func newFleet(reg *prometheus.Registry) fleet {
@@ -40,7 +41,10 @@ func newFleet(reg *prometheus.Registry) fleet {
 			Name: "dbworker_stream_config_drift", Help: "Settings of a stream whose live value differs from this worker's configuration, left as they are (JS_UPDATE_STREAMS=false); 0 when in step.",
 		}, []string{"stream"}),
 	}
-	reg.MustRegister(f.runDuration, f.redeliveries, f.jobsDropped, f.streamDrift)
+	f.consDrift = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dbworker_consumer_config_drift", Help: "Settings of a durable consumer (DB_JOBS's jobs) whose live value differs from this worker's MAINT_* configuration, left as they are (JS_UPDATE_STREAMS=false); 0 when in step.",
+	}, []string{"stream", "consumer"})
+	reg.MustRegister(f.runDuration, f.redeliveries, f.jobsDropped, f.streamDrift, f.consDrift)
 	return f
 }
 
@@ -70,6 +74,14 @@ func (m *Metrics) JobDropped() {
 func (m *Metrics) StreamDrift(stream string, fields []string) {
 	if m != nil {
 		m.fleet.streamDrift.WithLabelValues(stream).Set(float64(len(fields)))
+	}
+}
+
+// ConsumerDrift records the settings of a durable consumer whose live value
+// differs from this worker's (none: in step).
+func (m *Metrics) ConsumerDrift(stream, consumer string, fields []string) {
+	if m != nil {
+		m.fleet.consDrift.WithLabelValues(stream, consumer).Set(float64(len(fields)))
 	}
 }
 

@@ -3,7 +3,6 @@
 package metrics
 
 import (
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -19,7 +18,8 @@ type Metrics struct {
 	locks       *prometheus.CounterVec
 	rateLimits  *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
-	fleet       fleet // fleet.go
+	fleet       fleet    // fleet.go
+	backends    backends // backends.go
 }
 
 // New registers every metric on a new registry.
@@ -50,6 +50,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.maintenance, m.locks, m.rateLimits, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.fleet = newFleet(m.Registry)
+	m.backends = newBackends(m.Registry)
 	return m
 }
 
@@ -115,20 +116,5 @@ func (m *Metrics) WatchLane(lane string, running, queued func() int) {
 			func() float64 { return float64(running()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dbworker_lane_queued", Help: "Requests waiting for a slot of a lane.", ConstLabels: labels},
 			func() float64 { return float64(queued()) }),
-	)
-}
-
-// WatchPool exports the pool's connection counts.
-func (m *Metrics) WatchPool(pool *pgxpool.Pool) {
-	gauge := func(name, help string, f func(*pgxpool.Stat) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(pool.Stat()) })
-	}
-	m.Registry.MustRegister(
-		gauge("dbworker_pg_pool_total_connections", "Open connections of the PostgreSQL pool.", func(s *pgxpool.Stat) float64 { return float64(s.TotalConns()) }),
-		gauge("dbworker_pg_pool_idle_connections", "Idle connections of the pool.", func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) }),
-		gauge("dbworker_pg_pool_acquired_connections", "Connections in use.", func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }),
-		gauge("dbworker_pg_pool_max_connections", "The pool's maximum.", func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dbworker_pg_pool_empty_acquire_total", Help: "Acquires that had to wait for a connection."},
-			func() float64 { return float64(pool.Stat().EmptyAcquireCount()) }),
 	)
 }

@@ -145,7 +145,7 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	h := messages.HealthResult{
 		// On the check's own connection: a pool full of slow queries is
 		// busy, not unhealthy.
-		Postgres: w.pgCheck.health(ctx, w.deps.Postgres),
+		Postgres: w.pgCheck.health(ctx),
 		State:    w.deps.State.Backend().Health(ctx),
 		NATS: messages.NATSHealth{
 			Server:    w.deps.NATS.ConnectedServerVersion(),
@@ -159,6 +159,10 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 			Lanes:    make(map[string]messages.LaneHealth, len(w.lanes)),
 		},
 	}
+	if w.readCheck != nil {
+		read := w.readCheck.health(ctx)
+		h.Postgres.Read = &read
+	}
 	for name, l := range w.lanes {
 		h.Worker.Lanes[name] = l.health()
 	}
@@ -170,7 +174,8 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	switch {
 	case h.Postgres.Status != messages.HealthHealthy:
 		h.Status = messages.HealthUnhealthy
-	case h.State.Status != messages.HealthHealthy:
+	case h.State.Status != messages.HealthHealthy,
+		h.Postgres.Read != nil && h.Postgres.Read.Status != messages.HealthHealthy:
 		h.Status = messages.HealthDegraded
 	default:
 		h.Status = messages.HealthHealthy

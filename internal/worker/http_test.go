@@ -51,7 +51,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`dbworker_ratelimit_checks_total{outcome="allowed"} 1`,
 		`dbworker_ratelimit_checks_total{outcome="denied"} 1`,
 		`dbworker_lock_operations_total{op="acquire",outcome="acquired"} 1`,
-		`dbworker_pg_pool_max_connections 8`,
+		`dbworker_pg_pool_max_connections{pool="primary"} 8`,
 		`dbworker_lane_running{lane="health"} 0`,
 		`dbworker_lane_queued{lane="db"} 0`,
 		`go_goroutines`,

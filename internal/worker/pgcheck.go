@@ -19,6 +19,7 @@ import (
 // It costs one connection per worker (see docs/operations.md), opened at the
 // first check and again after a failure.
 type pgCheck struct {
+	cl  *pgexec.Client
 	cfg *pgx.ConnConfig
 
 	turn   chan struct{} // a lock that gives up with the caller's ctx
@@ -27,11 +28,14 @@ type pgCheck struct {
 }
 
 func newPGCheck(cl *pgexec.Client) *pgCheck {
+	if cl == nil {
+		return nil
+	}
 	cfg := cl.ConnConfig()
 	if name := cfg.RuntimeParams["application_name"]; name != "" {
 		cfg.RuntimeParams["application_name"] = name + "/health"
 	}
-	return &pgCheck{cfg: cfg, turn: make(chan struct{}, 1)}
+	return &pgCheck{cl: cl, cfg: cfg, turn: make(chan struct{}, 1)}
 }
 
 // ping runs an empty statement on the check's connection, connecting first
@@ -71,6 +75,9 @@ func (p *pgCheck) drop() {
 
 // close closes the connection for good.
 func (p *pgCheck) close() {
+	if p == nil {
+		return
+	}
 	p.turn <- struct{}{}
 	defer func() { <-p.turn }()
 	p.closed = true
@@ -81,7 +88,8 @@ func (p *pgCheck) close() {
 
 // health reports PostgreSQL as db.health shows it: the check's ping and
 // latency, and the pool's counters.
-func (p *pgCheck) health(ctx context.Context, cl *pgexec.Client) messages.PostgresHealth {
+func (p *pgCheck) health(ctx context.Context) messages.PostgresHealth {
+	cl := p.cl
 	h := messages.PostgresHealth{Version: cl.ServerVersion()}
 	if v := cl.PGVectorVersion(); v != "" {
 		h.PGVector = &v

@@ -145,7 +145,7 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 		require.NoError(t, deps.Vector.Init(ctx))
 	}
 	reg := metrics.New()
-	reg.WatchPool(cl.Pool())
+	reg.WatchPool(metrics.PoolPrimary, cl.Pool())
 	w, err := New(Config{ID: id, Subjects: b.sub, MaxConcurrent: o.maxConcurrent, StateConcurrent: o.stateLane, MaxQueued: o.maxQueued, Logger: logger, DrainTimeout: 20 * time.Second,
 		DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute, Metrics: reg, StreamCreditTimeout: o.streamCredit}, deps)
 	require.NoError(t, err)

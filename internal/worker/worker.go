@@ -151,8 +151,11 @@ type Deps struct {
 	// JetStream or results rights.
 	JetStream *nats.Conn
 	Postgres  *pgexec.Client
-	Executor  *pgexec.Executor
-	State     *state.Service
+	// ReadPostgres is the read pool (POSTGRES_READ_URL), when the Executor
+	// has one: db.health reports it. Optional.
+	ReadPostgres *pgexec.Client
+	Executor     *pgexec.Executor
+	State        *state.Service
 	// Maintenance serves db.stats and db.vacuum and runs jobs. Optional: without
 	// it those endpoints are not served.
 	Maintenance *maintenance.Service
@@ -171,13 +174,15 @@ type Worker struct {
 	life startstop.Base  // guards Start and Stop
 	ctx  context.Context // the requests' context: cancelled when a drain runs out of time
 
-	lanes    map[string]*lane
-	running  sync.WaitGroup // every request handed to a goroutine
-	pgCheck  *pgCheck
-	svc      micro.Service
-	inFlight atomic.Int64
-	stats    stats
-	js       jetstream.JetStream // for db.health's JetStream check
+	lanes   map[string]*lane
+	running sync.WaitGroup // every request handed to a goroutine
+	pgCheck *pgCheck
+	// readCheck is the read pool's check; nil without one.
+	readCheck *pgCheck
+	svc       micro.Service
+	inFlight  atomic.Int64
+	stats     stats
+	js        jetstream.JetStream // for db.health's JetStream check
 
 	extra []endpoint // more endpoints, for tests
 
@@ -225,7 +230,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	for name, l := range lanes {
 		cfg.Metrics.WatchLane(name, func() int { return len(l.slots) }, func() int { return int(l.queued.Load()) })
 	}
-	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres), txs: txs,
+	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres), readCheck: newPGCheck(deps.ReadPostgres), txs: txs,
 		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
 
@@ -372,6 +377,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	}
 	w.life.Cancel()
 	w.pgCheck.close()
+	w.readCheck.close()
 	if ferr := w.deps.NATS.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		err = errors.Join(err, fmt.Errorf("flush answers: %w", ferr))
 	}

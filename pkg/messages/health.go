@@ -24,6 +24,10 @@ type PostgresHealth struct {
 	PGVector  *string    `json:"pgvector"`
 	Pool      PoolHealth `json:"pool"`
 	Error     string     `json:"error,omitempty"`
+	// Read is the read pool (POSTGRES_READ_URL), when the worker has one:
+	// read_only requests, read-only transactions and db.vector searches
+	// run there. Its failure makes the worker degraded, not unhealthy.
+	Read *PostgresHealth `json:"read,omitempty"`
 }
 
 // PoolHealth describes the connection pool.

@@ -1,0 +1,88 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jeeves-avionics/dbworker/internal/state/redis"
+	"github.com/jeeves-avionics/dbworker/internal/testenv"
+)
+
+// kinds counts what an ErrorHook reports.
+type kinds struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (k *kinds) count(kind string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.n[kind]++
+}
+
+func (k *kinds) snapshot() map[string]int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[string]int, len(k.n))
+	for kind, n := range k.n {
+		out[kind] = n
+	}
+	return out
+}
+
+// TestErrorHookCountsByKind: error replies are counted under their code,
+// in commands and in pipelines; misses and a caller giving up are not
+// failures; an unreachable server is "connection".
+func TestErrorHookCountsByKind(t *testing.T) {
+	ctx := context.Background()
+	c, err := redis.NewClient(testenv.RedisURL())
+	require.NoError(t, err)
+	defer c.Close()
+	k := &kinds{n: map[string]int{}}
+	c.AddHook(redis.ErrorHook(k.count))
+	key := testenv.NewRedisPrefix(t) + "s"
+	require.NoError(t, c.Set(ctx, key, "x", time.Minute).Err())
+
+	require.ErrorContains(t, c.HIncrBy(ctx, key, "f", 1).Err(), "WRONGTYPE")
+	require.ErrorContains(t, c.Do(ctx, "NOSUCHCOMMAND").Err(), "ERR")
+	require.ErrorContains(t, c.EvalSha(ctx, "0000000000000000000000000000000000000000", []string{key}).Err(), "NOSCRIPT")
+	_, err = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Get(ctx, key)
+		p.LPush(ctx, key, "v")
+		return nil
+	})
+	require.ErrorContains(t, err, "WRONGTYPE")
+	require.ErrorIs(t, c.Get(ctx, key+"-missing").Err(), goredis.Nil)
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, c.Get(canceled, key).Err(), context.Canceled)
+	require.Equal(t, map[string]int{"WRONGTYPE": 2, "ERR": 1, "NOSCRIPT": 1}, k.snapshot())
+
+	down, err := redis.NewClient("redis://127.0.0.1:1/0?dial_timeout=200ms")
+	require.NoError(t, err)
+	defer down.Close()
+	kd := &kinds{n: map[string]int{}}
+	down.AddHook(redis.ErrorHook(kd.count))
+	require.Error(t, down.Get(ctx, "k").Err())
+	require.Equal(t, map[string]int{"connection": 1}, kd.snapshot(), "one failed command is one count, its dials included")
+}
+
+func TestErrorKind(t *testing.T) {
+	for err, want := range map[error]string{
+		nil:                      "",
+		goredis.Nil:              "",
+		context.Canceled:         "",
+		context.DeadlineExceeded: "timeout",
+		goredis.ErrPoolTimeout:   "timeout",
+		goredis.ErrClosed:        "connection",
+		errors.New("boom"):       "other",
+	} {
+		require.Equal(t, want, redis.ErrorKind(err), "%v", err)
+	}
+}
