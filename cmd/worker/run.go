@@ -93,7 +93,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	redis.SetLogger(m.Log)
 	backend := cfg.StateBackendName()
-	if m.state, err = stateBackends().Open(ctx, backend, state.Options{RedisURL: cfg.RedisURL, KeyPrefix: cfg.StateKeyPrefix}); err != nil {
+	if m.state, err = stateBackends().Open(ctx, backend, state.Options{RedisURL: cfg.RedisURL, KeyPrefix: cfg.StateKeyPrefix, RedisPipelines: &cfg.RedisPipelines}); err != nil {
 		return fmt.Errorf("%w (REDIS_URL %s)", err, config.RedactURL(cfg.RedisURL))
 	}
 	m.Log.Info().Str("backend", backend).Str("deployment_mode", cfg.DeploymentMode).Msg("state backend ready")

@@ -113,6 +113,7 @@ type Config struct {
 	MemoryAllowPeers bool    `envconfig:"STATE_MEMORY_ALLOW_PEERS" desc:"let a worker with state in memory start while other workers serve its SUBJECT_PREFIX (each keeps its own limits, locks and values); false: it refuses to start"`
 	RedisURL         string  `envconfig:"REDIS_URL" desc:"redis:// or rediss:// URL; addr= parameters for a cluster, master_name= for Sentinel"`
 	StateKeyPrefix   string  `envconfig:"STATE_KEY_PREFIX" desc:"prefix of every Redis key"`
+	RedisPipelines   int     `envconfig:"REDIS_PIPELINES" desc:"pipelines of state.ratelimit and state.lock calls in flight at once; calls that arrive while all are busy share the next one; 0 sends each call alone"`
 	LockTTL          Seconds `envconfig:"STATE_LOCK_TTL" desc:"lock TTL when an acquire names none"`
 	LockMaxWait      Seconds `envconfig:"STATE_LOCK_MAX_WAIT" desc:"cap on an acquire's wait_ms"`
 	LockMaxWaiters   int     `envconfig:"STATE_LOCK_MAX_WAITERS" desc:"acquires that may wait (wait_ms) at once; past it an acquire answers at once with wait_refused"`
@@ -316,6 +317,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LockMaxWaiters < 1 || c.LockMaxWaiters >= c.StateConcurrent {
 		bad("STATE_LOCK_MAX_WAITERS", "must be positive and below WORKER_STATE_CONCURRENT (%d): waiting acquires hold state lane slots, got %d", c.StateConcurrent, c.LockMaxWaiters)
+	}
+	if c.RedisPipelines < 0 {
+		bad("REDIS_PIPELINES", "must not be negative (0 sends each call alone), got %d", c.RedisPipelines)
 	}
 	if c.EmbeddingTTL.D() < 0 {
 		bad("CACHE_EMBEDDING_TTL", "must not be negative, got %s", c.EmbeddingTTL.D())

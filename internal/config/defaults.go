@@ -108,6 +108,7 @@ func Defaults() Config {
 		LockTTL:        Seconds(state.LockTTLDefault),
 		LockMaxWait:    Seconds(state.MaxWaitDefault),
 		LockMaxWaiters: state.MaxWaitersDefault,
+		RedisPipelines: redis.PipelinesDefault,
 		EmbeddingTTL:   Seconds(state.EmbeddingTTLDefault),
 
 		VectorDimension: vector.DimensionDefault,

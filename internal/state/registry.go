@@ -14,6 +14,10 @@ type Options struct {
 	RedisURL string
 	// KeyPrefix namespaces every key (Redis). Defaults to "dbw:".
 	KeyPrefix string
+	// RedisPipelines is how many pipelines of script calls (rate limits,
+	// locks) may be in flight at once (Redis); 0 sends each call alone. Nil
+	// is the backend's default.
+	RedisPipelines *int
 }
 
 // Factory opens a backend.

@@ -18,7 +18,7 @@ func expiresAt(nowMS, ttlMS int64) *time.Time {
 // AcquireLock implements state.Backend with scripts/lock_acquire.lua.
 func (b *Backend) AcquireLock(ctx context.Context, key state.LockKey, owner string, ttl time.Duration) (messages.LockAcquireResult, error) {
 	lease := state.NewLease()
-	r, err := run(ctx, b.c, lockAcquireScript, b.lockKeys(key), owner, lease, ttl.Milliseconds())
+	r, err := run(ctx, b.scripts, lockAcquireScript, b.lockKeys(key), owner, lease, ttl.Milliseconds())
 	if err != nil {
 		return messages.LockAcquireResult{}, fmt.Errorf("acquire lock %q: %w", key, err)
 	}
@@ -41,7 +41,7 @@ func reason(code int64) string {
 
 // ReleaseLock implements state.Backend with scripts/lock_release.lua.
 func (b *Backend) ReleaseLock(ctx context.Context, key state.LockKey, lease string) (messages.LockReleaseResult, error) {
-	r, err := run(ctx, b.c, lockReleaseScript, b.lockKeys(key)[:1], lease)
+	r, err := run(ctx, b.scripts, lockReleaseScript, b.lockKeys(key)[:1], lease)
 	if err != nil {
 		return messages.LockReleaseResult{}, fmt.Errorf("release lock %q: %w", key, err)
 	}
@@ -53,7 +53,7 @@ func (b *Backend) ReleaseLock(ctx context.Context, key state.LockKey, lease stri
 
 // RefreshLock implements state.Backend with scripts/lock_refresh.lua.
 func (b *Backend) RefreshLock(ctx context.Context, key state.LockKey, lease string, ttl time.Duration) (messages.LockRefreshResult, error) {
-	r, err := run(ctx, b.c, lockRefreshScript, b.lockKeys(key)[:1], lease, ttl.Milliseconds())
+	r, err := run(ctx, b.scripts, lockRefreshScript, b.lockKeys(key)[:1], lease, ttl.Milliseconds())
 	if err != nil {
 		return messages.LockRefreshResult{}, fmt.Errorf("refresh lock %q: %w", key, err)
 	}
@@ -65,7 +65,7 @@ func (b *Backend) RefreshLock(ctx context.Context, key state.LockKey, lease stri
 
 // LockStatus implements state.Backend with scripts/lock_status.lua.
 func (b *Backend) LockStatus(ctx context.Context, key state.LockKey) (messages.LockStatusResult, error) {
-	r, err := run(ctx, b.c, lockStatusScript, b.lockKeys(key)[:1])
+	r, err := run(ctx, b.scripts, lockStatusScript, b.lockKeys(key)[:1])
 	if err != nil {
 		return messages.LockStatusResult{}, fmt.Errorf("lock status %q: %w", key, err)
 	}

@@ -18,9 +18,9 @@ func (b *Backend) RateLimit(ctx context.Context, key string, limit, cost int64, 
 	var r []any
 	var err error
 	if limit > state.ExactLimitMax {
-		r, err = run(ctx, b.c, rateCounterScript, keys[:1], limit, window.Microseconds(), cost)
+		r, err = run(ctx, b.scripts, rateCounterScript, keys[:1], limit, window.Microseconds(), cost)
 	} else {
-		r, err = run(ctx, b.c, rateLimitScript, keys, limit, window.Microseconds(), cost, nuid.Next())
+		r, err = run(ctx, b.scripts, rateLimitScript, keys, limit, window.Microseconds(), cost, nuid.Next())
 	}
 	if err != nil {
 		return messages.RateLimitResult{}, fmt.Errorf("rate limit %q: %w", key, err)

@@ -28,8 +28,9 @@ const KeyPrefixDefault = "dbw:"
 
 // Backend is the Redis state backend.
 type Backend struct {
-	c      goredis.UniversalClient
-	prefix string
+	c       goredis.UniversalClient
+	prefix  string
+	scripts scriptRunner // batch.go
 }
 
 // Factory opens a Redis backend; it is registered as "redis".
@@ -38,7 +39,11 @@ func Factory(ctx context.Context, o state.Options) (state.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := New(c, o.KeyPrefix)
+	var opts []Option
+	if o.RedisPipelines != nil {
+		opts = append(opts, WithPipelines(*o.RedisPipelines))
+	}
+	b := New(c, o.KeyPrefix, opts...)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("ping redis: %w", err)
@@ -47,11 +52,39 @@ func Factory(ctx context.Context, o state.Options) (state.Backend, error) {
 }
 
 // New wraps a client; prefix namespaces the keys ("dbw:" when empty).
-func New(c goredis.UniversalClient, prefix string) *Backend {
+// Script calls (rate limits, locks) share pipelines, PipelinesDefault at
+// most in flight (batch.go), unless an option says otherwise.
+func New(c goredis.UniversalClient, prefix string, opts ...Option) *Backend {
 	if prefix == "" {
 		prefix = KeyPrefixDefault
 	}
-	return &Backend{c: c, prefix: prefix}
+	b := &Backend{c: c, prefix: prefix}
+	b.scripts = newBatcher(c, PipelinesDefault, BatchMax)
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Option tunes a Backend.
+type Option func(*Backend)
+
+// Script pipelining defaults: pipelines in flight at once, and calls in one.
+const (
+	PipelinesDefault = 4
+	BatchMax         = 128
+)
+
+// WithPipelines sets how many pipelines of script calls may be in flight at
+// once; n <= 0 sends every call on its own round trip, with no batching.
+func WithPipelines(n int) Option {
+	return func(b *Backend) {
+		if n <= 0 {
+			b.scripts = direct{b.c}
+			return
+		}
+		b.scripts = newBatcher(b.c, n, BatchMax)
+	}
 }
 
 // Name implements state.Backend.

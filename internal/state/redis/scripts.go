@@ -35,8 +35,8 @@ var (
 
 // run is the one typed way a script runs: EVALSHA, then EVAL when Redis does
 // not have the script yet; errors come back classified.
-func run(ctx context.Context, c goredis.Scripter, s *goredis.Script, keys []string, args ...any) ([]any, error) {
-	v, err := s.Run(ctx, c, keys, args...).Result()
+func run(ctx context.Context, c scriptRunner, s *goredis.Script, keys []string, args ...any) ([]any, error) {
+	v, err := c.runScript(ctx, s, keys, args)
 	if err != nil {
 		return nil, classify(err)
 	}
