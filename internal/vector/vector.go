@@ -297,8 +297,9 @@ func (s *Service) upsert(ctx context.Context, req *messages.VectorRequest) (any,
 	if err != nil {
 		return nil, err
 	}
-	items := req.Items
+	items, prefix := req.Items, "items[%d]."
 	if len(items) == 0 {
+		prefix = "" // errors name the request's own fields
 		if req.ID == "" {
 			return nil, messages.BadRequest("id", "upsert needs id (or items)")
 		}
@@ -312,19 +313,22 @@ func (s *Service) upsert(ctx context.Context, req *messages.VectorRequest) (any,
 		ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata,
 			embedding = EXCLUDED.embedding, updated_at = now()`
 	for i, it := range items {
-		field := fmt.Sprintf("items[%d]", i)
+		field := prefix
+		if field != "" {
+			field = fmt.Sprintf(prefix, i)
+		}
 		if it.ID == "" || len(it.ID) > 1024 {
-			return nil, messages.BadRequest(field+".id", "id must be 1 to 1024 bytes")
+			return nil, messages.BadRequest(field+"id", "id must be 1 to 1024 bytes")
 		}
-		v, err := requestVector(field+".vector", it.Vector, it.VectorB64)
+		v, err := requestVector(field+"vector", it.Vector, it.VectorB64)
 		if err != nil {
 			return nil, err
 		}
-		vec, err := toVector(field+".vector", v, it.VectorB64 != nil, c.Dimension)
+		vec, err := toVector(field+"vector", v, it.VectorB64 != nil, c.Dimension)
 		if err != nil {
 			return nil, err
 		}
-		meta, err := metadataObject(field+".metadata", it.Metadata)
+		meta, err := metadataObject(field+"metadata", it.Metadata)
 		if err != nil {
 			return nil, err
 		}
