@@ -203,7 +203,9 @@ func TestEmbeddingF32LETooLarge(t *testing.T) {
 	}
 
 	// n hits answer {"vectors_b64":[...],"hits":n}: n quoted strings, n-1 commas.
-	size := func(n int) int { return len(`{"vectors_b64":[],"hits":`) + n*(len(s)+2) + n - 1 + len(fmt.Sprint(n)) + 1 }
+	size := func(n int) int {
+		return len(`{"vectors_b64":[],"hits":`) + n*(len(s)+2) + n - 1 + len(fmt.Sprint(n)) + 1
+	}
 	fits := 0
 	for size(fits+1) <= maxAnswer {
 		fits++
