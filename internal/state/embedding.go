@@ -93,8 +93,8 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 			return nil, err
 		}
 		if f32le {
-			if vals[0] != nil && len(vals[0])%4 != 0 {
-				return nil, messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
+			if err := checkCached(vals[0]); err != nil {
+				return nil, err
 			}
 			return messages.EmbeddingGetB64Result{Hash: key, Hit: vals[0] != nil, VectorB64: vals[0]}, nil
 		}
@@ -117,8 +117,8 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		if f32le {
 			res := messages.EmbeddingMGetB64Result{VectorsB64: vals}
 			for _, v := range vals {
-				if v != nil && len(v)%4 != 0 {
-					return nil, messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
+				if err := checkCached(v); err != nil {
+					return nil, err
 				}
 				if v != nil {
 					res.Hits++

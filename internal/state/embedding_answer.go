@@ -81,7 +81,7 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 		buf = append(buf, `,"`...)
 		buf = append(buf, enc.name...)
 		buf = append(buf, `":`...)
-		if buf, err = enc.appendVector(buf, vals[0]); err != nil {
+		if buf, err = enc.append(buf, vals[0]); err != nil {
 			return nil, err
 		}
 		buf = append(buf, '}')
@@ -98,7 +98,7 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		if buf, err = enc.appendVector(buf, v); err != nil {
+		if buf, err = enc.append(buf, v); err != nil {
 			return nil, err
 		}
 		if len(buf) > maxAnswer {
@@ -154,15 +154,28 @@ func tooLarge(atLeast int64, maxAnswer int) error {
 	return messages.Errorf(messages.CodeTooLarge, "the answer would be at least %d bytes; the server's max payload allows %d: ask for fewer vectors", atLeast, maxAnswer)
 }
 
-// appendVector appends a cached vector (PackVector's bytes; nil: null) as a
-// JSON array of numbers, formatted as encoding/json formats a float32.
-func appendVector(buf, b []byte) ([]byte, error) {
+// append appends a cached vector (PackVector's bytes; nil: null).
+func (e vectorEncoder) append(buf, b []byte) ([]byte, error) {
 	if b == nil {
 		return append(buf, "null"...), nil
 	}
-	if len(b)%4 != 0 {
-		return nil, messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
+	if err := checkCached(b); err != nil {
+		return nil, err
 	}
+	return e.appendVector(buf, b)
+}
+
+// checkCached refuses cached bytes that are not whole float32s.
+func checkCached(b []byte) error {
+	if len(b)%4 != 0 {
+		return messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
+	}
+	return nil
+}
+
+// appendVector appends a cached vector as a JSON array of numbers,
+// formatted as encoding/json formats a float32.
+func appendVector(buf, b []byte) ([]byte, error) {
 	buf = append(buf, '[')
 	for i := 0; i < len(b); i += 4 {
 		if i > 0 {
@@ -177,15 +190,9 @@ func appendVector(buf, b []byte) ([]byte, error) {
 	return append(buf, ']'), nil
 }
 
-// appendB64Vector appends a cached vector (PackVector's bytes; nil: null)
-// as a JSON string of its bytes in standard base64.
+// appendB64Vector appends a cached vector as a JSON string of its bytes in
+// standard base64.
 func appendB64Vector(buf, b []byte) ([]byte, error) {
-	if b == nil {
-		return append(buf, "null"...), nil
-	}
-	if len(b)%4 != 0 {
-		return nil, messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
-	}
 	buf = append(buf, '"')
 	buf = base64.StdEncoding.AppendEncode(buf, b)
 	return append(buf, '"'), nil
