@@ -61,15 +61,27 @@ func UnpackVector(b []byte) ([]float32, error) {
 	if len(b)%4 != 0 {
 		return nil, errors.New("cached vector has a length that is not a multiple of 4")
 	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	return messages.Float32sFromLE(b)
+}
+
+// packItem packs the vector of a set or an mset item: vector, or
+// vector_b64 whose bytes are stored as they came (checked).
+func packItem(v []float64, b64 *string) ([]byte, error) {
+	if b64 == nil {
+		return PackVector(v)
 	}
-	return v, nil
+	if len(v) > 0 {
+		return nil, messages.BadRequest("vector_b64", "give vector or vector_b64, not both")
+	}
+	return messages.DecodeF32LE("vector_b64", *b64, MaxVectorDims)
 }
 
 // Embedding carries out a cache.embedding request.
 func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest) (any, error) {
+	f32le, err := messages.CheckEncoding(req.Encoding)
+	if err != nil {
+		return nil, err
+	}
 	switch req.Op {
 	case messages.OpGet:
 		key, err := embeddingKey("hash", req.Hash, req.Text, req.Model)
@@ -79,6 +91,12 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		vals, err := s.b.GetBlobs(ctx, []string{key})
 		if err != nil {
 			return nil, err
+		}
+		if f32le {
+			if err := checkCached(vals[0]); err != nil {
+				return nil, err
+			}
+			return messages.EmbeddingGetB64Result{Hash: key, Hit: vals[0] != nil, VectorB64: vals[0]}, nil
 		}
 		res := messages.EmbeddingGetResult{Hash: key}
 		if vals[0] != nil {
@@ -95,6 +113,18 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		vals, err := s.b.GetBlobs(ctx, req.Hashes)
 		if err != nil {
 			return nil, err
+		}
+		if f32le {
+			res := messages.EmbeddingMGetB64Result{VectorsB64: vals}
+			for _, v := range vals {
+				if err := checkCached(v); err != nil {
+					return nil, err
+				}
+				if v != nil {
+					res.Hits++
+				}
+			}
+			return res, nil
 		}
 		res := messages.EmbeddingMGetResult{Vectors: make([][]float32, len(vals))}
 		for i, v := range vals {
@@ -114,7 +144,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 		}
 		items := req.Items
 		if req.Op == messages.OpSet {
-			items = []messages.EmbeddingItem{{Hash: req.Hash, Text: req.Text, Model: req.Model, Vector: req.Vector}}
+			items = []messages.EmbeddingItem{{Hash: req.Hash, Text: req.Text, Model: req.Model, Vector: req.Vector, VectorB64: req.VectorB64}}
 		} else if len(items) == 0 || len(items) > MaxBatchItems {
 			return nil, messages.BadRequest("items", "items must hold 1 to %d vectors", MaxBatchItems)
 		}
@@ -124,7 +154,7 @@ func (s *Service) Embedding(ctx context.Context, req *messages.EmbeddingRequest)
 			if blobs[i].Key, err = embeddingKey("hash", it.Hash, it.Text, it.Model); err != nil {
 				return nil, err
 			}
-			if blobs[i].Value, err = PackVector(it.Vector); err != nil {
+			if blobs[i].Value, err = packItem(it.Vector, it.VectorB64); err != nil {
 				return nil, err
 			}
 			res.Hashes[i] = blobs[i].Key

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -22,7 +23,15 @@ const minJSONBytesPerDim = 2
 // holds about 2 × maxAnswer of vectors and maxAnswer of answer at most,
 // whatever it names (red-team finding 4: an mget of 1000 vectors of 16,000
 // dimensions took the worker from 45 MB to 266 MB before it answered 413).
+//
+// With encoding f32le the vectors are base64 of the cached bytes, whose size
+// is known from the sizes alone: the answer's size is computed exactly
+// before the fetch, and encoding costs about a copy.
 func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRequest, maxAnswer int) ([]byte, error) {
+	f32le, err := messages.CheckEncoding(req.Encoding)
+	if err != nil {
+		return nil, err
+	}
 	var keys []string
 	switch req.Op {
 	case messages.OpGet:
@@ -48,9 +57,13 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 	if err != nil {
 		return nil, err
 	}
+	enc := jsonVectors
+	if f32le {
+		enc = b64Vectors
+	}
 	var least int64
 	for _, n := range sizes {
-		least += n / 4 * minJSONBytesPerDim
+		least += enc.least(n)
 	}
 	if least > int64(maxAnswer) {
 		return nil, tooLarge(least, maxAnswer)
@@ -65,8 +78,10 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 		buf = strconv.AppendQuote(buf, keys[0]) // a checked key; hex when from text
 		buf = append(buf, `,"hit":`...)
 		buf = strconv.AppendBool(buf, vals[0] != nil)
-		buf = append(buf, `,"vector":`...)
-		if buf, err = appendVector(buf, vals[0]); err != nil {
+		buf = append(buf, `,"`...)
+		buf = append(buf, enc.name...)
+		buf = append(buf, `":`...)
+		if buf, err = enc.append(buf, vals[0]); err != nil {
 			return nil, err
 		}
 		buf = append(buf, '}')
@@ -76,12 +91,14 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 		return buf, nil
 	}
 	hits := 0
-	buf = append(buf, `{"vectors":[`...)
+	buf = append(buf, `{"`...)
+	buf = append(buf, enc.names...)
+	buf = append(buf, `":[`...)
 	for i, v := range vals {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		if buf, err = appendVector(buf, v); err != nil {
+		if buf, err = enc.append(buf, v); err != nil {
 			return nil, err
 		}
 		if len(buf) > maxAnswer {
@@ -100,6 +117,27 @@ func (s *Service) EmbeddingAnswer(ctx context.Context, req *messages.EmbeddingRe
 	return buf, nil
 }
 
+// vectorEncoder is how an answer writes cached vectors: its field names,
+// the least bytes a vector of n cached bytes takes, and the encoder.
+type vectorEncoder struct {
+	name, names  string // of get's vector and of mget's list
+	least        func(n int64) int64
+	appendVector func(buf, b []byte) ([]byte, error)
+}
+
+var (
+	jsonVectors = vectorEncoder{name: "vector", names: "vectors", appendVector: appendVector,
+		least: func(n int64) int64 { return n / 4 * minJSONBytesPerDim }}
+	// A hit's base64 is exact: its size and two quotes.
+	b64Vectors = vectorEncoder{name: "vector_b64", names: "vectors_b64", appendVector: appendB64Vector,
+		least: func(n int64) int64 {
+			if n == 0 {
+				return 0
+			}
+			return int64(base64.StdEncoding.EncodedLen(int(n))) + 2
+		}}
+)
+
 func checkHashes(hashes []string) error {
 	if len(hashes) == 0 || len(hashes) > MaxBatchItems {
 		return messages.BadRequest("hashes", "hashes must list 1 to %d hashes", MaxBatchItems)
@@ -116,15 +154,28 @@ func tooLarge(atLeast int64, maxAnswer int) error {
 	return messages.Errorf(messages.CodeTooLarge, "the answer would be at least %d bytes; the server's max payload allows %d: ask for fewer vectors", atLeast, maxAnswer)
 }
 
-// appendVector appends a cached vector (PackVector's bytes; nil: null) as a
-// JSON array of numbers, formatted as encoding/json formats a float32.
-func appendVector(buf, b []byte) ([]byte, error) {
+// append appends a cached vector (PackVector's bytes; nil: null).
+func (e vectorEncoder) append(buf, b []byte) ([]byte, error) {
 	if b == nil {
 		return append(buf, "null"...), nil
 	}
-	if len(b)%4 != 0 {
-		return nil, messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
+	if err := checkCached(b); err != nil {
+		return nil, err
 	}
+	return e.appendVector(buf, b)
+}
+
+// checkCached refuses cached bytes that are not whole float32s.
+func checkCached(b []byte) error {
+	if len(b)%4 != 0 {
+		return messages.Errorf(messages.CodeInternal, "cached vector has a length that is not a multiple of 4")
+	}
+	return nil
+}
+
+// appendVector appends a cached vector as a JSON array of numbers,
+// formatted as encoding/json formats a float32.
+func appendVector(buf, b []byte) ([]byte, error) {
 	buf = append(buf, '[')
 	for i := 0; i < len(b); i += 4 {
 		if i > 0 {
@@ -137,6 +188,14 @@ func appendVector(buf, b []byte) ([]byte, error) {
 		buf = appendFloat32(buf, f)
 	}
 	return append(buf, ']'), nil
+}
+
+// appendB64Vector appends a cached vector as a JSON string of its bytes in
+// standard base64.
+func appendB64Vector(buf, b []byte) ([]byte, error) {
+	buf = append(buf, '"')
+	buf = base64.StdEncoding.AppendEncode(buf, b)
+	return append(buf, '"'), nil
 }
 
 // appendFloat32 is encoding/json's float32 encoding: shortest representation,

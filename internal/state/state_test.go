@@ -133,6 +133,10 @@ func TestEmbeddingAnswerEncoding(t *testing.T) {
 		{Op: messages.OpGet, Hash: "a"},
 		{Op: messages.OpGet, Hash: "nope"},
 		{Op: messages.OpMGet, Hashes: []string{"b", "nope", "a"}},
+		{Op: messages.OpGet, Hash: "a", Encoding: messages.EncodingF32LE},
+		{Op: messages.OpGet, Hash: "nope", Encoding: messages.EncodingF32LE},
+		{Op: messages.OpMGet, Hashes: []string{"b", "nope", "a"}, Encoding: messages.EncodingF32LE},
+		{Op: messages.OpMGet, Hashes: []string{"nope"}, Encoding: messages.EncodingF32LE},
 	} {
 		res, err := s.Embedding(ctx, req)
 		require.NoError(t, err)

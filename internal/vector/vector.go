@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -137,6 +136,17 @@ func (s *Service) Init(ctx context.Context) error {
 
 // Handle carries out one request.
 func (s *Service) Handle(ctx context.Context, req *messages.VectorRequest) (any, error) {
+	return s.HandleWithin(ctx, req, 0)
+}
+
+// HandleWithin is Handle for an answer of at most maxAnswer bytes (0: no
+// bound): a search with include_vectors whose matches' vectors could not
+// fit is TOO_LARGE as soon as that is known, before it holds them all.
+func (s *Service) HandleWithin(ctx context.Context, req *messages.VectorRequest, maxAnswer int) (any, error) {
+	f32le, err := messages.CheckEncoding(req.Encoding)
+	if err != nil {
+		return nil, err
+	}
 	if s.pg.PGVectorVersion() == "" {
 		return nil, messages.Errorf(messages.CodeUnavailable, "pgvector is not installed in this database")
 	}
@@ -156,7 +166,7 @@ func (s *Service) Handle(ctx context.Context, req *messages.VectorRequest) (any,
 	case messages.OpUpsert:
 		return s.upsert(ctx, req)
 	case messages.OpSearch:
-		return s.search(ctx, req)
+		return s.search(ctx, req, f32le, maxAnswer)
 	case messages.OpDelete:
 		return s.delete(ctx, req)
 	case messages.OpStats:
@@ -270,25 +280,6 @@ func (s *Service) indexSQL(c messages.Collection, kind string, lists int) string
 	return fmt.Sprintf(`CREATE INDEX %s ON %s USING hnsw (embedding %s)`, idx, s.ident(c.Name), metrics[c.Metric].opclass)
 }
 
-// toVector checks a vector against the collection's dimension.
-func toVector(field string, v []float64, dim int) (*pgvector.Vector, error) {
-	if len(v) == 0 {
-		return nil, nil
-	}
-	if len(v) != dim {
-		return nil, messages.BadRequest(field, "the vector has %d dimensions; the collection has %d", len(v), dim)
-	}
-	f := make([]float32, len(v))
-	for i, x := range v {
-		f[i] = float32(x)
-		if math.IsNaN(x) || math.IsInf(float64(f[i]), 0) {
-			return nil, messages.BadRequest(field, "%s[%d] is not a finite float32", field, i)
-		}
-	}
-	vec := pgvector.NewVector(f)
-	return &vec, nil
-}
-
 // metadataObject checks that metadata, when given, is a JSON object.
 func metadataObject(field string, raw json.RawMessage) (string, error) {
 	s := strings.TrimSpace(string(raw))
@@ -306,12 +297,13 @@ func (s *Service) upsert(ctx context.Context, req *messages.VectorRequest) (any,
 	if err != nil {
 		return nil, err
 	}
-	items := req.Items
+	items, prefix := req.Items, "items[%d]."
 	if len(items) == 0 {
+		prefix = "" // errors name the request's own fields
 		if req.ID == "" {
 			return nil, messages.BadRequest("id", "upsert needs id (or items)")
 		}
-		items = []messages.VectorItem{{ID: req.ID, Vector: req.Vector, Content: req.Content, Metadata: req.Metadata}}
+		items = []messages.VectorItem{{ID: req.ID, Vector: req.Vector, VectorB64: req.VectorB64, Content: req.Content, Metadata: req.Metadata}}
 	}
 	if len(items) > MaxBatch {
 		return nil, messages.BadRequest("items", "at most %d items at once, got %d", MaxBatch, len(items))
@@ -321,15 +313,22 @@ func (s *Service) upsert(ctx context.Context, req *messages.VectorRequest) (any,
 		ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata,
 			embedding = EXCLUDED.embedding, updated_at = now()`
 	for i, it := range items {
-		field := fmt.Sprintf("items[%d]", i)
-		if it.ID == "" || len(it.ID) > 1024 {
-			return nil, messages.BadRequest(field+".id", "id must be 1 to 1024 bytes")
+		field := prefix
+		if field != "" {
+			field = fmt.Sprintf(prefix, i)
 		}
-		vec, err := toVector(field+".vector", it.Vector, c.Dimension)
+		if it.ID == "" || len(it.ID) > 1024 {
+			return nil, messages.BadRequest(field+"id", "id must be 1 to 1024 bytes")
+		}
+		v, err := requestVector(field+"vector", it.Vector, it.VectorB64)
 		if err != nil {
 			return nil, err
 		}
-		meta, err := metadataObject(field+".metadata", it.Metadata)
+		vec, err := toVector(field+"vector", v, it.VectorB64 != nil, c.Dimension)
+		if err != nil {
+			return nil, err
+		}
+		meta, err := metadataObject(field+"metadata", it.Metadata)
 		if err != nil {
 			return nil, err
 		}
@@ -395,7 +394,7 @@ func searchNames(req *messages.VectorRequest, k int) ([]string, error) {
 	return names, nil
 }
 
-func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any, error) {
+func (s *Service) search(ctx context.Context, req *messages.VectorRequest, f32le bool, maxAnswer int) (any, error) {
 	k := req.K
 	if k == 0 {
 		k = KDefault
@@ -419,6 +418,13 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 	if err != nil {
 		return nil, err
 	}
+	query, err := requestVector("vector", req.Vector, req.VectorB64)
+	if err != nil {
+		return nil, err
+	}
+	if query == nil {
+		return nil, messages.BadRequest("vector", "search needs a vector (or vector_b64)")
+	}
 	db := s.pg
 	if s.cfg.Read != nil && s.cfg.Read.PGVectorVersion() != "" {
 		db = s.cfg.Read
@@ -426,6 +432,12 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 	cols, err := s.collections(ctx, db, names)
 	if err != nil {
 		return nil, err
+	}
+	// With include_vectors, the least the answer takes per match: a match
+	// may be replaced by one of another collection, of the least dimension.
+	leastPerMatch := 0
+	if req.IncludeVectors {
+		leastPerMatch = leastVectorBytes(slices.MinFunc(cols, func(a, b messages.Collection) int { return a.Dimension - b.Dimension }).Dimension, f32le)
 	}
 	matches := []messages.VectorMatch{}
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
@@ -435,12 +447,9 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 			}
 		}
 		for _, c := range cols {
-			vec, err := toVector("vector", req.Vector, c.Dimension)
+			vec, err := toVector("vector", query, req.VectorB64 != nil, c.Dimension)
 			if err != nil {
 				return err
-			}
-			if vec == nil {
-				return messages.BadRequest("vector", "search needs a vector")
 			}
 			metric := c.Metric
 			if req.Metric != "" {
@@ -449,7 +458,11 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 			op := metrics[metric].op
 			// The filter is added only when given: an always-true condition
 			// still skews the planner's estimate away from the index.
-			q := `SELECT id, content, metadata, embedding ` + op + ` $1 AS distance FROM ` + s.ident(c.Name) + ` WHERE embedding IS NOT NULL`
+			sel := `id, content, metadata, embedding ` + op + ` $1 AS distance`
+			if req.IncludeVectors {
+				sel += `, embedding`
+			}
+			q := `SELECT ` + sel + ` FROM ` + s.ident(c.Name) + ` WHERE embedding IS NOT NULL`
 			args := []any{vec, k}
 			if filter != "{}" {
 				q += ` AND metadata @> $3::jsonb`
@@ -464,14 +477,28 @@ func (s *Service) search(ctx context.Context, req *messages.VectorRequest) (any,
 				m := messages.VectorMatch{Collection: c.Name}
 				var meta []byte
 				var distance float64
-				if err := rows.Scan(&m.ID, &m.Content, &meta, &distance); err != nil {
+				var embedding pgvector.Vector
+				dest := []any{&m.ID, &m.Content, &meta, &distance}
+				if req.IncludeVectors {
+					dest = append(dest, &embedding)
+				}
+				if err := rows.Scan(dest...); err != nil {
 					rows.Close()
 					return err
+				}
+				if req.IncludeVectors {
+					withVector(&m, embedding, f32le)
 				}
 				m.Metadata = meta
 				m.Distance, m.Score = messages.Float(distance), messages.Float(score(metric, distance))
 				if req.MinSimilarity == nil || float64(m.Score) >= *req.MinSimilarity {
 					matches = append(matches, m)
+				}
+				// The answer holds at least min(matches seen, k) matches.
+				if least := min(len(matches), k) * leastPerMatch; maxAnswer > 0 && least > maxAnswer {
+					rows.Close()
+					return messages.Errorf(messages.CodeTooLarge, "the answer would be at least %d bytes; the server's max payload allows %d: ask for a smaller k or leave out include_vectors",
+						least, maxAnswer)
 				}
 			}
 			if err := rows.Err(); err != nil {

@@ -1,13 +1,19 @@
 package worker
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // BenchmarkServeSelect1 is db.execute SELECT 1 through a worker in this
@@ -37,6 +43,48 @@ func BenchmarkServeNoop(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := nc2.Request("noop", []byte(`{"sql":"SELECT 1"}`), 5*time.Second); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServeEmbeddingMGet is cache.embedding mget of 32 cached vectors
+// of 384 dimensions through a worker in this process, serially, answered as
+// JSON arrays and as base64 (encoding f32le), on each state backend.
+func BenchmarkServeEmbeddingMGet(b *testing.B) {
+	for _, backend := range []string{"memory", "redis"} {
+		bb := setup(b, backends[backend])
+		hashes := make([]string, 32)
+		blobs := make([]state.Blob, len(hashes))
+		rng := rand.New(rand.NewPCG(1, 1))
+		for i := range hashes {
+			v := make([]float64, 384)
+			for j := range v {
+				v[j] = rng.NormFloat64() / 20 // as a unit-norm embedding's values
+			}
+			packed, err := state.PackVector(v)
+			require.NoError(b, err)
+			hashes[i] = fmt.Sprintf("bench-%02d", i)
+			blobs[i] = state.Blob{Key: hashes[i], Value: packed}
+		}
+		require.NoError(b, bb.state.SetBlobs(context.Background(), blobs, time.Hour))
+		for _, enc := range []string{messages.EncodingJSON, messages.EncodingF32LE} {
+			body, err := json.Marshal(messages.EmbeddingRequest{Op: messages.OpMGet, Hashes: hashes, Encoding: enc})
+			require.NoError(b, err)
+			b.Run(backend+"/"+enc, func(b *testing.B) {
+				b.ReportAllocs()
+				var n int
+				for b.Loop() {
+					msg, err := bb.nc.Request(bb.sub.Of(subjects.CacheEmbedding), body, 5*time.Second)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if msg.Header.Get("Nats-Service-Error-Code") != "" {
+						b.Fatalf("%.300s", msg.Data)
+					}
+					n = len(msg.Data)
+				}
+				b.ReportMetric(float64(n), "answer-bytes")
+			})
 		}
 	}
 }

@@ -44,14 +44,25 @@ func (w *Worker) endpoints() []endpoint {
 	}
 	if v := w.deps.Vector; v != nil {
 		eps = append(eps, endpoint{name: "vector", subject: subjects.DBVector, description: "pgvector collections: upsert, similarity search, stats",
-			handle: jsonHandler(func(ctx context.Context, req *messages.VectorRequest) (any, error) {
+			handle: func(ctx context.Context, r *request) ([]byte, error) {
+				var req messages.VectorRequest
+				if err := r.decode(&req); err != nil {
+					return nil, err
+				}
+				r.op = req.Op
 				if req.Writes() {
 					if err := w.deps.Executor.CheckWrite(subjects.DBVector, req.ReadOnly); err != nil {
 						return nil, err
 					}
 				}
-				return v.Handle(ctx, req)
-			}, func(r *messages.VectorRequest) string { return r.Op })})
+				// Within the answer bound: a search with include_vectors
+				// stops once its vectors could not fit.
+				res, err := v.HandleWithin(ctx, &req, r.maxAnswer)
+				if err != nil {
+					return nil, err
+				}
+				return json.Marshal(res)
+			}})
 	}
 	if g := w.deps.Graph; g != nil {
 		eps = append(eps, endpoint{name: "graph", subject: subjects.DBGraph, description: "property graph: nodes, edges, neighbors, paths, subgraphs",

@@ -31,6 +31,8 @@ type Client struct {
 	subjects subjects.Subjects
 	timeout  time.Duration
 	replies  *replies // of QueryStream and Query (replies.go)
+	// jsonVectors sends and asks for vectors as JSON arrays, not base64.
+	jsonVectors bool
 }
 
 // Option configures a Client. An option given a value it cannot take makes
@@ -59,6 +61,19 @@ func WithTimeout(d time.Duration) Option {
 			return fmt.Errorf("WithTimeout: must be positive, got %s", d)
 		}
 		c.timeout = d
+		return nil
+	}
+}
+
+// WithJSONVectors makes cache.embedding and db.vector requests carry
+// vectors as JSON arrays of numbers ("vector", "vectors") rather than as
+// base64 of their little-endian float32 bytes ("vector_b64", encoding
+// "f32le"), the default. The binary form is exact and cheaper to encode on
+// both sides; JSON is for workers older than it, which refuse its fields.
+// Either way the API takes and returns []float32, bit for bit.
+func WithJSONVectors() Option {
+	return func(c *Client) error {
+		c.jsonVectors = true
 		return nil
 	}
 }

@@ -97,6 +97,15 @@
 // client.WithReplace() on a graph AddNode or AddEdge. An option given a value it cannot take fails
 // the call before anything is sent, as New fails on a bad Option.
 //
+// # Vectors
+//
+// Embeddings and Vectors take and return []float32. On the wire they go as
+// base64 of their little-endian bytes (vector_b64, and encoding "f32le" for
+// answers), exact to the bit and far cheaper than JSON numbers to encode on
+// both sides; client.WithJSONVectors() on New sends JSON arrays instead,
+// for workers older than the binary form. client.WithIncludeVectors() gives
+// a Search's matches their Vector.
+//
 // # Timeouts and errors
 //
 // A context deadline is the request's timeout; without one the client's

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
@@ -56,6 +57,27 @@ func toFloat64s(v []float32) []float64 {
 	return out
 }
 
+// vectorFields is v as a request carries it: a JSON array (WithJSONVectors)
+// or base64 of its little-endian bytes. An empty v is neither.
+func (c *Client) vectorFields(v []float32) ([]float64, *string) {
+	switch {
+	case len(v) == 0:
+		return nil, nil
+	case c.jsonVectors:
+		return toFloat64s(v), nil
+	}
+	b64 := base64.StdEncoding.EncodeToString(messages.Float32sLE(v))
+	return nil, &b64
+}
+
+// encoding is the encoding field of a request whose answer has vectors.
+func (c *Client) encoding() string {
+	if c.jsonVectors {
+		return ""
+	}
+	return messages.EncodingF32LE
+}
+
 // Embeddings is the handle of cache.embedding: float32 vectors cached under
 // a hash, or under a model and text. Get it from Client.Embeddings.
 type Embeddings struct{ c *Client }
@@ -71,7 +93,8 @@ func (e Embeddings) Set(ctx context.Context, key EmbeddingKey, vector []float32,
 		return "", err
 	}
 	req := key.request(messages.OpSet)
-	req.Vector, req.TTLMS = toFloat64s(vector), o.ttl
+	req.Vector, req.VectorB64 = e.c.vectorFields(vector)
+	req.TTLMS = o.ttl
 	var res messages.EmbeddingSetResult
 	if err := e.do(ctx, req, &res); err != nil {
 		return "", err
@@ -84,14 +107,27 @@ func (e Embeddings) Set(ctx context.Context, key EmbeddingKey, vector []float32,
 
 // Get returns the vector cached under key; none cached is ErrKeyNotFound.
 func (e Embeddings) Get(ctx context.Context, key EmbeddingKey) ([]float32, error) {
-	var res messages.EmbeddingGetResult
-	if err := e.do(ctx, key.request(messages.OpGet), &res); err != nil {
+	req := key.request(messages.OpGet)
+	req.Encoding = e.c.encoding()
+	// The answer of either encoding: the other field stays empty.
+	var res struct {
+		messages.EmbeddingGetResult
+		VectorB64 []byte `json:"vector_b64"`
+	}
+	if err := e.do(ctx, req, &res); err != nil {
 		return nil, err
 	}
 	if !res.Hit {
 		return nil, fmt.Errorf("embedding get %s: %w", key, ErrKeyNotFound)
 	}
-	return res.Vector, nil
+	if res.VectorB64 == nil {
+		return res.Vector, nil
+	}
+	v, err := messages.Float32sFromLE(res.VectorB64)
+	if err != nil {
+		return nil, fmt.Errorf("embedding get %s: %w", key, err)
+	}
+	return v, nil
 }
 
 // MSet caches items (1 to 1000) in one request and returns their hashes in
@@ -104,7 +140,8 @@ func (e Embeddings) MSet(ctx context.Context, items []Embedding, opts ...SetOpti
 	req := messages.EmbeddingRequest{Op: messages.OpMSet, TTLMS: o.ttl, Items: make([]messages.EmbeddingItem, len(items))}
 	for i, it := range items {
 		k := it.Key.request("")
-		req.Items[i] = messages.EmbeddingItem{Hash: k.Hash, Model: k.Model, Text: k.Text, Vector: toFloat64s(it.Vector)}
+		req.Items[i] = messages.EmbeddingItem{Hash: k.Hash, Model: k.Model, Text: k.Text}
+		req.Items[i].Vector, req.Items[i].VectorB64 = e.c.vectorFields(it.Vector)
 	}
 	var res messages.EmbeddingSetResult
 	if err := e.do(ctx, req, &res); err != nil {
@@ -116,11 +153,26 @@ func (e Embeddings) MSet(ctx context.Context, items []Embedding, opts ...SetOpti
 // MGet returns the vectors of hashes (1 to 1000) in order, nil for misses,
 // in one request.
 func (e Embeddings) MGet(ctx context.Context, hashes []string) ([][]float32, error) {
-	var res messages.EmbeddingMGetResult
-	if err := e.do(ctx, messages.EmbeddingRequest{Op: messages.OpMGet, Hashes: hashes}, &res); err != nil {
+	// The answer of either encoding: the other field stays nil.
+	var res struct {
+		Vectors    [][]float32 `json:"vectors"`
+		VectorsB64 [][]byte    `json:"vectors_b64"`
+	}
+	if err := e.do(ctx, messages.EmbeddingRequest{Op: messages.OpMGet, Hashes: hashes, Encoding: e.c.encoding()}, &res); err != nil {
 		return nil, err
 	}
-	return res.Vectors, nil
+	if res.VectorsB64 == nil {
+		return res.Vectors, nil
+	}
+	out := make([][]float32, len(res.VectorsB64))
+	for i, b := range res.VectorsB64 {
+		v, err := messages.Float32sFromLE(b)
+		if err != nil {
+			return nil, fmt.Errorf("embedding mget: vector %d: %w", i, err)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // Delete removes the vector under key; it reports whether one was there.

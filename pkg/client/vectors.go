@@ -98,6 +98,15 @@ func WithCollections(names ...string) VectorOption {
 	})
 }
 
+// WithIncludeVectors gives each match of a Search its vector
+// (include_vectors), in VectorMatch.Vector.
+func WithIncludeVectors() VectorOption {
+	return vectorOption(func(r *messages.VectorRequest) error {
+		r.IncludeVectors = true
+		return nil
+	})
+}
+
 // Vectors is the handle of db.vector: pgvector collections. Get it from
 // Client.Vectors.
 type Vectors struct{ c *Client }
@@ -126,7 +135,8 @@ func (v Vectors) CreateCollection(ctx context.Context, name string, dimension in
 func (v Vectors) Upsert(ctx context.Context, collection string, items []VectorItem, opts ...VectorOption) (int, error) {
 	req := messages.VectorRequest{Op: messages.OpUpsert, Collection: collection, Items: make([]messages.VectorItem, len(items))}
 	for i, it := range items {
-		req.Items[i] = messages.VectorItem{ID: it.ID, Vector: toFloat64s(it.Vector), Content: it.Content}
+		req.Items[i] = messages.VectorItem{ID: it.ID, Content: it.Content}
+		req.Items[i].Vector, req.Items[i].VectorB64 = v.c.vectorFields(it.Vector)
 		if it.Metadata != nil {
 			b, err := json.Marshal(it.Metadata)
 			if err != nil {
@@ -141,11 +151,33 @@ func (v Vectors) Upsert(ctx context.Context, collection string, items []VectorIt
 }
 
 // Search returns the matches nearest to vector in collection (and those of
-// WithCollections), best first.
+// WithCollections), best first. With WithIncludeVectors, each match's
+// Vector is set (and VectorB64 left empty, whatever the wire carried).
 func (v Vectors) Search(ctx context.Context, collection string, vector []float32, opts ...VectorOption) ([]messages.VectorMatch, error) {
+	req := messages.VectorRequest{Op: messages.OpSearch, Collection: collection}
+	req.Vector, req.VectorB64 = v.c.vectorFields(vector)
+	opts = append(opts[:len(opts):len(opts)], vectorOption(func(r *messages.VectorRequest) error {
+		if r.IncludeVectors {
+			r.Encoding = v.c.encoding()
+		}
+		return nil
+	}))
 	var res messages.VectorSearchResult
-	err := v.do(ctx, messages.VectorRequest{Op: messages.OpSearch, Collection: collection, Vector: toFloat64s(vector)}, opts, &res)
-	return res.Matches, err
+	if err := v.do(ctx, req, opts, &res); err != nil {
+		return nil, err
+	}
+	for i := range res.Matches {
+		m := &res.Matches[i]
+		if m.VectorB64 == nil {
+			continue
+		}
+		vec, err := messages.Float32sFromLE(m.VectorB64)
+		if err != nil {
+			return nil, fmt.Errorf("search %q: vector of %q: %w", collection, m.ID, err)
+		}
+		m.Vector, m.VectorB64 = vec, nil
+	}
+	return res.Matches, nil
 }
 
 // Delete removes the items of ids from collection and says how many there

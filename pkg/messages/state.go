@@ -102,25 +102,32 @@ const (
 
 // EmbeddingRequest is the body of cache.embedding.
 type EmbeddingRequest struct {
-	Op     string          `json:"op"`
-	Hash   string          `json:"hash,omitempty"`
-	Text   *string         `json:"text,omitempty"`
-	Model  string          `json:"model,omitempty"`
-	Vector []float64       `json:"vector,omitempty"`
-	Hashes []string        `json:"hashes,omitempty"`
-	Items  []EmbeddingItem `json:"items,omitempty"`
+	Op     string    `json:"op"`
+	Hash   string    `json:"hash,omitempty"`
+	Text   *string   `json:"text,omitempty"`
+	Model  string    `json:"model,omitempty"`
+	Vector []float64 `json:"vector,omitempty"`
+	// VectorB64 is Vector as base64 of little-endian float32s (set); give
+	// one or the other.
+	VectorB64 *string         `json:"vector_b64,omitempty"`
+	Hashes    []string        `json:"hashes,omitempty"`
+	Items     []EmbeddingItem `json:"items,omitempty"`
+	// Encoding is how get and mget answer vectors: EncodingJSON (the
+	// default, "vector"/"vectors") or EncodingF32LE ("vector_b64"/"vectors_b64").
+	Encoding string `json:"encoding,omitempty"`
 	// TTLMS or TTLSeconds (not both) is how long a set or mset keeps its
 	// vectors: 0 until deleted; absent, the worker's CACHE_EMBEDDING_TTL.
 	TTLMS      *int64   `json:"ttl_ms,omitempty"`
 	TTLSeconds *float64 `json:"ttl_seconds,omitempty"`
 }
 
-// EmbeddingItem is one vector of an mset.
+// EmbeddingItem is one vector of an mset: Vector or VectorB64.
 type EmbeddingItem struct {
-	Hash   string    `json:"hash,omitempty"`
-	Text   *string   `json:"text,omitempty"`
-	Model  string    `json:"model,omitempty"`
-	Vector []float64 `json:"vector"`
+	Hash      string    `json:"hash,omitempty"`
+	Text      *string   `json:"text,omitempty"`
+	Model     string    `json:"model,omitempty"`
+	Vector    []float64 `json:"vector,omitempty"`
+	VectorB64 *string   `json:"vector_b64,omitempty"`
 }
 
 // EmbeddingGetResult is the answer of get.
@@ -135,6 +142,22 @@ type EmbeddingGetResult struct {
 type EmbeddingMGetResult struct {
 	Vectors [][]float32 `json:"vectors"`
 	Hits    int         `json:"hits"`
+}
+
+// EmbeddingGetB64Result is the answer of get with encoding f32le: the
+// vector's little-endian float32 bytes, base64 on the wire (null on a miss).
+type EmbeddingGetB64Result struct {
+	Hash      string `json:"hash"`
+	Hit       bool   `json:"hit"`
+	VectorB64 []byte `json:"vector_b64"`
+}
+
+// EmbeddingMGetB64Result is the answer of mget with encoding f32le: each
+// vector's little-endian float32 bytes, base64 on the wire, in request
+// order, null for misses.
+type EmbeddingMGetB64Result struct {
+	VectorsB64 [][]byte `json:"vectors_b64"`
+	Hits       int      `json:"hits"`
 }
 
 // EmbeddingSetResult is the answer of set and mset.

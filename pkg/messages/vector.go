@@ -19,15 +19,18 @@ const (
 
 // VectorRequest is the body of db.vector.
 type VectorRequest struct {
-	Op            string          `json:"op"`
-	Collection    string          `json:"collection,omitempty"`
-	Collections   []string        `json:"collections,omitempty"`
-	Dimension     int             `json:"dimension,omitempty"`
-	Metric        string          `json:"metric,omitempty"`
-	Index         string          `json:"index,omitempty"`
-	ID            string          `json:"id,omitempty"`
-	IDs           []string        `json:"ids,omitempty"`
-	Vector        []float64       `json:"vector,omitempty"`
+	Op          string    `json:"op"`
+	Collection  string    `json:"collection,omitempty"`
+	Collections []string  `json:"collections,omitempty"`
+	Dimension   int       `json:"dimension,omitempty"`
+	Metric      string    `json:"metric,omitempty"`
+	Index       string    `json:"index,omitempty"`
+	ID          string    `json:"id,omitempty"`
+	IDs         []string  `json:"ids,omitempty"`
+	Vector      []float64 `json:"vector,omitempty"`
+	// VectorB64 is Vector as base64 of little-endian float32s (upsert,
+	// search); give one or the other.
+	VectorB64     *string         `json:"vector_b64,omitempty"`
 	Content       *string         `json:"content,omitempty"`
 	Metadata      json.RawMessage `json:"metadata,omitempty"`
 	Items         []VectorItem    `json:"items,omitempty"`
@@ -35,6 +38,12 @@ type VectorRequest struct {
 	MinSimilarity *float64        `json:"min_similarity,omitempty"`
 	Filter        json.RawMessage `json:"filter,omitempty"`
 	EFSearch      int             `json:"ef_search,omitempty"`
+	// IncludeVectors gives each search match its vector, encoded as
+	// Encoding says.
+	IncludeVectors bool `json:"include_vectors,omitempty"`
+	// Encoding is how a search's matches carry their vectors: EncodingJSON
+	// (the default, "vector") or EncodingF32LE ("vector_b64").
+	Encoding string `json:"encoding,omitempty"`
 	// TimeoutMS bounds the request from its receipt by the worker, time
 	// queued included. Defaults to DB_STATEMENT_TIMEOUT.
 	TimeoutMS *int `json:"timeout_ms,omitempty"`
@@ -53,10 +62,11 @@ func (r *VectorRequest) Writes() bool {
 
 // VectorItem is one row of a bulk upsert.
 type VectorItem struct {
-	ID       string          `json:"id"`
-	Vector   []float64       `json:"vector"`
-	Content  *string         `json:"content,omitempty"`
-	Metadata json.RawMessage `json:"metadata,omitempty"`
+	ID        string          `json:"id"`
+	Vector    []float64       `json:"vector,omitempty"`
+	VectorB64 *string         `json:"vector_b64,omitempty"`
+	Content   *string         `json:"content,omitempty"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Collection describes a vector collection.
@@ -75,6 +85,11 @@ type VectorMatch struct {
 	Score      Float           `json:"score"`
 	Distance   Float           `json:"distance"`
 	Metadata   json.RawMessage `json:"metadata"`
+	// Vector (encoding json) or VectorB64 (encoding f32le: little-endian
+	// float32 bytes, base64 on the wire) is the match's vector, with
+	// include_vectors.
+	Vector    []float32 `json:"vector,omitempty"`
+	VectorB64 []byte    `json:"vector_b64,omitempty"`
 }
 
 // VectorSearchResult is the answer of search.
