@@ -46,6 +46,15 @@ export DBWORKER_TEST_PREFIX="$prefix"
 export DBWORKER_TEST_SCHEMA="$schema"
 status=0
 node --test --test-concurrency=1 dist/test/*.test.js || status=$?
+# The README's example runs too, against the same worker.
+if [ "$status" -eq 0 ]; then
+  NATS_URL="$DBWORKER_TEST_NATS_URL" SUBJECT_PREFIX="$prefix" node dist/examples/quickstart.js >"$tmp/example.log" 2>&1 || status=$?
+  if [ "$status" -ne 0 ] || ! grep -q "streamed rows: 50000" "$tmp/example.log"; then
+    echo "test-ts: examples/quickstart.js failed:" >&2; cat "$tmp/example.log" >&2; status=1
+  else
+    echo "ok - examples/quickstart.js"; cat "$tmp/example.log"
+  fi
+fi
 if [ "$status" -ne 0 ]; then
   echo "test-ts: the worker's log:" >&2
   tail -n 50 "$tmp/worker.log" >&2
