@@ -62,6 +62,15 @@ func rowOf(t *testing.T, answer []byte, field string) string {
 	return string(raw)
 }
 
+// safeSetup gives a test a schema, an executor over one connection and an
+// answer bound.
+func safeSetup(t *testing.T) (*testenv.Postgres, *pgexec.Executor, pgjson.Output) {
+	t.Helper()
+	pg := testenv.NewPostgres(t)
+	_, ex := newStreamExecutor(t, pg, 100)
+	return pg, ex, pgjson.Output{MaxBytes: 1 << 20}
+}
+
 func safeBody(op, extra string) string {
 	sql, _ := json.Marshal(safeSelect)
 	return fmt.Sprintf(`{"op":%q,"sql":%s%s}`, op, sql, extra)
@@ -82,10 +91,8 @@ func decodeReq(t *testing.T, body string) *messages.ExecuteRequest {
 // request's false wins over it.
 func TestSafeNumbers(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
+	pg, ex, out := safeSetup(t)
 	ctx := context.Background()
-	_, ex := newStreamExecutor(t, pg, 100)
-	out := pgjson.Output{MaxBytes: 1 << 20}
 
 	for _, c := range []struct{ name, op, extra, field, want string }{
 		{"default off", "query", ``, "rows", plainRow},
@@ -130,10 +137,8 @@ func TestSafeNumbers(t *testing.T) {
 // and an interactive transaction answer safe numbers when asked.
 func TestSafeNumbersInWritesAndBatches(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
+	_, ex, out := safeSetup(t)
 	ctx := context.Background()
-	_, ex := newStreamExecutor(t, pg, 100)
-	out := pgjson.Output{MaxBytes: 1 << 20}
 	_, err := ex.Execute(ctx, decodeReq(t, `{"op":"script","sql":"CREATE TABLE acct (id int8 PRIMARY KEY, bal numeric(40,2))"}`), out)
 	require.NoError(t, err)
 
