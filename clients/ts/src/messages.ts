@@ -369,16 +369,20 @@ export interface JobAccepted {
   sequence: number;
 }
 
+export interface PostgresHealth {
+  status: string;
+  latency_ms: number;
+  version?: string;
+  pgvector: string | null;
+  pool: { total: number; idle: number; acquired: number; max: number };
+  error?: string;
+  /** The read pool (POSTGRES_READ_URL), on workers that have one. */
+  read?: PostgresHealth;
+}
+
 export interface HealthResult {
   status: "healthy" | "degraded" | "unhealthy";
-  postgres: {
-    status: string;
-    latency_ms: number;
-    version?: string;
-    pgvector: string | null;
-    pool: { total: number; idle: number; acquired: number; max: number };
-    error?: string;
-  };
+  postgres: PostgresHealth;
   state: {
     backend: "memory" | "redis";
     status: string;
