@@ -37,10 +37,20 @@ run-embedded: build ## run a worker with an embedded nats-server on NATS_URL's a
 	./$(BIN)/worker -embedded
 
 .PHONY: test
-test: services ## vet, every test with the race detector, then the nats CLI walkthrough
+test: services ## vet, every test with the race detector, the nats CLI walkthrough, then the TypeScript client's tests
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	bash scripts/cli-walkthrough.sh
+	$(MAKE) test-ts
+
+TS := clients/ts
+
+.PHONY: test-ts
+test-ts: ## the TypeScript client (clients/ts): npm ci when needed, tsc, node --test against a real worker
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "test-ts: needs Node 20+ and npm (apt-get install nodejs npm)"; exit 1; }
+	@test -d $(TS)/node_modules || (cd $(TS) && npm ci --no-audit --no-fund)
+	cd $(TS) && rm -rf dist && npx tsc -p tsconfig.json
+	bash $(TS)/test/run.sh
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := pgexec/sqltext:FuzzBind pgexec/pgjson:FuzzTextArray pgexec/pgjson:FuzzAppendValue worker:FuzzDecodeRequests subjects:FuzzToken

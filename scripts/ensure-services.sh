@@ -7,6 +7,7 @@
 #   the pgbouncer binary (not started: the tests start their own, in transaction mode)
 #   the nats-server program itself, which the fleet tests start as a cluster
 #   of processes, even when something else already answers on 4222
+#   Node.js and npm, for the TypeScript client's tests (clients/ts)
 # Services that already answer are used as they are.
 set -euo pipefail
 
@@ -76,4 +77,8 @@ if [ -z "${SKIP_NATS:-}" ] && ! port_open 4222; then
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_port 4222 NATS
 fi
-log "PostgreSQL, Redis and NATS are up; pgbouncer is installed"
+# --- Node.js (the TypeScript client's tests, make test-ts) -------------------
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+log "PostgreSQL, Redis and NATS are up; pgbouncer and Node.js are installed"

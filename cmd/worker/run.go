@@ -116,6 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxTimeout:     cfg.MaxStatementTimeout.D(),
 		NamedQueries:   queries,
 		NamedOnly:      !cfg.AllowAdHocSQL,
+		SafeNumbers:    cfg.SafeNumbers,
 		Read:           m.read,
 	})
 	if err != nil {

@@ -136,13 +136,16 @@ type Config struct {
 	MaintLockTimeout    Seconds   `envconfig:"MAINT_LOCK_TIMEOUT" desc:"VACUUM's lock_timeout"`
 	MaintVacuumTimeout  Seconds   `envconfig:"MAINT_VACUUM_TIMEOUT" desc:"default and cap of a VACUUM's timeout_ms"`
 
-	ExecuteMode         pgexec.Mode `envconfig:"DB_EXECUTE_MODE" desc:"read_write, read_only or disabled"`
-	ReadOnlyPrivileged  bool        `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" desc:"development only: let a read_only worker start with a login that can write"`
-	NamedQueriesFile    string      `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
-	AllowAdHocSQL       bool        `envconfig:"DB_ALLOW_ADHOC" desc:"false allows only named queries on db.execute (an allowlist)"`
-	MaxRows             int         `envconfig:"DB_MAX_ROWS" desc:"cap on max_rows; also the default when a request names none"`
-	StatementTimeout    Seconds     `envconfig:"DB_STATEMENT_TIMEOUT" desc:"statement timeout when a request names none"`
-	MaxStatementTimeout Seconds     `envconfig:"DB_MAX_STATEMENT_TIMEOUT" desc:"cap on a request's timeout_ms"`
+	ExecuteMode        pgexec.Mode `envconfig:"DB_EXECUTE_MODE" desc:"read_write, read_only or disabled"`
+	ReadOnlyPrivileged bool        `envconfig:"DB_READ_ONLY_ALLOW_PRIVILEGED" desc:"development only: let a read_only worker start with a login that can write"`
+	NamedQueriesFile   string      `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
+	AllowAdHocSQL      bool        `envconfig:"DB_ALLOW_ADHOC" desc:"false allows only named queries on db.execute (an allowlist)"`
+	// SafeNumbers is the default of db.execute's safe_numbers: true answers
+	// numeric, and int8 past ±(2^53−1), as JSON strings. Defaults to false.
+	SafeNumbers         bool    `envconfig:"DB_SAFE_NUMBERS" desc:"default of db.execute's safe_numbers: numeric, and int8 past ±(2^53-1), answered as JSON strings"`
+	MaxRows             int     `envconfig:"DB_MAX_ROWS" desc:"cap on max_rows; also the default when a request names none"`
+	StatementTimeout    Seconds `envconfig:"DB_STATEMENT_TIMEOUT" desc:"statement timeout when a request names none"`
+	MaxStatementTimeout Seconds `envconfig:"DB_MAX_STATEMENT_TIMEOUT" desc:"cap on a request's timeout_ms"`
 }
 
 // Seconds is a duration read either as a number of seconds ("30", as the seed

@@ -67,6 +67,8 @@ type ExecutorConfig struct {
 	NamedQueries map[string]named.Query
 	// NamedOnly refuses everything but named queries (an allowlist).
 	NamedOnly bool
+	// SafeNumbers is safe_numbers' default (DB_SAFE_NUMBERS): false.
+	SafeNumbers bool
 	// Read, when set, serves what only reads: read-only requests and
 	// read-only transactions, on a replica's pool (POSTGRES_READ_URL).
 	Read *Client
@@ -187,20 +189,11 @@ func (e *Executor) prepare(req *messages.ExecuteRequest, out pgjson.Output) (pla
 	if err != nil {
 		return plan{}, err
 	}
-	pl := plan{req: req, op: cmp.Or(req.Op, messages.OpQuery), sh: shape{MaxRows: out.RowCap(e.cfg.MaxRows)}, timeout: e.cfg.DefaultTimeout}
-	switch req.RowFormat {
-	case "", messages.RowFormatObject:
-	case messages.RowFormatArray:
-		pl.sh.Arrays = true
-	default:
-		return plan{}, messages.BadRequest("row_format", "row_format must be \"object\" or \"array\", got %q", req.RowFormat)
+	sh, err := pgjson.ShapeOf(req, out.RowCap(e.cfg.MaxRows), e.cfg.SafeNumbers)
+	if err != nil {
+		return plan{}, err
 	}
-	if req.MaxRows != nil {
-		if *req.MaxRows < 0 {
-			return plan{}, messages.BadRequest("max_rows", "max_rows must not be negative")
-		}
-		pl.sh.MaxRows = min(*req.MaxRows, pl.sh.MaxRows)
-	}
+	pl := plan{req: req, op: cmp.Or(req.Op, messages.OpQuery), sh: sh, timeout: e.cfg.DefaultTimeout}
 	if req.TimeoutMS != nil {
 		if *req.TimeoutMS <= 0 {
 			return plan{}, messages.BadRequest("timeout_ms", "timeout_ms must be positive")

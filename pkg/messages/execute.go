@@ -45,6 +45,11 @@ type ExecuteRequest struct {
 	TimeoutMS *int   `json:"timeout_ms,omitempty"`
 	ReadOnly  bool   `json:"read_only,omitempty"`
 	RowFormat string `json:"row_format,omitempty"`
+	// SafeNumbers, when true, answers numeric values, and int8 values past
+	// ±(2^53−1), as JSON strings of their exact digits (for callers whose
+	// JSON numbers are float64, such as JavaScript); nil takes the worker's
+	// default (DB_SAFE_NUMBERS, normally false).
+	SafeNumbers *bool `json:"safe_numbers,omitempty"`
 
 	// Isolation and Deferrable open an op "tx" transaction (with ReadOnly):
 	// Isolation* levels, "" for the database's default.

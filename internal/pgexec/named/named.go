@@ -90,7 +90,7 @@ func Resolve(queries map[string]Query, namedOnly bool, req *messages.ExecuteRequ
 		return nil, false, messages.Errorf(messages.CodeNotFound, "no named query %q", req.Query)
 	}
 	if req.SQL != "" || len(req.Statements) > 0 || req.Table != "" || (req.Op != "" && req.Op != q.Op) {
-		return nil, false, messages.BadRequest("query", "a named query takes only params and the common fields (max_rows, timeout_ms, read_only, row_format)")
+		return nil, false, messages.BadRequest("query", "a named query takes only params and the common fields (max_rows, timeout_ms, read_only, row_format, safe_numbers)")
 	}
 	cp := *req
 	cp.Op, cp.SQL = q.Op, q.SQL

@@ -25,6 +25,18 @@ const (
 
 // AppendValue appends one column value, received in t's format, as JSON.
 func AppendValue(b []byte, t *Type, v []byte) ([]byte, error) {
+	return appendValue(b, t, v, false)
+}
+
+// AppendSafeValue is AppendValue with safe numbers (the request option
+// safe_numbers, safe.go): numeric values, and int8 values past ±(2^53−1),
+// are written as JSON strings of their exact digits, at any depth of an
+// array. Nothing else changes; json and jsonb stay the caller's JSON.
+func AppendSafeValue(b []byte, t *Type, v []byte) ([]byte, error) {
+	return appendValue(b, t, v, true)
+}
+
+func appendValue(b []byte, t *Type, v []byte, safe bool) ([]byte, error) {
 	if v == nil {
 		return append(b, "null"...), nil
 	}
@@ -57,7 +69,7 @@ func AppendValue(b []byte, t *Type, v []byte) ([]byte, error) {
 		if len(v) != 8 {
 			return b, errShortValue
 		}
-		return strconv.AppendInt(b, int64(binary.BigEndian.Uint64(v)), 10), nil
+		return appendInt8(b, int64(binary.BigEndian.Uint64(v)), safe), nil
 	case KindOID:
 		if len(v) != 4 {
 			return b, errShortValue
@@ -74,6 +86,9 @@ func AppendValue(b []byte, t *Type, v []byte) ([]byte, error) {
 		}
 		return AppendFloat(b, math.Float64frombits(binary.BigEndian.Uint64(v)), 64), nil
 	case KindNumeric:
+		if safe {
+			return appendQuotedNumeric(b, v)
+		}
 		return appendNumeric(b, v)
 	case KindText:
 		return AppendString(b, v), nil
@@ -136,7 +151,7 @@ func AppendValue(b []byte, t *Type, v []byte) ([]byte, error) {
 	case KindSparsevec:
 		return appendSparsevec(b, v)
 	case KindArray:
-		return appendBinaryArray(b, t.Elem, v)
+		return appendBinaryArray(b, t.Elem, v, safe)
 	}
 	return AppendString(b, v), nil
 }
@@ -164,7 +179,7 @@ func appendUUID(b []byte, u []byte) []byte {
 
 // appendBinaryArray decodes PostgreSQL's binary array format into nested JSON
 // arrays of the element encoding.
-func appendBinaryArray(b []byte, elem *Type, v []byte) ([]byte, error) {
+func appendBinaryArray(b []byte, elem *Type, v []byte, safe bool) ([]byte, error) {
 	if len(v) < 12 {
 		return b, errShortValue
 	}
@@ -181,7 +196,7 @@ func appendBinaryArray(b []byte, elem *Type, v []byte) ([]byte, error) {
 	}
 	rest := v[12+8*ndim:]
 	var err error
-	b, rest, err = appendArrayDim(b, elem, dims, rest)
+	b, rest, err = appendArrayDim(b, elem, dims, rest, safe)
 	if err != nil {
 		return b, err
 	}
@@ -191,7 +206,7 @@ func appendBinaryArray(b []byte, elem *Type, v []byte) ([]byte, error) {
 	return b, nil
 }
 
-func appendArrayDim(b []byte, elem *Type, dims []int, v []byte) ([]byte, []byte, error) {
+func appendArrayDim(b []byte, elem *Type, dims []int, v []byte, safe bool) ([]byte, []byte, error) {
 	b = append(b, '[')
 	for i := 0; i < dims[0]; i++ {
 		if i > 0 {
@@ -199,7 +214,7 @@ func appendArrayDim(b []byte, elem *Type, dims []int, v []byte) ([]byte, []byte,
 		}
 		if len(dims) > 1 {
 			var err error
-			if b, v, err = appendArrayDim(b, elem, dims[1:], v); err != nil {
+			if b, v, err = appendArrayDim(b, elem, dims[1:], v, safe); err != nil {
 				return b, v, err
 			}
 			continue
@@ -217,7 +232,7 @@ func appendArrayDim(b []byte, elem *Type, dims []int, v []byte) ([]byte, []byte,
 			return b, v, errShortValue
 		}
 		var err error
-		if b, err = AppendValue(b, elem, v[:n:n]); err != nil {
+		if b, err = appendValue(b, elem, v[:n:n], safe); err != nil {
 			return b, v, err
 		}
 		v = v[n:]

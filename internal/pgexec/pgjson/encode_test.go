@@ -82,7 +82,7 @@ func BenchmarkAppendRow(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		var err error
-		if buf, err = AppendRow(buf[:0], row, types, names, false, 0); err != nil {
+		if buf, err = AppendRow(buf[:0], row, types, names, RowFormat{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -106,6 +106,8 @@ func FuzzTextArray(f *testing.F) {
 // error, never a panic, and writes valid JSON when it accepts.
 func FuzzAppendValue(f *testing.F) {
 	f.Add(uint8(KindNumeric), []byte{0, 1, 0, 0, 0, 0, 0, 2, 0, 12})
+	f.Add(uint8(KindNumeric), []byte{0, 0, 0, 0, 0xC0, 0, 0, 0})
+	f.Add(uint8(KindInt8), []byte{0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add(uint8(KindArray), []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 23, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7})
 	f.Add(uint8(KindVector), []byte{0, 2, 0, 0, 63, 128, 0, 0, 64, 0, 0, 0})
 	f.Add(uint8(KindSparsevec), []byte{0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 63, 128, 0, 0})
@@ -118,6 +120,11 @@ func FuzzAppendValue(f *testing.F) {
 		out, err := AppendValue(nil, ti, v)
 		if err == nil && !json.Valid(out) {
 			t.Fatalf("kind %d, %x gave invalid JSON %q", ti.Kind, v, out)
+		}
+		// Safe numbers accept and refuse the same values, and write JSON.
+		safe, safeErr := AppendSafeValue(nil, ti, v)
+		if (safeErr == nil) != (err == nil) || (safeErr == nil && !json.Valid(safe)) {
+			t.Fatalf("kind %d, %x: safe numbers gave %q, %v (plain: %v)", ti.Kind, v, safe, safeErr, err)
 		}
 	})
 }

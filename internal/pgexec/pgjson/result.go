@@ -16,6 +16,8 @@ type Shape struct {
 	MaxRows  int  // rows past it are read and dropped, and "truncated" is true
 	TagOnly  bool // write only rows_affected and command
 	MaxBytes int  // past it the result is TOO_LARGE (0: no bound), or streamed with Emit
+	// SafeNumbers writes numeric, and int8 past ±MaxSafeInteger, as strings.
+	SafeNumbers bool
 	// Emit takes the rows in chunks once they pass MaxBytes (Output.Emit);
 	// ignored with One or TagOnly.
 	Emit func(chunk []byte) error
@@ -63,6 +65,7 @@ func WriteResult(rr *pgconn.ResultReader, types []*Type, sh Shape, buf []byte) (
 	} else {
 		buf = append(buf, `,"rows":[`...)
 	}
+	rf := RowFormat{Arrays: sh.Arrays, SafeNumbers: sh.SafeNumbers, Limit: sh.MaxBytes}
 	count, truncated, tooLarge := 0, false, false
 	var encErr, emitErr error
 	var ch *chunker
@@ -82,13 +85,13 @@ func WriteResult(rr *pgconn.ResultReader, types []*Type, sh Shape, buf []byte) (
 		if inChunk > 0 {
 			buf = append(buf, ',')
 		}
-		buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, sh.Arrays, sh.MaxBytes)
+		buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, rf)
 		if ch != nil && inChunk > 0 && errors.Is(encErr, ErrTooLarge) {
 			// The chunk is full: send it, and begin the next with this row.
 			if buf, emitErr = ch.flush(buf[:rowStart], true); emitErr != nil {
 				continue
 			}
-			buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, sh.Arrays, sh.MaxBytes)
+			buf, encErr = AppendRow(buf, rr.Values(), colTypes, names, rf)
 			inChunk = 0
 		}
 		count++

@@ -21,36 +21,47 @@ func DeclaredType(t *Type) uint32 {
 // ErrTooLarge stops encoding a row once the answer passes its bound.
 var ErrTooLarge = errors.New("answer too large")
 
-// AppendRow writes one row. With limit > 0 it stops with ErrTooLarge as soon
-// as the answer would pass limit bytes, before encoding a value that could not
-// fit: a request never holds much more than its bound in answer bytes,
-// whatever one value's size.
-func AppendRow(buf []byte, values [][]byte, types []*Type, names [][]byte, arrays bool, limit int) ([]byte, error) {
+// RowFormat says how AppendRow writes a row.
+type RowFormat struct {
+	// Arrays writes the row as an array in column order, not an object.
+	Arrays bool
+	// SafeNumbers writes numeric values, and int8 values past
+	// ±MaxSafeInteger, as strings (AppendSafeValue).
+	SafeNumbers bool
+	// Limit, when above 0, bounds the answer in bytes (ErrTooLarge).
+	Limit int
+}
+
+// AppendRow writes one row. With f.Limit > 0 it stops with ErrTooLarge as
+// soon as the answer would pass f.Limit bytes, before encoding a value that
+// could not fit: a request never holds much more than its bound in answer
+// bytes, whatever one value's size.
+func AppendRow(buf []byte, values [][]byte, types []*Type, names [][]byte, f RowFormat) ([]byte, error) {
 	var err error
-	if arrays {
+	if f.Arrays {
 		buf = append(buf, '[')
 	} else {
 		buf = append(buf, '{')
 	}
 	for i, v := range values {
-		if limit > 0 && len(buf)+minEncodedLen(types[i], v) > limit {
+		if f.Limit > 0 && len(buf)+minEncodedLen(types[i], v) > f.Limit {
 			return buf, ErrTooLarge
 		}
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		if !arrays {
+		if !f.Arrays {
 			buf = append(buf, names[i]...)
 			buf = append(buf, ':')
 		}
-		if buf, err = AppendValue(buf, types[i], v); err != nil {
+		if buf, err = appendValue(buf, types[i], v, f.SafeNumbers); err != nil {
 			return buf, err
 		}
-		if limit > 0 && len(buf) > limit {
+		if f.Limit > 0 && len(buf) > f.Limit {
 			return buf, ErrTooLarge
 		}
 	}
-	if arrays {
+	if f.Arrays {
 		return append(buf, ']'), nil
 	}
 	return append(buf, '}'), nil

@@ -1,0 +1,185 @@
+// The client's side of NATS request-reply: one subscription on
+// <inboxPrefix>.<id>.* for every answer, a token of it per request (as
+// nats.js routes its own requests, and as pkg/client does for streams), the
+// Request-Id header, and error answers turned into DbworkerError.
+
+import { headers, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+
+import { DbworkerError, NoWorkerError, RequestTimeoutError, type ErrorBody } from "./errors.js";
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** The messages of one request's answer, in arrival order. */
+export class Call {
+  private queue: Msg[] = [];
+  private waiter?: (m: Msg | undefined) => void;
+  /** A message arrived past the bound (only a sender ignoring credit does that). */
+  lost = false;
+
+  constructor(
+    readonly subject: string,
+    readonly reply: string,
+    private readonly bound: number,
+    private readonly onClose: () => void,
+  ) {}
+
+  push(m: Msg): void {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(m);
+      return;
+    }
+    if (this.queue.length >= this.bound) {
+      this.lost = true;
+      return;
+    }
+    this.queue.push(m);
+  }
+
+  /** The next message, or RequestTimeoutError after timeoutMs. */
+  next(timeoutMs: number): Promise<Msg> {
+    const m = this.queue.shift();
+    if (m) return Promise.resolve(m);
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new RequestTimeoutError(this.subject, timeoutMs));
+      }, timeoutMs);
+      this.waiter = (msg) => {
+        clearTimeout(timer);
+        if (msg) resolve(msg);
+        else reject(new RequestTimeoutError(this.subject, timeoutMs));
+      };
+    });
+  }
+
+  close(): void {
+    this.onClose();
+  }
+}
+
+export interface SendOptions {
+  timeoutMs: number;
+  requestId?: string;
+  /** Extra headers (Stream-Window). */
+  headers?: Record<string, string>;
+  /** How many messages may wait unread (a stream's window and its end). */
+  bound?: number;
+}
+
+/** Routes answers to their calls over one wildcard subscription. */
+export class Transport {
+  private sub?: Subscription;
+  private prefix = "";
+  private readonly calls = new Map<string, Call>();
+
+  constructor(
+    readonly nc: NatsConnection,
+    private readonly inboxPrefix: string,
+  ) {}
+
+  private ensureSub(): void {
+    if (this.sub && !this.sub.isClosed()) return;
+    this.prefix = `${this.inboxPrefix}.${nuid.next()}.`;
+    this.sub = this.nc.subscribe(`${this.prefix}*`, {
+      callback: (err, m) => {
+        if (err) return;
+        const token = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+        this.calls.get(token)?.push(m);
+      },
+    });
+  }
+
+  /** Publishes body to subject with a reply subject of its own. */
+  open(subject: string, body: unknown, o: SendOptions): Call {
+    this.ensureSub();
+    const token = nuid.next();
+    const call = new Call(subject, this.prefix + token, o.bound ?? 4, () => this.calls.delete(token));
+    this.calls.set(token, call);
+    const h = headers();
+    h.set("Request-Id", o.requestId ?? nuid.next());
+    for (const [k, v] of Object.entries(o.headers ?? {})) h.set(k, v);
+    try {
+      this.nc.publish(subject, encoder.encode(JSON.stringify(body)), { reply: call.reply, headers: h });
+    } catch (e) {
+      call.close();
+      throw e;
+    }
+    return call;
+  }
+
+  /** Sends one request and returns its answer's body, parsed. */
+  async request<T>(subject: string, body: unknown, o: SendOptions, name = subject): Promise<T> {
+    const call = this.open(subject, body, o);
+    try {
+      const m = await call.next(o.timeoutMs);
+      return parseAnswer<T>(m, name);
+    } catch (e) {
+      if (e instanceof RequestTimeoutError) throw new RequestTimeoutError(name, o.timeoutMs);
+      throw e;
+    } finally {
+      call.close();
+    }
+  }
+
+  /** request, returning the answer's text (for exact integers). */
+  async requestText(subject: string, body: unknown, o: SendOptions, name = subject): Promise<string> {
+    const call = this.open(subject, body, o);
+    try {
+      const m = await call.next(o.timeoutMs);
+      const err = answerError(m, name);
+      if (err) throw err;
+      return decoder.decode(m.data);
+    } finally {
+      call.close();
+    }
+  }
+
+  publish(subject: string, body: string): void {
+    this.nc.publish(subject, encoder.encode(body));
+  }
+
+  /** Ends the subscription (the connection stays the caller's). */
+  close(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+}
+
+/** Whether m is NATS's "no responders" status. */
+export function isNoResponders(m: Msg): boolean {
+  return m.data.length === 0 && m.headers?.code === 503;
+}
+
+/** The error an answer carries, or undefined. */
+export function answerError(m: Msg, name: string): Error | undefined {
+  if (isNoResponders(m)) return new NoWorkerError(name);
+  const code = header(m.headers, "Nats-Service-Error-Code");
+  if (!code) return undefined;
+  try {
+    const body = JSON.parse(decoder.decode(m.data)) as { error?: ErrorBody };
+    if (body.error && typeof body.error.code === "string") return new DbworkerError(body.error, name);
+  } catch {
+    // fall through: the headers alone
+  }
+  return new DbworkerError({ code: "INTERNAL", status: Number(code), message: header(m.headers, "Nats-Service-Error") ?? "" }, name);
+}
+
+/** Parses an answer, throwing its error. */
+export function parseAnswer<T>(m: Msg, name: string): T {
+  const err = answerError(m, name);
+  if (err) throw err;
+  return JSON.parse(decoder.decode(m.data)) as T;
+}
+
+export function header(h: MsgHdrs | undefined, k: string): string | undefined {
+  if (!h) return undefined;
+  const v = h.get(k);
+  return v === "" ? undefined : v;
+}
+
+export function text(m: Msg): string {
+  return decoder.decode(m.data);
+}
