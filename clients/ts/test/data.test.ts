@@ -4,21 +4,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { DbworkerError, f32leDecode, f32leEncode, type DbworkerClient } from "../src/index.js";
-import { schema, setup, unique, workerHasBinaryVectors } from "./helpers.js";
+import { schema, setup, unique } from "./helpers.js";
 
 let db: DbworkerClient;
 let bin: DbworkerClient;
 let done: () => Promise<void>;
 let doneBin: () => Promise<void>;
-let binary = false;
 
 before(async () => {
   ({ db, done } = await setup({ vectorEncoding: "json" }));
   ({ db: bin, done: doneBin } = await setup({ vectorEncoding: "f32le" }));
-  binary = await workerHasBinaryVectors(db);
-  if (!binary) {
-    console.log("# NOTE: this worker does not take vector_b64/encoding f32le (branch h-binvec): the binary-vector tests are skipped");
-  }
 });
 after(async () => {
   await done();
@@ -56,8 +51,7 @@ describe("cache.embedding", () => {
     assert.equal(await db.embeddings.delete({ text: "hello", model: "m1" }), 1);
   });
 
-  test("get, set, mset, mget in the binary float32 form (needs h-binvec)", async (t) => {
-    if (!binary) return t.skip("the worker has no vector_b64 (branch h-binvec)");
+  test("get, set, mset, mget in the binary float32 form", async () => {
     const h = unique("embb");
     const x = v(0.1, -2.5e-8, 3.4028234663852886e38);
     await bin.embeddings.set({ hash: h }, x);
@@ -106,8 +100,7 @@ describe("db.vector", () => {
     assert.equal(rb.index, "hnsw");
   });
 
-  test("upsert and search with vector_b64, vectors back bit for bit (needs h-binvec)", async (t) => {
-    if (!binary) return t.skip("the worker has no vector_b64 (branch h-binvec)");
+  test("upsert and search with vector_b64, vectors back bit for bit", async () => {
     const x = v(0.3, 0.2, 0.1);
     assert.equal(await bin.vectors.upsert(coll, [{ id: "bin", vector: x }]), 1);
     const m = await bin.vectors.search(coll, x, { k: 1, includeVectors: true });

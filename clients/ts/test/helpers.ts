@@ -49,12 +49,3 @@ export function unique(base: string): string {
   return `${base}_${process.pid}_${Date.now() % 1e6}_${n++}`;
 }
 
-/** Whether the worker takes the binary float32 form (vector_b64, encoding f32le; branch h-binvec). */
-export async function workerHasBinaryVectors(db: DbworkerClient): Promise<boolean> {
-  try {
-    await db.send("cache.embedding", { op: "get", hash: "probe", encoding: "f32le" });
-    return true;
-  } catch {
-    return false;
-  }
-}
