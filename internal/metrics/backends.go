@@ -47,7 +47,7 @@ const (
 	RedisErrorOther      = "other"      // anything else
 )
 
-// RedisError counts one failed Redis command or pipeline by kind (see
+// RedisError counts one failed Redis command by kind (see
 // RedisErrorKinds and redis.ErrorKind).
 func (m *Metrics) RedisError(kind string) {
 	if m != nil {
@@ -63,7 +63,7 @@ type backends struct {
 func newBackends(reg *prometheus.Registry) backends {
 	b := backends{
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dbworker_redis_errors_total", Help: "Failed Redis commands and pipelines by kind: the error reply's prefix (CROSSSLOT, READONLY, LOADING, CLUSTERDOWN, NOSCRIPT, OOM, ...), timeout, connection or other. Misses (nil replies) are not errors.",
+			Name: "dbworker_redis_errors_total", Help: "Failed Redis commands (each command of a pipeline counts) by kind: the error reply's prefix (CROSSSLOT, READONLY, LOADING, CLUSTERDOWN, NOSCRIPT, OOM, ...), timeout, connection or other. Misses (nil replies) are not errors.",
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(b.redisErrors)

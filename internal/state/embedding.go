@@ -70,7 +70,7 @@ func packItem(v []float64, b64 *string) ([]byte, error) {
 	if b64 == nil {
 		return PackVector(v)
 	}
-	if len(v) > 0 {
+	if v != nil { // "vector":[] too: the field is there
 		return nil, messages.BadRequest("vector_b64", "give vector or vector_b64, not both")
 	}
 	return messages.DecodeF32LE("vector_b64", *b64, MaxVectorDims)

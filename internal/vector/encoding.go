@@ -14,7 +14,7 @@ import (
 // is nil when neither is given.
 func requestVector(field string, v []float64, b64 *string) ([]float32, error) {
 	if b64 != nil {
-		if len(v) > 0 {
+		if v != nil { // "vector":[] too: the field is there
 			return nil, messages.BadRequest(field+"_b64", "give %s or %s_b64, not both", field, field)
 		}
 		b, err := messages.DecodeF32LE(field+"_b64", *b64, MaxDimension)

@@ -167,6 +167,9 @@ func TestEmbeddingF32LEBadInput(t *testing.T) {
 		{`{"op":"set","hash":"h","vector_b64":"` + tooMany + `"}`, "vector_b64"},
 		{`{"op":"set","hash":"h","vector":[1],"vector_b64":"AACAPw=="}`, "vector_b64"},
 		{`{"op":"mset","items":[{"hash":"h","vector":[1],"vector_b64":"AACAPw=="}]}`, "vector_b64"},
+		{`{"op":"set","hash":"h","vector":[],"vector_b64":"AACAPw=="}`, "vector_b64"},
+		{`{"op":"mset","items":[{"hash":"h","vector":[],"vector_b64":"AACAPw=="}]}`, "vector_b64"},
+		{`{"op":"set","hash":"h","vector_b64":"AACA\nPw=="}`, "vector_b64"},
 		{`{"op":"mset","items":[{"hash":"ok","vector_b64":"AACAPw=="},{"hash":"h","vector_b64":"AACA"}]}`, "vector_b64"},
 		{`{"op":"set","hash":"h","vector_b64":1}`, "vector_b64"},
 		{`{"op":"get","hash":"h","encoding":"f32be"}`, "encoding"},
@@ -186,7 +189,15 @@ func TestEmbeddingF32LEBadInput(t *testing.T) {
 // fetch; one that fits answers every vector.
 func TestEmbeddingF32LETooLarge(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(o *options) { o.maxPayload = 64 << 10 })
+	for name, opt := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testEmbeddingF32LETooLarge(t, setup(t, opt, func(o *options) { o.maxPayload = 64 << 10 }))
+		})
+	}
+}
+
+func testEmbeddingF32LETooLarge(t *testing.T, b *bundle) {
 	maxAnswer := b.w.maxAnswer()
 	vec := awkwardVector(1000, rand.New(rand.NewPCG(3, 4))) // 5336 bytes of base64 and quotes
 	s := b64Of(vec)
@@ -336,6 +347,8 @@ func TestVectorF32LEBadInput(t *testing.T) {
 		{`{"op":"upsert","collection":"docs","id":"a","vector":[1,2],"vector_b64":"` + two + `"}`, "vector_b64"},
 		{`{"op":"upsert","collection":"docs","items":[{"id":"a","vector_b64":"` + two + `"},{"id":"b","vector_b64":"AAAA="}]}`, "items[1].vector_b64"},
 		{`{"op":"upsert","collection":"docs","items":[{"id":"a","vector":[1,2],"vector_b64":"` + two + `"}]}`, "items[0].vector_b64"},
+		{`{"op":"upsert","collection":"docs","items":[{"id":"a","vector":[],"vector_b64":"` + two + `"}]}`, "items[0].vector_b64"},
+		{`{"op":"search","collection":"docs","vector":[],"vector_b64":"` + two + `"}`, "vector_b64"},
 		{`{"op":"search","collection":"docs","vector_b64":"` + strings.Repeat("A", 7) + `"}`, "vector_b64"},
 		{`{"op":"search","collection":"docs","vector":[1,2],"vector_b64":"` + two + `"}`, "vector_b64"},
 		{`{"op":"search","collection":"docs","vector_b64":"` + nan + `"}`, "vector_b64"},

@@ -146,6 +146,9 @@ func (w *Worker) handleExecute(ctx context.Context, r *request) ([]byte, error) 
 	})
 }
 
+// readCheckTimeout bounds db.health's check of the read pool.
+const readCheckTimeout = 2 * time.Second
+
 func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	var req struct{}
 	if err := r.decode(&req); err != nil {
@@ -153,6 +156,18 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	// The read pool's check runs beside the others, on a shorter budget: a
+	// read server that does not answer (a dropped route, a stopped VM)
+	// makes the answer degraded, neither late nor short of its other checks.
+	var read chan messages.PostgresHealth
+	if w.readCheck != nil {
+		read = make(chan messages.PostgresHealth, 1)
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, readCheckTimeout)
+			defer cancel()
+			read <- w.readCheck.health(rctx)
+		}()
+	}
 	h := messages.HealthResult{
 		// On the check's own connection: a pool full of slow queries is
 		// busy, not unhealthy.
@@ -170,10 +185,6 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 			Lanes:    make(map[string]messages.LaneHealth, len(w.lanes)),
 		},
 	}
-	if w.readCheck != nil {
-		read := w.readCheck.health(ctx)
-		h.Postgres.Read = &read
-	}
 	for name, l := range w.lanes {
 		h.Worker.Lanes[name] = l.health()
 	}
@@ -181,6 +192,10 @@ func (w *Worker) handleHealth(ctx context.Context, r *request) ([]byte, error) {
 	h.Worker.Busy = w.lanes[laneDB].full() || pool.Acquired >= pool.Max
 	if _, err := w.js.AccountInfo(ctx); err == nil {
 		h.NATS.JetStream = true
+	}
+	if read != nil {
+		r := <-read
+		h.Postgres.Read = &r
 	}
 	switch {
 	case h.Postgres.Status != messages.HealthHealthy:

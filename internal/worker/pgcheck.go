@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
@@ -34,6 +36,15 @@ func newPGCheck(cl *pgexec.Client) *pgCheck {
 	cfg := cl.ConnConfig()
 	if name := cfg.RuntimeParams["application_name"]; name != "" {
 		cfg.RuntimeParams["application_name"] = name + "/health"
+	}
+	// A check past its deadline closes its connection at once: the pool's
+	// handler first asks the server to cancel, on a new connection, and
+	// waits up to 5 s for it, which a server that does not answer turns
+	// into 5 s more for db.health and /readyz. The check's statement is
+	// empty; there is nothing to cancel, and a failed check drops its
+	// connection anyway.
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
 	}
 	return &pgCheck{cl: cl, cfg: cfg, turn: make(chan struct{}, 1)}
 }

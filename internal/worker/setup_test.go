@@ -52,6 +52,8 @@ type options struct {
 	logs io.Writer
 	// streamCredit is the worker's StreamCreditTimeout (default: its default).
 	streamCredit time.Duration
+	// readDSN, when set, is the worker's read pool (Deps.ReadPostgres).
+	readDSN string
 }
 
 type bundle struct {
@@ -131,6 +133,11 @@ func (b *bundle) newWorker(t testing.TB, id string, o options) (*pgexec.Client, 
 	svc, err := state.NewService(b.state, state.ServiceConfig{})
 	require.NoError(t, err)
 	deps := Deps{NATS: wnc, Postgres: cl, Executor: ex, State: svc}
+	if o.readDSN != "" {
+		deps.ReadPostgres, err = pgexec.Connect(ctx, pgexec.Config{DSN: o.readDSN, MaxConns: 2, Logger: &logger})
+		require.NoError(t, err)
+		t.Cleanup(deps.ReadPostgres.Close)
+	}
 	if o.maintenance {
 		deps.Maintenance, err = maintenance.New(maintenance.Config{WorkerID: id, Subjects: b.sub, Schemas: []string{b.pg.Schema}, Logger: logger,
 			Replicas: o.replicas}, wnc, cl, b.state)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strings"
 )
 
 // Encodings of the vectors in an answer (the request's encoding field).
@@ -33,6 +34,11 @@ func CheckEncoding(encoding string) (f32le bool, err error) {
 // finite float32s (maxDims 0: no limit); a refusal is a BAD_REQUEST naming
 // param.
 func DecodeF32LE(param, b64 string, maxDims int) ([]byte, error) {
+	// Strict still skips CR and LF anywhere: refused, the form is canonical
+	// (and a cached vector_b64 is answered as it came).
+	if i := strings.IndexAny(b64, "\r\n"); i >= 0 {
+		return nil, BadRequest(param, "%s is not standard base64 with padding: a line break at byte %d", param, i)
+	}
 	b, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
 		return nil, BadRequest(param, "%s is not standard base64 with padding: %v", param, err)

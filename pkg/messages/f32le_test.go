@@ -37,6 +37,8 @@ func TestF32LE(t *testing.T) {
 		"AACAPwAAgD8AAIA/", // 3 dimensions, the limit 2
 		"AACAP w==",        // a space
 		"AACAPw==\"",       // a stray byte
+		"AACA\nPw==",       // a line break (red team: Strict skips CR and LF)
+		"AACAPw==\r\n",     // a trailing CRLF
 	} {
 		_, err := messages.DecodeF32LE("items[2].vector_b64", bad, 2)
 		var me *messages.Error

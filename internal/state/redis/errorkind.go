@@ -46,8 +46,8 @@ func replyPrefix(msg string) string {
 	return msg[:n]
 }
 
-// ErrorHook is a go-redis hook that reports every failed command and
-// pipeline to count, with its ErrorKind. Add it with client.AddHook; on a
+// ErrorHook is a go-redis hook that reports every failed command, those of
+// pipelines included, to count, with its ErrorKind. Add it with client.AddHook; on a
 // cluster client it sees the outcome after go-redis's own redirects and
 // retries, so a MOVED that was followed is not counted.
 func ErrorHook(count func(kind string)) goredis.Hook { return errorHook(count) }
@@ -77,10 +77,25 @@ func (h errorHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	}
 }
 
+// ProcessPipelineHook counts each failed command of a pipeline, as it
+// would be counted sent alone: the count does not depend on how commands
+// were grouped (REDIS_PIPELINES), a miss among them hides no failure after
+// it, and a pipeline that failed as a whole counts once per command it
+// failed (or once when no command carries the error).
 func (h errorHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		err := next(ctx, cmds)
-		if kind := ErrorKind(err); kind != "" && !slices.ContainsFunc(cmds, handshake) {
+		if err == nil || slices.ContainsFunc(cmds, handshake) {
+			return err
+		}
+		counted := false
+		for _, cmd := range cmds {
+			if kind := ErrorKind(cmd.Err()); kind != "" {
+				h(kind)
+				counted = true
+			}
+		}
+		if kind := ErrorKind(err); kind != "" && !counted {
 			h(kind)
 		}
 		return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
@@ -84,5 +85,53 @@ func TestErrorKind(t *testing.T) {
 		errors.New("boom"):       "other",
 	} {
 		require.Equal(t, want, redis.ErrorKind(err), "%v", err)
+	}
+}
+
+// TestErrorHookCountsEachCommandOfAPipeline (red team): a failure after a
+// miss in a pipeline is counted (the pipeline's error is the miss), and
+// script calls that fail count the same whether they shared pipelines
+// (REDIS_PIPELINES) or went alone: on main the batched calls counted once
+// per pipeline, and a miss hid the failures after it.
+func TestErrorHookCountsEachCommandOfAPipeline(t *testing.T) {
+	ctx := context.Background()
+	c, err := redis.NewClient(testenv.RedisURL())
+	require.NoError(t, err)
+	defer c.Close()
+	k := &kinds{n: map[string]int{}}
+	c.AddHook(redis.ErrorHook(k.count))
+	prefix := testenv.NewRedisPrefix(t)
+	key := prefix + "s"
+	require.NoError(t, c.Set(ctx, key, "x", time.Minute).Err())
+	_, err = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Get(ctx, key+"-missing")
+		p.LPush(ctx, key, "v")
+		p.HIncrBy(ctx, key, "f", 1)
+		return nil
+	})
+	require.ErrorIs(t, err, goredis.Nil, "go-redis answers the first error: the miss")
+	require.Equal(t, map[string]int{"WRONGTYPE": 2}, k.snapshot())
+
+	// Rate limits on a key of another type, 32 at once: each fails with
+	// WRONGTYPE, and each is one count, batched or not.
+	require.NoError(t, c.HSet(ctx, prefix+"rl:{poisoned}:60000000:5", "f", "v").Err())
+	for _, pipelines := range []int{0, 1} {
+		kb := &kinds{n: map[string]int{}}
+		bc, err := redis.NewClient(testenv.RedisURL())
+		require.NoError(t, err)
+		bc.AddHook(redis.ErrorHook(kb.count))
+		b := redis.New(bc, prefix, redis.WithPipelines(pipelines))
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := b.RateLimit(ctx, "poisoned", 5, 1, time.Minute)
+				assert.ErrorContains(t, err, "WRONGTYPE")
+			}()
+		}
+		wg.Wait()
+		require.NoError(t, b.Close())
+		require.Equal(t, map[string]int{"WRONGTYPE": 32}, kb.snapshot(), "pipelines=%d", pipelines)
 	}
 }
