@@ -173,5 +173,10 @@ func TestReadPool(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond)
 	_, err = c.Exec(ctx, "UPDATE items SET note = 'still written' WHERE id = 1", nil)
 	require.NoError(t, err)
+	var down string
+	err = c.QueryRow(ctx, "SELECT note FROM items WHERE id = 1", nil, client.WithReadOnly()).Scan(&down)
+	var me *messages.Error
+	require.ErrorAs(t, err, &me, "a read while the read pool is down")
+	require.Equal(t, messages.CodeUnavailable, me.Code)
 	admin.Exec(t, "ALTER DATABASE "+replica.Database(t)+" ALLOW_CONNECTIONS true")
 }
