@@ -38,43 +38,49 @@ type lane struct {
 	queued      atomic.Int64
 	queuedBytes atomic.Int64
 
-	// work hands a request to one of the lane's idle goroutines (goServe).
-	work chan func()
-	idle atomic.Int64
 }
 
 func newLane(name string, size, maxQueued, maxBytes int, deadline bool) *lane {
-	return &lane{name: name, slots: make(chan struct{}, size), maxQueued: int64(maxQueued), maxBytes: int64(maxBytes), deadline: deadline,
-		work: make(chan func())}
+	return &lane{name: name, slots: make(chan struct{}, size), maxQueued: int64(maxQueued), maxBytes: int64(maxBytes), deadline: deadline}
 }
 
-// goServe runs f on a goroutine of its own, as a go statement would, but
-// one of the lane's idle goroutines when there is one: a goroutine that has
-// served a request waits for the next while fewer than the lane's slots
-// are waiting, until done is closed. A busy lane then neither starts a
-// goroutine per request nor grows a new stack for each. No request waits
-// for a goroutine: with none idle, a new one starts.
-func (l *lane) goServe(done <-chan struct{}, f func()) {
+// goPool runs each request on a goroutine of its own, as a go statement
+// would, but on an idle one when there is one: a goroutine that has served
+// a request waits for the next, until done is closed, while fewer than max
+// are waiting. A busy worker then neither starts a goroutine per request nor
+// grows a new stack for each. No request waits for a goroutine: with none
+// idle, a new one starts. A goroutine starts only when no other is waiting,
+// so there are about as many as the most requests that were in flight at
+// once, and never more than max idle.
+type goPool struct {
+	work chan func()
+	idle atomic.Int64
+	max  int64
+}
+
+func newGoPool(max int) *goPool { return &goPool{work: make(chan func()), max: int64(max)} }
+
+func (p *goPool) goServe(done <-chan struct{}, f func()) {
 	select {
-	case l.work <- f:
+	case p.work <- f:
 		return
 	default:
 	}
-	go l.serveLoop(done, f)
+	go p.loop(done, f)
 }
 
-func (l *lane) serveLoop(done <-chan struct{}, f func()) {
+func (p *goPool) loop(done <-chan struct{}, f func()) {
 	for {
 		f()
-		if l.idle.Add(1) > int64(cap(l.slots)) {
-			l.idle.Add(-1)
+		if p.idle.Add(1) > p.max {
+			p.idle.Add(-1)
 			return
 		}
 		select {
-		case f = <-l.work:
-			l.idle.Add(-1)
+		case f = <-p.work:
+			p.idle.Add(-1)
 		case <-done:
-			l.idle.Add(-1)
+			p.idle.Add(-1)
 			return
 		}
 	}

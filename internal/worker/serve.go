@@ -64,6 +64,9 @@ func (r *request) decode(v any) error {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
+	if fastDecode(data, v) {
+		return nil
+	}
 	return messages.DecodeStrict(data, v)
 }
 
@@ -91,7 +94,7 @@ func (w *Worker) dispatch(ep endpoint) micro.HandlerFunc {
 			return
 		}
 		w.running.Add(1)
-		l.goServe(w.ctx.Done(), func() {
+		w.goPool.goServe(w.ctx.Done(), func() {
 			defer w.running.Done()
 			defer w.cfg.Metrics.InFlight(-1)
 			defer w.inFlight.Add(-1)

@@ -173,6 +173,7 @@ type Worker struct {
 
 	lanes    map[string]*lane
 	running  sync.WaitGroup // every request handed to a goroutine
+	goPool   *goPool        // the goroutines requests run on
 	pgCheck  *pgCheck
 	svc      micro.Service
 	inFlight atomic.Int64
@@ -222,10 +223,12 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		laneMaint:  newLane(laneMaint, cfg.MaintConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 		laneHealth: newLane(laneHealth, cfg.HealthConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 	}
+	slots := 0
 	for name, l := range lanes {
+		slots += cap(l.slots)
 		cfg.Metrics.WatchLane(name, func() int { return len(l.slots) }, func() int { return int(l.queued.Load()) })
 	}
-	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres), txs: txs,
+	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, goPool: newGoPool(slots), pgCheck: newPGCheck(deps.Postgres), txs: txs,
 		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
 
