@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -88,4 +90,19 @@ func BenchmarkDecodeRateLimit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestAppendRateLimit: the hand-written answer is json.Marshal's, byte for
+// byte, and the field list is still the struct's (a field added to
+// RateLimitResult fails here until appendRateLimit writes it).
+func TestAppendRateLimit(t *testing.T) {
+	for _, r := range []messages.RateLimitResult{
+		{}, {Allowed: true, Remaining: 999999999, Limit: 1000000000, RetryAfterMS: 0, ResetMS: 1000},
+		{Allowed: false, Remaining: 0, Limit: 5, RetryAfterMS: -1, ResetMS: math.MaxInt64},
+		{Remaining: math.MinInt64, Limit: -7, RetryAfterMS: 42, ResetMS: 3},
+	} {
+		want, err := json.Marshal(r)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendRateLimit(nil, r)))
+	}
 }

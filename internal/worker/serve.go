@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -161,6 +162,18 @@ func (w *Worker) timeoutOf(data []byte) time.Duration {
 	return time.Duration(peek.TimeoutMS) * time.Millisecond
 }
 
+// ids makes request ids: nuid.Next is one generator behind a lock, that
+// the goroutines answering requests would contend for; a generator per P
+// is not. Each has a random prefix of its own, as nuid's global one does.
+var ids = sync.Pool{New: func() any { return nuid.New() }}
+
+func nextID() string {
+	g := ids.Get().(*nuid.NUID)
+	id := g.Next()
+	ids.Put(g)
+	return id
+}
+
 // serve handles one request and answers it, whatever happens: a panic becomes
 // an INTERNAL answer and a log line.
 func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
@@ -172,7 +185,7 @@ func (w *Worker) serve(ep endpoint, req micro.Request, t ticket) {
 		r.id = h.Get("Nats-Msg-Id")
 	}
 	if r.id == "" {
-		r.id = nuid.Next()
+		r.id = nextID()
 	}
 	if w.mayAnswer(req, r.id) {
 		r.answerTo = req.Reply()
