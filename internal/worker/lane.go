@@ -37,7 +37,6 @@ type lane struct {
 
 	queued      atomic.Int64
 	queuedBytes atomic.Int64
-
 }
 
 func newLane(name string, size, maxQueued, maxBytes int, deadline bool) *lane {
