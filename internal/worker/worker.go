@@ -14,7 +14,9 @@
 // micro calls an endpoint's handler for one message at a time. The handler
 // never blocks: it gives the request a free slot of its lane, or a place in
 // the lane's bounded queue (MaxQueued requests, MaxQueuedBytes bytes), or,
-// with both full, answers UNAVAILABLE at once. A request's deadline starts
+// with both full, answers UNAVAILABLE at once. Admitted requests run on
+// goroutines of their own, which are kept for the next request (goPool). A
+// request's deadline starts
 // when the worker receives it: its timeout_ms, or DefaultTimeout, capped by
 // MaxTimeout. A queued request whose deadline passes before a slot frees is
 // answered TIMEOUT then, not when the requests ahead of it finish; db lane
