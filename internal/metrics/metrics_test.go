@@ -62,5 +62,4 @@ func dump(t *testing.T, m *metrics.Metrics) string {
 	return b.String()
 }
 
-
 func fmtF(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
