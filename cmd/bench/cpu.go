@@ -221,12 +221,16 @@ func profile(ctx context.Context, addr, file string, d time.Duration) func() err
 	return func() error { return <-done }
 }
 
-// slug makes a path's name a file name.
+// slug makes a path's name a file name: letters, digits and dots, with a
+// '_' for each run of anything else.
 func slug(name string) string {
-	return strings.Trim(strings.Map(func(r rune) rune {
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(name) {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' {
-			return r
+			b.WriteRune(r)
+		} else if s := b.String(); s != "" && !strings.HasSuffix(s, "_") {
+			b.WriteByte('_')
 		}
-		return '_'
-	}, strings.TrimSpace(name)), "_")
+	}
+	return strings.TrimSuffix(b.String(), "_")
 }

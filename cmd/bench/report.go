@@ -190,6 +190,13 @@ func chart(results []result, conc []int) string {
 			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%s</text>`, x0+pad-4, y+4, unitFmt(v, unit))
 		}
 		for pi, p := range paths {
+			seen := false
+			for _, c := range conc {
+				seen = seen || get(p, c, f) != 0
+			}
+			if !seen {
+				continue // not measured, or no such process (a direct baseline's service CPU)
+			}
 			var pts []string
 			for i, c := range conc {
 				x := x0 + pad + float64(i)*(w-pad-20)/float64(max(len(conc)-1, 1))
