@@ -73,9 +73,7 @@ func TestFallbackToStat(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "7"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "7", "stat"),
 		[]byte("7 (postgres) S 1 7 7 0 -1 4194624 373 0 0 0 120 30 0 0 20 0 1 0 3687 62283776 1703\n"), 0o644))
-	old := procstat.Root
-	procstat.Root = root
-	t.Cleanup(func() { procstat.Root = old })
+	useRoot(t, root)
 
 	d, err := procstat.CPU(7)
 	require.NoError(t, err)
@@ -94,12 +92,17 @@ func TestSchedstatSumsThreads(t *testing.T) {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "schedstat"), []byte(line), 0o644))
 	}
-	old := procstat.Root
-	procstat.Root = root
-	t.Cleanup(func() { procstat.Root = old })
+	useRoot(t, root)
 	d, err := procstat.CPU(9)
 	require.NoError(t, err)
 	require.Equal(t, 3500*time.Nanosecond, d)
+}
+
+// useRoot points the package at a fake /proc for the test.
+func useRoot(t *testing.T, root string) {
+	old := procstat.Root
+	procstat.Root = root
+	t.Cleanup(func() { procstat.Root = old })
 }
 
 func TestSince(t *testing.T) {

@@ -29,10 +29,7 @@ func BenchmarkServeSelect1(b *testing.B) {
 
 func BenchmarkServeNoop(b *testing.B) {
 	bb := setup(b)
-	svc, err := micro.AddService(bb.nc, micro.Config{Name: "noop", Version: "1.0.0",
-		Endpoint: &micro.EndpointConfig{Subject: "noop", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte(`{"x":1}`)) })}})
-	require.NoError(b, err)
-	defer svc.Stop()
+	noop(b, bb)
 	nc2 := bb.nc
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -54,11 +51,17 @@ func BenchmarkServeRateLimit(b *testing.B) {
 
 func BenchmarkServeNoopParallel(b *testing.B) {
 	bb := setup(b)
+	noop(b, bb)
+	parallel(b, bb, "noop", []byte(`{"key":"bench","limit":1000000000,"window_ms":1000}`))
+}
+
+// noop serves a micro endpoint on subject noop that answers at once, until
+// the benchmark ends.
+func noop(b *testing.B, bb *bundle) {
 	svc, err := micro.AddService(bb.nc, micro.Config{Name: "noop", Version: "1.0.0",
 		Endpoint: &micro.EndpointConfig{Subject: "noop", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte(`{"x":1}`)) })}})
 	require.NoError(b, err)
-	defer svc.Stop()
-	parallel(b, bb, "noop", []byte(`{"key":"bench","limit":1000000000,"window_ms":1000}`))
+	b.Cleanup(func() { _ = svc.Stop() })
 }
 
 func parallel(b *testing.B, bb *bundle, subject string, body []byte) {
