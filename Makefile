@@ -43,7 +43,7 @@ test: services ## vet, every test with the race detector, then the nats CLI walk
 	bash scripts/cli-walkthrough.sh
 
 FUZZTIME ?= 10s
-FUZZ_TARGETS := pgexec/sqltext:FuzzBind pgexec/pgjson:FuzzTextArray pgexec/pgjson:FuzzAppendValue worker:FuzzDecodeRequests subjects:FuzzToken
+FUZZ_TARGETS := pgexec/sqltext:FuzzBind pgexec/pgjson:FuzzTextArray pgexec/pgjson:FuzzAppendValue worker:FuzzDecodeRequests worker:FuzzFlatDecode subjects:FuzzToken
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (10s) each, from the committed corpora
