@@ -1,17 +1,22 @@
 package worker
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // A fast path for the small, flat bodies of state.ratelimit and state.lock,
 // the worker's cheapest requests, where encoding/json's strict decoder (a
-// reflective walk over a scan of the body) was half the worker's time. It
-// takes only what it can decode exactly as messages.DecodeStrict would: an
-// object whose names are each a field's own (spelled exactly, each once),
-// whose values are strings without escapes, integers and numbers, in ASCII.
+// reflective walk over a scan of the body) was half the worker's time, and
+// for db.execute's common form (sql, params and options). It takes only
+// what it can decode exactly as messages.DecodeStrict would: an object whose
+// names are each a field's own (spelled exactly, each once), whose values
+// are strings without escapes in ASCII, integers, numbers, true and false,
+// and, for a json.RawMessage, an object or array in valid JSON and UTF-8.
 // Anything else (escapes, null, other case, an unknown or repeated field,
 // a malformed body) goes to DecodeStrict, which decodes it or says what is
 // wrong. FuzzFlatDecode checks that whatever it takes, DecodeStrict takes
@@ -37,17 +42,31 @@ func fastDecode(data []byte, v any) bool {
 		}
 		*req = r
 		return true
+	case *messages.ExecuteRequest:
+		var r messages.ExecuteRequest
+		if !decodeFlat(data, []flatField{{name: "op", str: (*string)(&r.Op)}, {name: "sql", str: &r.SQL}, {name: "params", raw: &r.Params},
+			{name: "max_rows", int: &r.MaxRows}, {name: "timeout_ms", int: &r.TimeoutMS}, {name: "read_only", b: &r.ReadOnly},
+			{name: "row_format", str: &r.RowFormat}, {name: "query", str: &r.Query}, {name: "table", str: &r.Table}, {name: "where", str: &r.Where},
+			{name: "where_params", raw: &r.WhereParams}, {name: "all_rows", b: &r.AllRows}, {name: "isolation", str: &r.Isolation},
+			{name: "deferrable", b: &r.Deferrable}}) {
+			return false
+		}
+		*req = r
+		return true
 	}
 	return false
 }
 
 // flatField is a field of a flat request: its JSON name and where its value
-// goes, a string, an *int64 or a *float64.
+// goes: a string, an *int64, an *int, a *float64, a bool or a raw value.
 type flatField struct {
 	name string
 	str  *string
 	i64  **int64
+	int  **int
 	f64  **float64
+	b    *bool
+	raw  *json.RawMessage
 }
 
 // decodeFlat decodes a flat JSON object into fields (at most 64), or reports
@@ -96,6 +115,28 @@ func decodeFlat(data []byte, fields []flatField) bool {
 				return false
 			}
 			*fd.i64, i = &n, j
+		case fd.int != nil:
+			n, j, ok := plainInt(data, i)
+			if !ok {
+				return false
+			}
+			v := int(n) // 18 digits fit a 64-bit int
+			*fd.int, i = &v, j
+		case fd.b != nil:
+			switch {
+			case bytes.HasPrefix(data[i:], []byte("true")):
+				*fd.b, i = true, i+4
+			case bytes.HasPrefix(data[i:], []byte("false")):
+				*fd.b, i = false, i+5
+			default:
+				return false
+			}
+		case fd.raw != nil:
+			j := compositeEnd(data, i)
+			if j < 0 || !json.Valid(data[i:j]) || !utf8.Valid(data[i:j]) {
+				return false
+			}
+			*fd.raw, i = append(json.RawMessage(nil), data[i:j]...), j
 		default:
 			j := numberEnd(data, i)
 			if j < 0 {
@@ -120,6 +161,33 @@ func decodeFlat(data []byte, fields []flatField) bool {
 			return false
 		}
 	}
+}
+
+// compositeEnd returns the end of the object or array at i (its closing
+// bracket matched, strings and their escapes skipped), or -1. It does not
+// validate what is between: json.Valid does.
+func compositeEnd(data []byte, i int) int {
+	if i >= len(data) || data[i] != '{' && data[i] != '[' {
+		return -1
+	}
+	depth := 0
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // skipSpace skips JSON white space from i.

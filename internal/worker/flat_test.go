@@ -19,6 +19,11 @@ var flatSeeds = []string{
 	`{}`, `{"KEY":"k"}`, `{"key":"k","key":"j"}`, `{"key":"\u00e9"}`, `{"key":"é"}`, `{"limit":1.0}`, `{"limit":01}`,
 	`{"limit":null}`, `{"limit":"5"}`, `{"key":"k"} x`, `{"key":"k",}`, `{"limit":9223372036854775807}`, `{"limit":1e2}`,
 	`{"window_seconds":-0.0}`, `{"window_seconds":1e400}`, `{"bogus":1}`, `{"key":"a\tb"}`, `[]`, `{"key":"k"}{}`,
+	`{"sql":"SELECT 1"}`, `{"op":"one","sql":"SELECT * FROM t WHERE id = :id","params":{"id":5,"s":"a\"b]}"},"read_only":true,"max_rows":10,"timeout_ms":500,"row_format":"array"}`,
+	`{"sql":"x","params":[1,[2,{"a":null}]]}`, `{"sql":"x","params": {"a":"\u00e9"} }`, `{"sql":"x","params":{"a":1]}`, `{"sql":"x","params":{"a":"\xff"}}`,
+	`{"sql":"x","params":null}`, `{"sql":"x","params":"s"}`, `{"read_only":false,"all_rows":true,"deferrable":true}`, `{"read_only":truex}`,
+	`{"op":"update","table":"t","where":"id = :id","where_params":{"id":1},"isolation":"serializable"}`, `{"sql":"x","statements":[]}`,
+	"{\"sql\":\"x\",\"params\":{\"a\":\"\xff\"}}", // not UTF-8
 }
 
 // TestFlatDecodeTakesTypicalBodies: the bodies callers send take the fast
@@ -39,6 +44,13 @@ func TestFlatDecodeTakesTypicalBodies(t *testing.T) {
 		require.False(t, fastDecode([]byte(body), &rl), body)
 	}
 	require.ErrorContains(t, (&request{data: []byte(`{"bogus":1}`)}).decode(&rl), `unknown field "bogus"`)
+	var ex messages.ExecuteRequest
+	require.True(t, fastDecode([]byte(flatSeeds[25]), &ex))
+	require.Equal(t, messages.ExecuteRequest{Op: "one", SQL: "SELECT * FROM t WHERE id = :id", Params: json.RawMessage(`{"id":5,"s":"a\"b]}"}`),
+		ReadOnly: true, MaxRows: ptr(10), TimeoutMS: ptr(500), RowFormat: "array"}, ex)
+	for _, body := range []string{`{"sql":"x","params":{"a":1]}`, `{"sql":"x","params":null}`, `{"sql":"x","statements":[]}`, `{"sql":"x","params":{"a":"\xff"}}`} {
+		require.False(t, fastDecode([]byte(body), &ex), body)
+	}
 	for _, s := range flatSeeds {
 		checkFlat(t, []byte(s))
 	}
@@ -65,6 +77,11 @@ func checkFlat(t *testing.T, data []byte) {
 	if fastDecode(data, &fastLock) {
 		require.NoError(t, messages.DecodeStrict(data, &strictLock), "%q", data)
 		require.Equal(t, strictLock, fastLock, "%q", data)
+	}
+	var fastExec, strictExec messages.ExecuteRequest
+	if fastDecode(data, &fastExec) {
+		require.NoError(t, messages.DecodeStrict(data, &strictExec), "%q", data)
+		require.Equal(t, strictExec, fastExec, "%q", data)
 	}
 }
 
