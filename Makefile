@@ -53,7 +53,7 @@ test-ts: ## the TypeScript client (clients/ts): npm ci when needed, tsc, node --
 	bash $(TS)/test/run.sh
 
 FUZZTIME ?= 10s
-FUZZ_TARGETS := pgexec/sqltext:FuzzBind pgexec/pgjson:FuzzTextArray pgexec/pgjson:FuzzAppendValue worker:FuzzDecodeRequests subjects:FuzzToken
+FUZZ_TARGETS := pgexec/sqltext:FuzzBind pgexec/pgjson:FuzzTextArray pgexec/pgjson:FuzzAppendValue worker:FuzzDecodeRequests worker:FuzzFlatDecode subjects:FuzzToken
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (10s) each, from the committed corpora

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,9 +33,32 @@ func main() {
 	flag.StringVar(&o.pgURL, "postgres", envOr("POSTGRES_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL")
 	flag.BoolVar(&o.streamOnly, "stream-only", false, "measure only the large results and print their section (writes no file)")
 	flag.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
+	flag.IntVar(&o.pgConns, "pg-conns", 64, "connections of the direct pgx baselines' pool")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write a CPU profile of the worker for each path through one into this folder (<path>.pprof)")
+	only := flag.String("only", "", "measure only these paths, comma-separated: a group (select1, rows100, rows10k, ratelimit, lock, cache, stream) or words of a path's name; prints the report and writes no file")
+	callers := flag.String("callers", "1,16,64", "the concurrencies measured, comma-separated")
 	noopURL := flag.String("noop", "", "internal: serve the no-op endpoint on this NATS URL (a process of its own, like a worker)")
 	noopSize := flag.Int("noop-size", 100, "internal: the no-op answer's size")
 	flag.Parse()
+	var err error
+	if o.callers, err = parseCallers(*callers); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, w := range strings.Split(*only, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				o.only[w] = true
+			}
+		}
+	}
+	if o.pprofDir != "" {
+		if err := os.MkdirAll(o.pprofDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 	if *noopURL != "" {
 		if err := serveNoop(*noopURL, *noopSize); err != nil {
 			fmt.Fprintln(os.Stderr, "bench noop:", err)
@@ -88,4 +113,36 @@ type options struct {
 	redisURL  string
 	// streamOnly measures only the large results, for working on them.
 	streamOnly bool
+	// only, when not nil, names the groups or words of path names measured.
+	only map[string]bool
+	// callers are the concurrencies measured.
+	callers  []int
+	pgConns  int
+	pprofDir string
+}
+
+// selects reports whether -only takes path p: its group, or a word of it
+// that its name contains.
+func (o options) selects(p path) bool {
+	if o.only == nil || o.only[p.group] {
+		return true
+	}
+	for w := range o.only {
+		if strings.Contains(p.name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseCallers(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-callers %q: want positive numbers separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -20,12 +20,16 @@ type result struct {
 	P50us       float64 `json:"p50_us"`
 	P99us       float64 `json:"p99_us"`
 	RSSMB       float64 `json:"worker_rss_mb,omitempty"`
+	// CPU is each process's CPU time per request (cpu.go).
+	CPU *cpuPerRequest `json:"cpu_us_per_request,omitempty"`
 }
 
 // measure runs fn from conc goroutines for d (after a short warm-up) and
 // reports throughput and latency percentiles. Every call's latency is kept
-// (bounded by the run's length), so percentiles are exact.
-func measure(ctx context.Context, conc int, d time.Duration, fn func(context.Context) error) result {
+// (bounded by the run's length), so percentiles are exact. cpu, when not
+// nil, is called as the measured calls begin, and what it returns as they
+// end, with the number of calls answered.
+func measure(ctx context.Context, conc int, d time.Duration, fn func(context.Context) error, cpu func() func(int64) *cpuPerRequest) result {
 	warm, cancelWarm := context.WithTimeout(ctx, d/5)
 	var wg sync.WaitGroup
 	for i := 0; i < conc; i++ {
@@ -42,6 +46,10 @@ func measure(ctx context.Context, conc int, d time.Duration, fn func(context.Con
 
 	var ops, errs atomic.Int64
 	lat := make([][]time.Duration, conc)
+	var cpuDone func(int64) *cpuPerRequest
+	if cpu != nil {
+		cpuDone = cpu()
+	}
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	for i := 0; i < conc; i++ {
@@ -61,6 +69,10 @@ func measure(ctx context.Context, conc int, d time.Duration, fn func(context.Con
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	var used *cpuPerRequest
+	if cpuDone != nil {
+		used = cpuDone(ops.Load())
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -72,5 +84,5 @@ func measure(ctx context.Context, conc int, d time.Duration, fn func(context.Con
 		}
 		return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3
 	}
-	return result{Concurrency: conc, Ops: ops.Load(), Errors: errs.Load(), OpsPerSec: float64(ops.Load()) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99)}
+	return result{Concurrency: conc, Ops: ops.Load(), Errors: errs.Load(), OpsPerSec: float64(ops.Load()) / elapsed.Seconds(), P50us: pct(0.50), P99us: pct(0.99), CPU: used}
 }

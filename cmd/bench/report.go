@@ -10,6 +10,7 @@ import (
 type report struct {
 	Env      environment `json:"environment"`
 	Duration string      `json:"duration_per_point"`
+	Callers  []int       `json:"callers"`
 	MaxRSSMB float64     `json:"max_worker_rss_mb"`
 	Results  []result    `json:"results"`
 	// Stream is the large-result paths (stream.go).
@@ -36,10 +37,26 @@ var groups = []struct{ key, title string }{
 
 func markdown(r report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s on %d cores (%s), %s; PostgreSQL %s, Redis %s, nats-server %s (embedded). Each point: %s of calls after a warm-up; latency is per call as the caller sees it.\n\n",
+	fmt.Fprintf(&b, "Run %s on %d cores (%s), %s; PostgreSQL %s, Redis %s, nats-server %s (a process of its own). Each point: %s of calls after a warm-up; latency is per call as the caller sees it. CPU is each process's time on a CPU during a point (/proc), divided by the calls answered.\n\n",
 		r.Env.Date, r.Env.Cores, r.Env.CPU, r.Env.Go, r.Env.Postgres, r.Env.Redis, r.Env.NATS, r.Duration)
+	conc := r.Callers
+	if len(conc) == 0 {
+		conc = []int{1, 16, 64}
+	}
+	top := conc[len(conc)-1]
 	for _, g := range groups {
-		fmt.Fprintf(&b, "### %s\n\n| path | 1 caller: ops/s, p50, p99 | 16 callers | 64 callers | worker RSS at 64 |\n|---|---|---|---|---|\n", g.title)
+		if !r.has(g.key) {
+			continue
+		}
+		fmt.Fprintf(&b, "### %s\n\n| path |", g.title)
+		for i, c := range conc {
+			if i == 0 {
+				fmt.Fprintf(&b, " %s: ops/s, p50, p99 |", callersWord(c))
+			} else {
+				fmt.Fprintf(&b, " %s |", callersWord(c))
+			}
+		}
+		fmt.Fprintf(&b, " worker RSS at %d |\n|---|%s---|\n", top, strings.Repeat("---|", len(conc)))
 		var worker, base []string
 		seen := map[string]bool{}
 		for _, x := range r.Results {
@@ -53,22 +70,24 @@ func markdown(r report) string {
 				worker = append(worker, x.Path)
 			}
 			fmt.Fprintf(&b, "| %s%s |", x.Path, map[bool]string{true: " *(baseline)*", false: ""}[x.Baseline])
-			for _, c := range []int{1, 16, 64} {
+			for _, c := range conc {
 				p, _ := r.find(x.Path, c)
 				fmt.Fprintf(&b, " %s/s, %s, %s |", human(p.OpsPerSec), us(p.P50us), us(p.P99us))
 			}
-			if p, _ := r.find(x.Path, 64); p.RSSMB > 0 {
+			if p, _ := r.find(x.Path, top); p.RSSMB > 0 {
 				fmt.Fprintf(&b, " %.0f MB |", p.RSSMB)
 			} else {
 				b.WriteString(" |")
 			}
 			b.WriteString("\n")
 		}
-		b.WriteString("\nThroughput as a share of each baseline (1 / 16 / 64 callers):\n\n")
+		b.WriteString("\n")
+		r.cpuTable(&b, g.key, conc)
+		fmt.Fprintf(&b, "\nThroughput as a share of each baseline (%s callers):\n\n", joinInts(conc, " / "))
 		for _, w := range worker {
 			for _, bl := range base {
 				fmt.Fprintf(&b, "- %s vs %s:", w, bl)
-				for _, c := range []int{1, 16, 64} {
+				for _, c := range conc {
 					x, _ := r.find(w, c)
 					y, _ := r.find(bl, c)
 					fmt.Fprintf(&b, " %s", pct(x.OpsPerSec, y.OpsPerSec))
@@ -78,35 +97,10 @@ func markdown(r report) string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString(streamMarkdown(r))
-	b.WriteString("### Targets\n\n| target | measured | met |\n|---|---|---|\n")
-	target := func(name string, measured string, ok bool) {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, measured, map[bool]string{true: "yes", false: "**no**"}[ok])
+	if len(r.Stream) > 0 {
+		b.WriteString(streamMarkdown(r))
 	}
-	sel, _ := r.find("db.execute SELECT 1", 16)
-	noop, _ := r.find("no-op micro endpoint (NATS ceiling)", 16)
-	target("db.execute SELECT 1 at 16 callers >= 60% of the no-op ceiling", pct(sel.OpsPerSec, noop.OpsPerSec), sel.OpsPerSec >= 0.6*noop.OpsPerSec)
-	for _, be := range []struct {
-		name string
-		want float64
-	}{{"memory", 0.8}, {"redis", 0.6}} {
-		rl, _ := r.find("state.ratelimit ("+be.name+")", 16)
-		target(fmt.Sprintf("state.ratelimit (%s) at 16 callers >= %.0f%% of the ceiling", be.name, be.want*100), pct(rl.OpsPerSec, noop.OpsPerSec), rl.OpsPerSec >= be.want*noop.OpsPerSec)
-	}
-	s1, _ := r.find("db.execute SELECT 1", 1)
-	n1, _ := r.find("no-op micro endpoint (NATS ceiling)", 1)
-	p1, _ := r.find("direct pgx SELECT 1", 1)
-	budget := n1.P50us + p1.P50us + 50
-	target("serial SELECT 1 p50 within 50 µs of no-op p50 + pgx p50", fmt.Sprintf("%s vs %s + %s + 50 µs = %s", us(s1.P50us), us(n1.P50us), us(p1.P50us), us(budget)), s1.P50us <= budget)
-	for _, form := range []string{"objects", "arrays"} {
-		w, _ := r.find("db.execute 10k rows ("+form+")", 1)
-		j, _ := r.find("direct pgx json_agg 10k rows", 1)
-		target("10k rows ("+form+") end to end no slower than json_agg", fmt.Sprintf("p50 %s vs %s", us(w.P50us), us(j.P50us)), w.P50us <= j.P50us)
-	}
-	rss, _ := r.find("db.execute SELECT 1", 64)
-	target("worker RSS under 100 MB at 64 callers (SELECT 1)", fmt.Sprintf("%.0f MB (%.0f MB at most over every path, 10k-row answers included)", rss.RSSMB, r.MaxRSSMB), rss.RSSMB < 100)
-	streamed, peak := r.streamPeak()
-	target("worker peak RSS under 100 MB streaming 1,000,000 rows (about 95 MB of JSON) end to end", fmt.Sprintf("%.0f MB", peak), streamed && peak < 100)
+	r.targets(&b)
 	b.WriteString("\n![throughput and p99 against callers](benchmarks.svg)\n")
 	return b.String()
 }
@@ -154,12 +148,12 @@ func writeMarkdown(path, generated string) error {
 	return os.WriteFile(path, []byte(body), 0o644)
 }
 
-// chart draws throughput and p99 against callers for the main paths, as SVG.
-func chart(results []result) string {
+// chart draws throughput, p99 and the service's CPU per request against
+// callers for the main paths, as SVG.
+func chart(results []result, conc []int) string {
 	paths := []string{"db.execute SELECT 1", "no-op micro endpoint (NATS ceiling)", "direct pgx SELECT 1",
 		"state.ratelimit (memory)", "state.ratelimit (redis)", "db.execute 100 rows (arrays)"}
 	colors := []string{"#1f77b4", "#7f7f7f", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd"}
-	conc := []int{1, 16, 64}
 	get := func(p string, c int, f func(result) float64) float64 {
 		for _, r := range results {
 			if r.Path == p && r.Concurrency == c {
@@ -170,7 +164,7 @@ func chart(results []result) string {
 	}
 	const w, h, pad = 420.0, 260.0, 50.0
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`, int(2*w+40), int(h+140))
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`, int(3*w+60), int(h+140))
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>`)
 	panel := func(x0 float64, title string, f func(result) float64, unit string) {
 		maxV := 0.0
@@ -186,7 +180,7 @@ func chart(results []result) string {
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`, x0+pad, h, x0+w, h)
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="30" x2="%.0f" y2="%.0f" stroke="black"/>`, x0+pad, x0+pad, h)
 		for i, c := range conc {
-			x := x0 + pad + float64(i)*(w-pad-20)/2
+			x := x0 + pad + float64(i)*(w-pad-20)/float64(max(len(conc)-1, 1))
 			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d</text>`, x, h+15, c)
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">callers</text>`, x0+w/2+pad/2, h+30)
@@ -196,9 +190,16 @@ func chart(results []result) string {
 			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%s</text>`, x0+pad-4, y+4, unitFmt(v, unit))
 		}
 		for pi, p := range paths {
+			seen := false
+			for _, c := range conc {
+				seen = seen || get(p, c, f) != 0
+			}
+			if !seen {
+				continue // not measured, or no such process (a direct baseline's service CPU)
+			}
 			var pts []string
 			for i, c := range conc {
-				x := x0 + pad + float64(i)*(w-pad-20)/2
+				x := x0 + pad + float64(i)*(w-pad-20)/float64(max(len(conc)-1, 1))
 				y := h - (h-30)*get(p, c, f)/maxV
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x, y, colors[pi])
@@ -208,6 +209,12 @@ func chart(results []result) string {
 	}
 	panel(0, "throughput (ops/s)", func(r result) float64 { return r.OpsPerSec }, "ops")
 	panel(w+20, "p99 latency", func(r result) float64 { return r.P99us }, "us")
+	panel(2*w+40, "CPU per request of the worker (or no-op endpoint)", func(r result) float64 {
+		if r.CPU == nil {
+			return 0
+		}
+		return r.CPU.Service
+	}, "us")
 	for i, p := range paths {
 		y := h + 55 + float64(i)*13
 		fmt.Fprintf(&b, `<rect x="60" y="%.0f" width="10" height="10" fill="%s"/><text x="76" y="%.0f">%s</text>`, y-9, colors[i], y, p)

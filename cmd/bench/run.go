@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -30,7 +29,10 @@ type path struct {
 	name, group string
 	baseline    bool
 	worker      bool // goes through a worker: sample its RSS
-	fn          func(context.Context) error
+	// service is the process that answers, whose CPU is the path's service
+	// CPU: "mem" or "redis" (the workers), "noop", or "" (a direct baseline).
+	service string
+	fn      func(context.Context) error
 }
 
 func run(ctx context.Context, o options) error {
@@ -59,17 +61,31 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: tmp, MaxPayload: 8 << 20})
+	// nats-server runs as a process of its own, so that its CPU is its own.
+	natsCmd, natsURL, err := startNATS(ctx, tmp)
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
+	defer stopProcess(natsCmd)
+	// The PostgreSQL backends of this run's workers and baselines have an
+	// application_name of their own: dbworker/<WORKER_ID>.
+	app := fmt.Sprintf("bench-%d-", os.Getpid())
+	profiling := map[string]string{} // worker: its HTTP address, with -pprof
 
 	redisPrefix := fmt.Sprintf("bench:%d:", os.Getpid())
 	start := func(prefix string, env ...string) (*exec.Cmd, error) {
+		name := strings.TrimSuffix(prefix, ".")
 		cmd := exec.Command(o.workerBin)
-		cmd.Env = append(os.Environ(), append([]string{"NATS_URL=" + ns.ClientURL(), "POSTGRES_URL=" + pgURL, "SUBJECT_PREFIX=" + prefix,
-			"LOG_LEVEL=warn", "MAINT_CONCURRENCY=0", "WORKER_ID=bench-" + strings.TrimSuffix(prefix, ".")}, env...)...)
+		if o.pprofDir != "" && name != "stream" {
+			port, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			profiling[name] = fmt.Sprintf("127.0.0.1:%d", port)
+			env = append(env, "PPROF=true", "HTTP_ADDR="+profiling[name])
+		}
+		cmd.Env = append(os.Environ(), append([]string{"NATS_URL=" + natsURL, "POSTGRES_URL=" + pgURL, "SUBJECT_PREFIX=" + prefix,
+			"LOG_LEVEL=warn", "MAINT_CONCURRENCY=0", "WORKER_ID=" + app + name}, env...)...)
 		cmd.Stderr = os.Stderr
 		return cmd, cmd.Start()
 	}
@@ -87,7 +103,7 @@ func run(ctx context.Context, o options) error {
 	// Callers share a few connections, as a client service would.
 	var conns []*nats.Conn
 	for i := 0; i < 4; i++ {
-		nc, err := nats.Connect(ns.ClientURL())
+		nc, err := nats.Connect(natsURL)
 		if err != nil {
 			return err
 		}
@@ -112,7 +128,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	noop := exec.Command(self, "-noop", ns.ClientURL(), "-noop-size", strconv.Itoa(len(sel1.Data)))
+	noop := exec.Command(self, "-noop", natsURL, "-noop-size", strconv.Itoa(len(sel1.Data)))
 	noop.Stderr = os.Stderr
 	if err := noop.Start(); err != nil {
 		return err
@@ -122,7 +138,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	pool, err := pgxpool.New(ctx, pgURL+"&pool_max_conns=64")
+	pool, err := pgxpool.New(ctx, fmt.Sprintf("%s&pool_max_conns=%d&application_name=dbworker/%sdirect", pgURL, o.pgConns, app))
 	if err != nil {
 		return err
 	}
@@ -216,30 +232,30 @@ func run(ctx context.Context, o options) error {
 	var n atomic.Int64
 	key := func() string { return "k" + strconv.FormatInt(n.Add(1)%1000, 10) }
 	paths := []path{
-		{name: "db.execute SELECT 1", group: "select1", worker: true, fn: req("mem.db.execute", `{"sql":"SELECT 1"}`)},
-		{name: "no-op micro endpoint (NATS ceiling)", group: "select1", baseline: true, fn: req("bench.noop", `{"sql":"SELECT 1"}`)},
+		{name: "db.execute SELECT 1", group: "select1", worker: true, service: "mem", fn: req("mem.db.execute", `{"sql":"SELECT 1"}`)},
+		{name: "no-op micro endpoint (NATS ceiling)", group: "select1", baseline: true, service: "noop", fn: req("bench.noop", `{"sql":"SELECT 1"}`)},
 		{name: "direct pgx SELECT 1", group: "select1", baseline: true, fn: pgQuery("SELECT 1")},
 
-		{name: "db.execute 100 rows (objects)", group: "rows100", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows100+`"}`)},
-		{name: "db.execute 100 rows (arrays)", group: "rows100", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows100+`","row_format":"array"}`)},
+		{name: "db.execute 100 rows (objects)", group: "rows100", worker: true, service: "mem", fn: req("mem.db.execute", `{"sql":"`+rows100+`"}`)},
+		{name: "db.execute 100 rows (arrays)", group: "rows100", worker: true, service: "mem", fn: req("mem.db.execute", `{"sql":"`+rows100+`","row_format":"array"}`)},
 		{name: "direct pgx 100 rows", group: "rows100", baseline: true, fn: pgQuery(rows100)},
 		{name: "direct pgx json_agg 100 rows", group: "rows100", baseline: true, fn: pgJSON(rows100)},
 
-		{name: "db.execute 10k rows (objects)", group: "rows10k", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows10k+`"}`)},
-		{name: "db.execute 10k rows (arrays)", group: "rows10k", worker: true, fn: req("mem.db.execute", `{"sql":"`+rows10k+`","row_format":"array"}`)},
+		{name: "db.execute 10k rows (objects)", group: "rows10k", worker: true, service: "mem", fn: req("mem.db.execute", `{"sql":"`+rows10k+`"}`)},
+		{name: "db.execute 10k rows (arrays)", group: "rows10k", worker: true, service: "mem", fn: req("mem.db.execute", `{"sql":"`+rows10k+`","row_format":"array"}`)},
 		{name: "direct pgx 10k rows", group: "rows10k", baseline: true, fn: pgQuery(rows10k)},
 		{name: "direct pgx json_agg 10k rows", group: "rows10k", baseline: true, fn: pgJSON(rows10k)},
 
-		{name: "state.ratelimit (memory)", group: "ratelimit", worker: true, fn: req("mem.state.ratelimit", `{"key":"bench","limit":1000000000,"window_ms":1000}`)},
-		{name: "state.ratelimit (redis)", group: "ratelimit", worker: true, fn: req("redis.state.ratelimit", `{"key":"bench","limit":1000000000,"window_ms":1000}`)},
-		{name: "no-op micro endpoint (NATS ceiling) ", group: "ratelimit", baseline: true, fn: req("bench.noop", `{}`)},
+		{name: "state.ratelimit (memory)", group: "ratelimit", worker: true, service: "mem", fn: req("mem.state.ratelimit", `{"key":"bench","limit":1000000000,"window_ms":1000}`)},
+		{name: "state.ratelimit (redis)", group: "ratelimit", worker: true, service: "redis", fn: req("redis.state.ratelimit", `{"key":"bench","limit":1000000000,"window_ms":1000}`)},
+		{name: "no-op micro endpoint (NATS ceiling) ", group: "ratelimit", baseline: true, service: "noop", fn: req("bench.noop", `{}`)},
 		{name: "direct Lua rate limit (go-redis)", group: "ratelimit", baseline: true, fn: func(ctx context.Context) error {
 			_, err := direct.RateLimit(ctx, "bench", 1e9, 1, time.Second)
 			return err
 		}},
 
-		{name: "state.lock acquire+release (memory)", group: "lock", worker: true, fn: lockPair("mem.")},
-		{name: "state.lock acquire+release (redis)", group: "lock", worker: true, fn: lockPair("redis.")},
+		{name: "state.lock acquire+release (memory)", group: "lock", worker: true, service: "mem", fn: lockPair("mem.")},
+		{name: "state.lock acquire+release (redis)", group: "lock", worker: true, service: "redis", fn: lockPair("redis.")},
 		{name: "direct Lua acquire+release (go-redis)", group: "lock", baseline: true, fn: func(ctx context.Context) error {
 			k := state.CallerLock(key())
 			got, err := direct.AcquireLock(ctx, k, "o", 30*time.Second)
@@ -250,38 +266,59 @@ func run(ctx context.Context, o options) error {
 			return err
 		}},
 
-		{name: "cache.embedding get 384 dims (redis)", group: "cache", worker: true, fn: req("redis.cache.embedding", `{"op":"get","hash":"h1"}`)},
-		{name: "cache.embedding mget 32x384 (redis)", group: "cache", worker: true, fn: req("redis.cache.embedding", `{"op":"mget","hashes":[`+strings.Join(hashes, ",")+`]}`)},
+		{name: "cache.embedding get 384 dims (redis)", group: "cache", worker: true, service: "redis", fn: req("redis.cache.embedding", `{"op":"get","hash":"h1"}`)},
+		{name: "cache.embedding mget 32x384 (redis)", group: "cache", worker: true, service: "redis", fn: req("redis.cache.embedding", `{"op":"mget","hashes":[`+strings.Join(hashes, ",")+`]}`)},
 		{name: "direct GET", group: "cache", baseline: true, fn: func(ctx context.Context) error { return rc.Get(ctx, keys[1]).Err() }},
 		{name: "direct MGET 32", group: "cache", baseline: true, fn: func(ctx context.Context) error { return rc.MGet(ctx, keys...).Err() }},
 	}
 
+	pr := &procs{services: map[string]int{"mem": memWorker.Process.Pid, "redis": redisWorker.Process.Pid, "noop": noop.Process.Pid},
+		nats: natsCmd.Process.Pid, redis: redisPid(ctx, rc), self: os.Getpid(), pg: admin, pgLike: "dbworker/" + app + "%"}
 	var results []result
 	maxRSS := 0.0
 	if o.streamOnly {
 		paths = nil
 	}
 	for _, p := range paths {
-		for _, c := range []int{1, 16, 64} {
+		if !o.selects(p) {
+			continue
+		}
+		var profiled func() error
+		if addr := profiling[p.service]; addr != "" {
+			profiled = profile(ctx, addr, filepath.Join(o.pprofDir, slug(p.name)+".pprof"), time.Duration(len(o.callers))*(o.duration*6/5+time.Second))
+		}
+		for _, c := range o.callers {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r := measure(ctx, c, o.duration, p.fn)
+			r := measure(ctx, c, o.duration, p.fn, func() func(int64) *cpuPerRequest { return pr.start(ctx, p.service) })
 			r.Path, r.Group, r.Baseline = strings.TrimSpace(p.name), p.group, p.baseline
 			if p.worker {
 				r.RSSMB = max(rssMB(memWorker.Process.Pid), rssMB(redisWorker.Process.Pid))
 				maxRSS = max(maxRSS, r.RSSMB)
 			}
-			fmt.Fprintf(os.Stderr, "%-42s c=%-3d %9.0f ops/s  p50 %8.0fµs  p99 %8.0fµs  errors %d\n", r.Path, c, r.OpsPerSec, r.P50us, r.P99us, r.Errors)
+			fmt.Fprintf(os.Stderr, "%-42s c=%-3d %9.0f ops/s  p50 %8.0fµs  p99 %8.0fµs  errors %d%s\n", r.Path, c, r.OpsPerSec, r.P50us, r.P99us, r.Errors, cpuLine(r.CPU))
 			results = append(results, r)
 		}
+		if profiled != nil {
+			if err := profiled(); err != nil {
+				return fmt.Errorf("profile of %s: %w", p.name, err)
+			}
+		}
 	}
-	stream, err := benchStream(ctx, start, ns.ClientURL(), pool, 3)
+	var stream []streamResult
+	if o.only == nil || o.only["stream"] {
+		stream, err = benchStream(ctx, start, natsURL, pool, 3)
+	}
 	if err != nil {
 		return fmt.Errorf("large results: %w", err)
 	}
 	env := describe(ctx, admin, rc, conns[0])
-	rep := report{Env: env, Results: results, Stream: stream, MaxRSSMB: maxRSS, Duration: o.duration.String()}
+	rep := report{Env: env, Results: results, Stream: stream, MaxRSSMB: maxRSS, Duration: o.duration.String(), Callers: o.callers}
+	if o.only != nil {
+		fmt.Println(markdown(rep))
+		return nil
+	}
 	if o.streamOnly {
 		fmt.Println(streamMarkdown(rep))
 		return nil
@@ -293,7 +330,7 @@ func run(ctx context.Context, o options) error {
 	if err := os.WriteFile(filepath.Join(o.out, "benchmarks.json"), js, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(o.out, "benchmarks.svg"), []byte(chart(results)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.out, "benchmarks.svg"), []byte(chart(results, o.callers)), 0o644); err != nil {
 		return err
 	}
 	md := markdown(rep)

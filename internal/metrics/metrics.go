@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -20,6 +22,9 @@ type Metrics struct {
 	dropped     *prometheus.CounterVec
 	fleet       fleet    // fleet.go
 	backends    backends // backends.go
+
+	// allowed and denied are rateLimits' series, bound on first use.
+	allowed, denied atomic.Pointer[prometheus.Counter]
 }
 
 // New registers every metric on a new registry.
@@ -90,11 +95,61 @@ func (m *Metrics) RateLimit(allowed bool) {
 	if m == nil {
 		return
 	}
-	outcome := "denied"
+	outcome, c := "denied", &m.denied
 	if allowed {
-		outcome = "allowed"
+		outcome, c = "allowed", &m.allowed
 	}
-	m.rateLimits.WithLabelValues(outcome).Inc()
+	bound(c, func() prometheus.Counter { return m.rateLimits.WithLabelValues(outcome) }).Inc()
+}
+
+// bound returns the series p holds, binding it with with on first use: a
+// series appears in /metrics once recorded, as WithLabelValues' do, and
+// later uses skip the label lookup.
+func bound[T any](p *atomic.Pointer[T], with func() T) T {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	v := with()
+	p.Store(&v)
+	return v
+}
+
+// EndpointRequests records an endpoint's answers: Request for one
+// endpoint, with its OK series bound on first use.
+type EndpointRequests struct {
+	m        *Metrics
+	endpoint string
+	ok       atomic.Pointer[okSeries]
+}
+
+type okSeries struct {
+	count prometheus.Counter
+	took  prometheus.Observer
+}
+
+// Endpoint returns the recorder of endpoint's answers; nil (which records
+// nothing) when m is nil.
+func (m *Metrics) Endpoint(endpoint string) *EndpointRequests {
+	if m == nil {
+		return nil
+	}
+	return &EndpointRequests{m: m, endpoint: endpoint}
+}
+
+// Record is Request(endpoint, code, seconds).
+func (e *EndpointRequests) Record(code string, seconds float64) {
+	if e == nil {
+		return
+	}
+	if code != "OK" {
+		e.m.Request(e.endpoint, code, seconds)
+		return
+	}
+	s := bound(&e.ok, func() okSeries {
+		return okSeries{e.m.requests.WithLabelValues(e.endpoint, code), e.m.duration.WithLabelValues(e.endpoint, code)}
+	})
+	s.count.Inc()
+	s.took.Observe(seconds)
 }
 
 // ReplyDropped records an answer the worker would not send, and why.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,4 +82,22 @@ func Start(o Options) (*server.Server, error) {
 		return nil, errors.New("embedded nats: not ready within 10s")
 	}
 	return s, nil
+}
+
+// Program finds the nats-server program, for running a server as a process
+// of its own (tests of a cluster, the benchmarks): TEST_NATS_SERVER, else
+// nats-server on the PATH, else Debian's /usr/sbin/nats-server (`make
+// services` installs it).
+func Program() (string, error) {
+	if p := os.Getenv("TEST_NATS_SERVER"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, nil
+	}
+	const debian = "/usr/sbin/nats-server"
+	if _, err := os.Stat(debian); err == nil {
+		return debian, nil
+	}
+	return "", errors.New("the nats-server program is not on the PATH nor at " + debian + " (run `make services`, or set TEST_NATS_SERVER)")
 }

@@ -38,7 +38,7 @@ var namespaces = []string{"db.", "state.", "cache."}
 // all are; no caller's inbox is.
 func (s Subjects) Owns(subject string) bool {
 	for _, ns := range namespaces {
-		if strings.HasPrefix(subject, ns) || s.prefix != "" && strings.HasPrefix(subject, s.prefix+ns) {
+		if strings.HasPrefix(subject, ns) || s.prefix != "" && strings.HasPrefix(subject, s.prefix) && strings.HasPrefix(subject[len(s.prefix):], ns) {
 			return true
 		}
 	}

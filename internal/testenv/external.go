@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jeeves-avionics/dbworker/internal/natsserver"
 )
 
 // ExternalNATSURLDefault is the nats-server `make services` runs (Debian's
@@ -69,18 +71,11 @@ func DeleteStreamsOnCleanup(t testing.TB, nc *nats.Conn, names ...string) {
 // /usr/sbin/nats-server (`make services` installs it). None is Unavailable.
 func NATSServerBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("TEST_NATS_SERVER"); p != "" {
-		return p
+	p, err := natsserver.Program()
+	if err != nil {
+		Unavailable(t, "the nats-server program", err)
 	}
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	const debian = "/usr/sbin/nats-server"
-	if _, err := os.Stat(debian); err == nil {
-		return debian
-	}
-	Unavailable(t, "the nats-server program", errors.New("not on the PATH nor at "+debian+" (run `make services`, or set TEST_NATS_SERVER)"))
-	return ""
+	return p
 }
 
 // NewNATSCluster runs n nats-server processes (NATSServerBinary) with

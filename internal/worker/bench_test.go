@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jeeves-avionics/dbworker/internal/procstat"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/subjects"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -33,10 +35,7 @@ func BenchmarkServeSelect1(b *testing.B) {
 
 func BenchmarkServeNoop(b *testing.B) {
 	bb := setup(b)
-	svc, err := micro.AddService(bb.nc, micro.Config{Name: "noop", Version: "1.0.0",
-		Endpoint: &micro.EndpointConfig{Subject: "noop", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte(`{"x":1}`)) })}})
-	require.NoError(b, err)
-	defer svc.Stop()
+	noop(b, bb)
 	nc2 := bb.nc
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -87,4 +86,46 @@ func BenchmarkServeEmbeddingMGet(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkServeRateLimit is state.ratelimit (memory backend) through a
+// worker in this process from 16 callers; BenchmarkServeNoopParallel is a
+// micro endpoint answering at once, the same way. cpu-µs/op is this
+// process's CPU (worker, embedded nats-server and callers) per request.
+func BenchmarkServeRateLimit(b *testing.B) {
+	bb := setup(b)
+	parallel(b, bb, bb.sub.Of(subjects.StateRateLimit), []byte(`{"key":"bench","limit":1000000000,"window_ms":1000}`))
+}
+
+func BenchmarkServeNoopParallel(b *testing.B) {
+	bb := setup(b)
+	noop(b, bb)
+	parallel(b, bb, "noop", []byte(`{"key":"bench","limit":1000000000,"window_ms":1000}`))
+}
+
+// noop serves a micro endpoint on subject noop that answers at once, until
+// the benchmark ends.
+func noop(b *testing.B, bb *bundle) {
+	svc, err := micro.AddService(bb.nc, micro.Config{Name: "noop", Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{Subject: "noop", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte(`{"x":1}`)) })}})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = svc.Stop() })
+}
+
+func parallel(b *testing.B, bb *bundle, subject string, body []byte) {
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 callers on 2 cores
+	before, _ := procstat.CPU(os.Getpid())
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := bb.nc.Request(subject, body, 5*time.Second); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	after, _ := procstat.CPU(os.Getpid())
+	b.ReportMetric(float64((after-before).Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
@@ -120,8 +121,27 @@ func jsonHandler[Req any](call func(context.Context, *Req) (any, error), op func
 		if err != nil {
 			return nil, err
 		}
+		if rl, ok := res.(messages.RateLimitResult); ok {
+			return appendRateLimit(make([]byte, 0, 96), rl), nil
+		}
 		return json.Marshal(res)
 	}
+}
+
+// appendRateLimit appends r as json.Marshal writes it (TestAppendRateLimit),
+// without its reflection: state.ratelimit is the cheapest request there is.
+func appendRateLimit(b []byte, r messages.RateLimitResult) []byte {
+	b = append(b, `{"allowed":`...)
+	b = strconv.AppendBool(b, r.Allowed)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, r.Remaining, 10)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, r.Limit, 10)
+	b = append(b, `,"retry_after_ms":`...)
+	b = strconv.AppendInt(b, r.RetryAfterMS, 10)
+	b = append(b, `,"reset_ms":`...)
+	b = strconv.AppendInt(b, r.ResetMS, 10)
+	return append(b, '}')
 }
 
 // handleEmbedding answers cache.embedding within the answer bound: get and

@@ -43,6 +43,48 @@ func newLane(name string, size, maxQueued, maxBytes int, deadline bool) *lane {
 	return &lane{name: name, slots: make(chan struct{}, size), maxQueued: int64(maxQueued), maxBytes: int64(maxBytes), deadline: deadline}
 }
 
+// goPool runs each request on a goroutine of its own, as a go statement
+// would, but on an idle one when there is one: a goroutine that has served
+// a request waits for the next, until done is closed, while fewer than max
+// are waiting. A busy worker then neither starts a goroutine per request nor
+// grows a new stack for each. No request waits for a goroutine: with none
+// idle, a new one starts. A goroutine starts only when no other is waiting,
+// so there are about as many as the most requests that were in flight at
+// once, and never more than max idle.
+type goPool struct {
+	work chan func()
+	idle atomic.Int64
+	max  int64
+}
+
+func newGoPool(max int) *goPool { return &goPool{work: make(chan func()), max: int64(max)} }
+
+func (p *goPool) goServe(done <-chan struct{}, f func()) {
+	select {
+	case p.work <- f:
+		return
+	default:
+	}
+	go p.loop(done, f)
+}
+
+func (p *goPool) loop(done <-chan struct{}, f func()) {
+	for {
+		f()
+		if p.idle.Add(1) > p.max {
+			p.idle.Add(-1)
+			return
+		}
+		select {
+		case f = <-p.work:
+			p.idle.Add(-1)
+		case <-done:
+			p.idle.Add(-1)
+			return
+		}
+	}
+}
+
 // admit takes a free slot (queued false) or a place in the queue (queued
 // true, then wait must follow). It never blocks: with every slot taken and
 // the queue full (by count, or by bytes once one request waits), it returns

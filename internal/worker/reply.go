@@ -72,10 +72,19 @@ func literalSubject(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, tok := range strings.Split(s, ".") {
-		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+	start := 0 // of the current token
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			switch s[i] {
+			case ' ', '\t', '\r', '\n':
+				return false
+			}
+			continue
+		}
+		if tok := s[start:i]; tok == "" || tok == "*" || tok == ">" {
 			return false
 		}
+		start = i + 1
 	}
 	return true
 }

@@ -14,7 +14,9 @@
 // micro calls an endpoint's handler for one message at a time. The handler
 // never blocks: it gives the request a free slot of its lane, or a place in
 // the lane's bounded queue (MaxQueued requests, MaxQueuedBytes bytes), or,
-// with both full, answers UNAVAILABLE at once. A request's deadline starts
+// with both full, answers UNAVAILABLE at once. Admitted requests run on
+// goroutines of their own, which are kept for the next request (goPool). A
+// request's deadline starts
 // when the worker receives it: its timeout_ms, or DefaultTimeout, capped by
 // MaxTimeout. A queued request whose deadline passes before a slot frees is
 // answered TIMEOUT then, not when the requests ahead of it finish; db lane
@@ -176,6 +178,7 @@ type Worker struct {
 
 	lanes   map[string]*lane
 	running sync.WaitGroup // every request handed to a goroutine
+	goPool  *goPool        // the goroutines requests run on
 	pgCheck *pgCheck
 	// readCheck is the read pool's check; nil without one.
 	readCheck *pgCheck
@@ -227,10 +230,12 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		laneMaint:  newLane(laneMaint, cfg.MaintConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 		laneHealth: newLane(laneHealth, cfg.HealthConcurrent, cfg.MaxQueued, cfg.MaxQueuedBytes, false),
 	}
+	slots := 0
 	for name, l := range lanes {
+		slots += cap(l.slots)
 		cfg.Metrics.WatchLane(name, func() int { return len(l.slots) }, func() int { return int(l.queued.Load()) })
 	}
-	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, pgCheck: newPGCheck(deps.Postgres), readCheck: newPGCheck(deps.ReadPostgres), txs: txs,
+	return &Worker{cfg: cfg, deps: deps, js: js, lanes: lanes, goPool: newGoPool(slots), pgCheck: newPGCheck(deps.Postgres), readCheck: newPGCheck(deps.ReadPostgres), txs: txs,
 		log: cfg.Logger.With().Str("worker_id", cfg.ID).Logger()}, nil
 }
 
