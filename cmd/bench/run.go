@@ -268,6 +268,7 @@ func run(ctx context.Context, o options) error {
 
 		{name: "cache.embedding get 384 dims (redis)", group: "cache", worker: true, service: "redis", fn: req("redis.cache.embedding", `{"op":"get","hash":"h1"}`)},
 		{name: "cache.embedding mget 32x384 (redis)", group: "cache", worker: true, service: "redis", fn: req("redis.cache.embedding", `{"op":"mget","hashes":[`+strings.Join(hashes, ",")+`]}`)},
+		{name: mgetBinaryPath, group: "cache", worker: true, service: "redis", fn: req("redis.cache.embedding", `{"op":"mget","encoding":"f32le","hashes":[`+strings.Join(hashes, ",")+`]}`)},
 		{name: "direct GET", group: "cache", baseline: true, fn: func(ctx context.Context) error { return rc.Get(ctx, keys[1]).Err() }},
 		{name: "direct MGET 32", group: "cache", baseline: true, fn: func(ctx context.Context) error { return rc.MGet(ctx, keys...).Err() }},
 	}

@@ -15,6 +15,8 @@ const (
 	noopPath   = "no-op micro endpoint (NATS ceiling)"
 	pgxPath    = "direct pgx SELECT 1"
 	mgetPath   = "cache.embedding mget 32x384 (redis)"
+	// mgetBinaryPath is the same mget answered as base64 float32s.
+	mgetBinaryPath = "cache.embedding mget 32x384 f32le (redis)"
 )
 
 // targets writes the targets' table: each with what this run measured and
@@ -60,11 +62,15 @@ func (r report) targets(b *strings.Builder) {
 	cpuTarget("state.ratelimit (memory) at 16 callers: worker CPU <= 18 µs/request", "state.ratelimit (memory)", 18, service, noopPath, "the no-op endpoint")
 	share("state.ratelimit (memory) at 16 callers >= 80% of the ceiling", "state.ratelimit (memory)", noopPath, 0.8)
 	share("state.ratelimit (redis) at 16 callers >= 60% of the ceiling", "state.ratelimit (redis)", noopPath, 0.6)
-	if x, ok := at(mgetPath, 16); ok {
-		row(fmt.Sprintf("cache.embedding mget 32x384 at 16 callers >= 5x %s/s (issue 15's figure)", human(mgetToday)),
-			fmt.Sprintf("%s/s (%.1fx)", human(x.OpsPerSec), x.OpsPerSec/mgetToday), x.OpsPerSec >= 5*mgetToday)
+	mgetName := fmt.Sprintf("cache.embedding mget 32x384, binary form, at 16 callers >= 5x %s/s (issue 15's figure)", human(mgetToday))
+	if x, ok := at(mgetBinaryPath, 16); ok {
+		m := fmt.Sprintf("%s/s (%.1fx)", human(x.OpsPerSec), x.OpsPerSec/mgetToday)
+		if y, ok := at(mgetPath, 16); ok {
+			m += fmt.Sprintf("; %.1fx this run's JSON form (%s/s)", x.OpsPerSec/y.OpsPerSec, human(y.OpsPerSec))
+		}
+		row(mgetName, m, x.OpsPerSec >= 5*mgetToday)
 	} else {
-		missing("cache.embedding mget 32x384 at 16 callers >= 5x " + human(mgetToday) + "/s")
+		missing(mgetName)
 	}
 
 	s1, ok1 := at(selectPath, 1)
