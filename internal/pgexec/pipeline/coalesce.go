@@ -53,6 +53,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -115,6 +116,8 @@ type Coalescer struct {
 
 	descMu sync.Mutex
 	descs  *stmtcache.LRU // descriptions made on clean connections
+
+	batched atomic.Int64 // requests that shared a pipeline with another
 
 	clockMu  sync.Mutex
 	offset   time.Duration // the server's clock minus the worker's
@@ -193,6 +196,11 @@ func (c *Coalescer) gather() {
 	c.run(batch)
 }
 
+// Batched is how many requests have shared a pipeline with another.
+func (c *Coalescer) Batched() int64 {
+	return c.batched.Load()
+}
+
 // run runs a batch on a connection of its own and answers every request.
 func (c *Coalescer) run(batch []*Request) {
 	defer func() {
@@ -206,6 +214,9 @@ func (c *Coalescer) run(batch []*Request) {
 		}
 		c.mu.Unlock()
 	}()
+	if len(batch) > 1 {
+		c.batched.Add(int64(len(batch)))
+	}
 	last := batch[0].Deadline
 	for _, r := range batch {
 		if r.Deadline.After(last) {
