@@ -18,7 +18,6 @@ import (
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgrole"
-	"github.com/jeeves-avionics/dbworker/internal/pgexec/pipeline"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -96,7 +95,6 @@ type Client struct {
 	session        *pgx.ConnConfig // connections that need a session; nil: none can have one
 
 	types *pgjson.Catalog
-	pipe  *pipeline.Coalescer // requests that share pipelines; nil through a transaction pooler
 
 	stmtMu sync.Mutex
 	stmts  map[*pgconn.PgConn]*stmtcache.LRU
@@ -178,9 +176,6 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("create postgres pool: %w", err)
 	}
 	c.pool = pool
-	if c.pooler == pooler.None {
-		c.pipe = pipeline.New(pipeline.Config{Acquire: c.Acquire, Types: c.types})
-	}
 	return c, nil
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/named"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
-	"github.com/jeeves-avionics/dbworker/internal/pgexec/pipeline"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
@@ -154,9 +153,6 @@ func (e *Executor) Execute(ctx context.Context, req *messages.ExecuteRequest, ou
 	if dl, ok := ctx.Deadline(); ok {
 		left = min(left, time.Until(dl))
 	}
-	if buf, ok, err := e.pipelined(ctx, pl, out); ok {
-		return buf, timedOut(ctx, pl, err)
-	}
 	s, err := e.openSession(ctx, pl.readOnly)
 	if err != nil {
 		return nil, err
@@ -238,44 +234,15 @@ func (s *session) run(ctx context.Context, pl plan) ([]byte, error) {
 		buf, err = s.update(ctx, pl.req, sh, buf)
 	}
 	if err != nil {
-		return nil, timedOut(ctx, pl, err)
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code == "57014" {
+				return nil, messages.Errorf(messages.CodeTimeout, "the request's %s deadline passed (counted from its receipt by the worker)", pl.timeout)
+			}
+		}
+		return nil, err
 	}
 	return buf, nil
-}
-
-// timedOut answers TIMEOUT for an error met once the request's deadline
-// passed (a cancel, the server's statement timeout, a statement refused
-// because its deadline passed before it started), and err otherwise.
-func timedOut(ctx context.Context, pl plan, err error) error {
-	if errors.Is(err, pipeline.ErrDeadline) || err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) || pe.Code == "57014" {
-			return messages.Errorf(messages.CodeTimeout, "the request's %s deadline passed (counted from its receipt by the worker)", pl.timeout)
-		}
-	}
-	return err
-}
-
-// pipelined runs a request that may share a pipeline with other callers'
-// (package pipeline): one statement that is read-only or reads by its
-// keyword, not streamed, on a direct connection. ok is false when it must
-// take the ordinary path.
-func (e *Executor) pipelined(ctx context.Context, pl plan, out pgjson.Output) ([]byte, bool, error) {
-	c := e.c
-	if pl.readOnly && e.cfg.Read != nil {
-		c = e.cfg.Read
-	}
-	if c.pipe == nil || out.Emit != nil || (pl.op != messages.OpQuery && pl.op != messages.OpOne) {
-		return nil, false, nil
-	}
-	b, keyword, err := bindOne("sql", pl.req.SQL, pl.req.Params)
-	if err != nil || !pl.readOnly && !readKeywords[keyword] {
-		return nil, err != nil, err
-	}
-	dl, _ := ctx.Deadline()
-	sh := pl.sh
-	sh.One, sh.MaxBytes = pl.op == messages.OpOne, out.MaxBytes
-	return c.pipe.Do(ctx, &pipeline.Request{Bound: b, ReadOnly: pl.readOnly, Deadline: dl, Shape: sh})
 }
 
 // validate checks the fields an op needs before any connection is taken.

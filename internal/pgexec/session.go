@@ -3,6 +3,8 @@ package pgexec
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"time"
@@ -11,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
-	"github.com/jeeves-avionics/dbworker/internal/pgexec/pipeline"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pooler"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/stmtcache"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -203,7 +204,7 @@ func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 	p.SendQueryParams(resetSQL, nil, nil, nil, nil)
 	// DISCARD ALL leaves random()'s state: a caller that called setseed()
 	// would know the next caller's "random" values.
-	p.SendQueryParams("SELECT pg_catalog.setseed($1)", [][]byte{pipeline.RandomSeed()}, nil, nil, nil)
+	p.SendQueryParams("SELECT pg_catalog.setseed($1)", [][]byte{randomSeed()}, nil, nil, nil)
 	return p.Sync()
 }
 
@@ -293,3 +294,12 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 // errOutOfStep is a pipeline that answered something other than what was
 // sent; the connection is closed.
 var errOutOfStep = errors.New("pgexec: pipeline out of step with the server")
+
+// randomSeed is a seed for setseed, in [-1, 1], from a source callers cannot
+// predict.
+func randomSeed() []byte {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	f := float64(binary.BigEndian.Uint64(b[:])>>11)/float64(1<<53)*2 - 1
+	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+}
