@@ -56,7 +56,7 @@ func (s *session) manyRun(ctx context.Context, items []sqltext.Bound, sh shape, 
 	p := s.pg.StartPipeline(ctx)
 	s.sendBegin(p)
 	for _, a := range args {
-		p.SendQueryParams(sd.SQL, a.Values, a.OIDs, nil, a.Formats)
+		p.SendQueryParams(sd.SQL, a.values, a.oids, nil, a.formats)
 	}
 	p.SendPipelineSync()
 	if s.readOnly {
@@ -198,7 +198,7 @@ func (s *session) txStatement(ctx context.Context, b sqltext.Bound, begin bool, 
 	if begin {
 		s.sendBegin(p)
 	}
-	p.SendQueryParams(sd.SQL, args.Values, args.OIDs, nil, args.Formats)
+	p.SendQueryParams(sd.SQL, args.values, args.oids, nil, args.formats)
 	if err := p.Sync(); err != nil {
 		s.broken = true
 		return buf, tag, cached, err

@@ -73,6 +73,23 @@ var benchSeqs = []benchSeq{
 		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
 		p.SendPipelineSync()
 	}, 4},
+	{"reset_first_guard", func(p *pgconn.Pipeline) { // the guard as package pipeline sends it
+		p.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+		p.SendQueryParams(guardSQLForBench, [][]byte{[]byte("0.25"), []byte(strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10))}, nil, nil, nil)
+		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
+		p.SendPipelineSync()
+	}, 4},
+	{"reset_first_seed", func(p *pgconn.Pipeline) {
+		p.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+		p.SendQueryParams("SELECT pg_catalog.setseed($1)", benchSeed, nil, nil, nil)
+		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
+		p.SendPipelineSync()
+	}, 4},
+	{"reset_first_bare", func(p *pgconn.Pipeline) {
+		p.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
+		p.SendPipelineSync()
+	}, 3},
 	{"reset_first_ro", func(p *pgconn.Pipeline) {
 		p.SendQueryParams("ROLLBACK", nil, nil, nil, nil)
 		p.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
@@ -81,6 +98,23 @@ var benchSeqs = []benchSeq{
 		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
 		p.SendPipelineSync()
 	}, 6},
+	{"read_write_set_seed", func(p *pgconn.Pipeline) { // the reseed as SET seed, a utility statement
+		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
+		p.SendPipelineSync()
+		p.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+		p.SendQueryParams("SET seed = 0.25", nil, nil, nil, nil)
+		p.SendPipelineSync()
+	}, 5},
+	{"read_only_set_seed_merged", func(p *pgconn.Pipeline) { // both
+		p.SendQueryParams("BEGIN READ ONLY", nil, nil, nil, nil)
+		p.SendQueryParams(pooler.LocalSettingsSQL(pooler.None), [][]byte{[]byte("30000")}, nil, nil, nil)
+		p.SendQueryParams("SELECT 1", nil, nil, nil, []int16{1})
+		p.SendPipelineSync()
+		p.SendQueryParams("ROLLBACK", nil, nil, nil, nil)
+		p.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+		p.SendQueryParams("SET seed = 0.25", nil, nil, nil, nil)
+		p.SendPipelineSync()
+	}, 7},
 	{"read_only", func(p *pgconn.Pipeline) { // what db.execute sends today
 		p.SendQueryParams("BEGIN READ ONLY", nil, nil, nil, nil)
 		p.SendQueryParams(pooler.LocalSettingsSQL(pooler.None), [][]byte{[]byte("30000")}, nil, nil, nil)
@@ -234,3 +268,8 @@ func selfCPU() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+const guardSQLForBench = `SELECT pg_catalog.setseed($1::float8), pg_catalog.set_config('statement_timeout', ` +
+	`CASE WHEN ms OPERATOR(pg_catalog.>=) 1 THEN ms::text ELSE 'deadline passed' END, true) ` +
+	`FROM (SELECT ($2::float8 OPERATOR(pg_catalog.-) (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) ` +
+	`OPERATOR(pg_catalog.*) 1000))::int8 AS ms) AS left_ms`

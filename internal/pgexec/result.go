@@ -7,8 +7,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgerr"
-	"github.com/jeeves-avionics/dbworker/internal/pgexec/pipeline"
+	"github.com/jeeves-avionics/dbworker/internal/pgexec/pgjson"
 	"github.com/jeeves-avionics/dbworker/internal/pgexec/sqltext"
+	"github.com/jeeves-avionics/dbworker/pkg/messages"
 )
 
 // describe returns the description of sql (its parameter and result
@@ -53,16 +54,77 @@ func planChanged(err error) bool {
 	return errors.Is(err, errStale) || errors.As(err, &pe) && pe.Code == "08P01"
 }
 
-// encodedArgs is a statement's arguments in wire form (pipeline.Args).
-type encodedArgs = pipeline.Args
-
-// encodeArgs converts b's JSON arguments by the parameter types of sd.
-func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescription, b sqltext.Bound, field string) (encodedArgs, error) {
-	return pipeline.Encode(ctx, s.c.types, s.pg, sd, b, field)
+// encodedArgs is a statement's arguments in wire form, the result formats to
+// ask for, the types of both, and the columns the description promised.
+type encodedArgs struct {
+	values  [][]byte
+	oids    []uint32 // parameter types sent with the statement (0: the server's to infer)
+	formats []int16
+	types   map[uint32]*pgjson.Type
+	fields  []pgconn.FieldDescription
 }
 
-// readResult writes one result object (pipeline.ReadResult).
+// sameColumns reports whether a result has the columns its description
+// promised: their number and types.
+func sameColumns(got, want []pgconn.FieldDescription) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i].DataTypeOID != want[i].DataTypeOID {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeArgs converts b's JSON arguments by the parameter types of sd and
+// picks the result format of each column. field names the request field for
+// a count mismatch.
+func (s *session) encodeArgs(ctx context.Context, sd *pgconn.StatementDescription, b sqltext.Bound, field string) (encodedArgs, error) {
+	if len(sd.ParamOIDs) != len(b.Args) {
+		return encodedArgs{}, messages.BadRequest(field, "the statement takes %d parameters, %d given", len(sd.ParamOIDs), len(b.Args))
+	}
+	oids := make([]uint32, 0, len(sd.ParamOIDs)+len(sd.Fields))
+	oids = append(oids, sd.ParamOIDs...)
+	for _, f := range sd.Fields {
+		oids = append(oids, f.DataTypeOID)
+	}
+	types, err := s.c.types.Lookup(ctx, s.pg, oids...)
+	if err != nil {
+		return encodedArgs{}, err
+	}
+	a := encodedArgs{values: make([][]byte, len(b.Args)), oids: make([]uint32, len(b.Args)), formats: make([]int16, len(sd.Fields)), types: types, fields: sd.Fields}
+	for i, raw := range b.Args {
+		t := types[sd.ParamOIDs[i]]
+		if a.values[i], err = pgjson.EncodeParam(t, b.Names[i], raw); err != nil {
+			return encodedArgs{}, err
+		}
+		a.oids[i] = pgjson.DeclaredType(t)
+	}
+	for i, f := range sd.Fields {
+		a.formats[i] = types[f.DataTypeOID].Format()
+	}
+	return a, nil
+}
+
+// readResult writes one result object: columns and rows (or row), then
+// rows_affected, command and truncated.
 func (s *session) readResult(rr *pgconn.ResultReader, a encodedArgs, sh shape, buf []byte) ([]byte, pgconn.CommandTag, error) {
+	fields := rr.FieldDescriptions()
+	if !sameColumns(fields, a.fields) {
+		// The table changed since the description was cached: the values
+		// may be in formats asked for other types. Read none of them.
+		tag, err := rr.Close()
+		if err == nil {
+			err = errStale
+		}
+		return buf, tag, err
+	}
+	colTypes := make([]*pgjson.Type, len(fields))
+	for i, f := range fields {
+		colTypes[i] = a.types[f.DataTypeOID]
+	}
 	sh.MaxBytes = s.out.MaxBytes
-	return pipeline.ReadResult(rr, a, sh, buf)
+	return pgjson.WriteResult(rr, colTypes, sh, buf)
 }

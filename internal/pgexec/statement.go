@@ -116,7 +116,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 	if how != stmtAlone {
 		s.sendBegin(p)
 	}
-	p.SendQueryParams(sd.SQL, args.Values, args.OIDs, nil, args.Formats)
+	p.SendQueryParams(sd.SQL, args.values, args.oids, nil, args.formats)
 	p.SendPipelineSync()
 	var err error
 	if how == stmtDecideAfter {
