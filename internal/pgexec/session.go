@@ -96,10 +96,10 @@ func (s *session) release() {
 }
 
 // sendBegin queues the opening of the request's transaction: READ ONLY when
-// the session is, with the request's statement timeout as a server-side cap.
-// In a held transaction (tx.go) it queues only the timeout: the caller's
-// transaction is open already.
-func (s *session) sendBegin(p *pgconn.Pipeline) {
+// the session is, with the request's statement timeout as a server-side cap
+// (pooler.LocalSettings: one is a transaction of one statement). In a held
+// transaction (tx.go) it queues only the timeout.
+func (s *session) sendBegin(p *pgconn.Pipeline, one bool) {
 	if !s.held {
 		begin := cmp.Or(s.begin, "BEGIN")
 		if s.readOnly && s.begin == "" {
@@ -107,8 +107,8 @@ func (s *session) sendBegin(p *pgconn.Pipeline) {
 		}
 		p.SendQueryParams(begin, nil, nil, nil, nil)
 	}
-	p.SendQueryParams(pooler.LocalSettingsSQL(s.c.pooler),
-		[][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil, nil)
+	sql, args := pooler.LocalSettings(s.c.pooler, s.timeout, one && !s.held)
+	p.SendQueryParams(sql, args, nil, nil, nil)
 	s.inTx = true
 }
 
