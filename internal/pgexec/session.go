@@ -24,13 +24,13 @@ import (
 // than one statement, whatever the lexer made of it. The last pipeline ends
 // with the reset (statement.go, batch.go and script.go pick the shape):
 //
-//	read-only:        BEGIN READ ONLY; set_config(statement_timeout, local); stmt; Sync;
+//	read-only:        BEGIN READ ONLY; SET LOCAL statement_timeout; stmt; Sync;
 //	                  ROLLBACK; DISCARD ALL; SET seed; Sync
 //	read-write:       stmt; Sync; DISCARD ALL; SET seed; Sync   (as DO or CALL behind a
 //	                  transaction pooler, whose sessions carry no statement_timeout)
-//	DO or CALL:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
-//	write with rows,  BEGIN; set_config(...); stmt(s); Sync     (results read and checked)
-//	tx, many, script: COMMIT; Sync; DISCARD ALL; SET seed; Sync, or ROLLBACK; DISCARD ALL; ...
+//	DO or CALL:       BEGIN; SET LOCAL ...; stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
+//	write with rows,  BEGIN; SET LOCAL or set_config(...); stmt(s); Sync (results read and checked)
+//	tx, many, script: (set_config) COMMIT; Sync; DISCARD ALL; SET seed; Sync, or ROLLBACK; DISCARD ALL; ...
 //
 // A read-only request always rolls back: PostgreSQL's READ ONLY refuses table
 // writes, and the rollback undoes what READ ONLY lets through (large objects,
