@@ -54,7 +54,7 @@ func (s *session) manyRun(ctx context.Context, items []sqltext.Bound, sh shape, 
 	}
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
-	s.sendBegin(p)
+	s.sendBegin(p, false)
 	for _, a := range args {
 		p.SendQueryParams(sd.SQL, a.values, a.oids, nil, a.formats)
 	}
@@ -196,7 +196,7 @@ func (s *session) txStatement(ctx context.Context, b sqltext.Bound, begin bool, 
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
 	if begin {
-		s.sendBegin(p)
+		s.sendBegin(p, false)
 	}
 	p.SendQueryParams(sd.SQL, args.values, args.oids, nil, args.formats)
 	if err := p.Sync(); err != nil {

@@ -772,9 +772,8 @@ func TestLastRoundOfAttacks(t *testing.T) {
 	b.refused(`{"sql":"UPDATE blob SET w = :w WHERE id = :id","params":{"id":1,"w":"aGVsbG8="}}`)
 	require.Equal(t, "6869", scalar[string](t, pg, "SELECT encode(w, 'hex') FROM blob"))
 
-	// The next caller's random() does not follow a caller's setseed().
-	b.ok(`{"sql":"SELECT setseed(0.42)","read_only":true}`)
-	a := b.ok(`{"sql":"SELECT random() AS r","op":"one"}`)
+	// The next caller's random() does not follow a caller's setseed(), by
+	// the function or the setting, nor repeat from one request to the next.
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.URL)
 	require.NoError(t, err)
@@ -783,5 +782,13 @@ func TestLastRoundOfAttacks(t *testing.T) {
 	_, err = conn.Exec(ctx, "SELECT setseed(0.42)")
 	require.NoError(t, err)
 	require.NoError(t, conn.QueryRow(ctx, "SELECT random()").Scan(&seeded))
-	require.NotEqual(t, seeded, a["row"].(map[string]any)["r"])
+	seen := map[any]bool{seeded: true}
+	for _, poison := range []string{`{"sql":"SELECT setseed(0.42)","read_only":true}`, `{"sql":"SELECT setseed(0.42)"}`,
+		`{"sql":"SET seed = 0.42"}`, `{"sql":"SELECT set_config('seed', '0.42', false)","read_only":true}`,
+		`{"op":"tx","statements":[{"sql":"SELECT setseed(0.42)"}]}`, `{"op":"script","sql":"SET seed = 0.42"}`} {
+		b.ok(poison)
+		r := b.ok(`{"sql":"SELECT random() AS r","op":"one"}`)["row"].(map[string]any)["r"]
+		require.False(t, seen[r], "after %s: random() gave %v again", poison, r)
+		seen[r] = true
+	}
 }

@@ -207,3 +207,41 @@ func TestRedTxSerializationFailureAtCommitKeeps40001(t *testing.T) {
 	require.Equal(t, messages.CodeConflict, me.Code)
 	require.Equal(t, "1=0,2=100,3=100", itemsChecksum(t, pg))
 }
+
+// TestReadOnlyCannotBeSwitchedOffBeforeASnapshot: a one-statement read-only
+// request opens with SET LOCAL, which takes no snapshot, so its statement
+// may switch its own transaction to READ WRITE; nothing runs after it in
+// that transaction but the ROLLBACK. Every transaction that runs more than
+// one statement (a held one, op tx) takes its snapshot first, and the
+// switch is refused. nextval() is not undone by a rollback: the
+// sequence shows whether a write got through. (RESET transaction_read_only
+// and set_config('transaction_read_only', NULL, true) skip PostgreSQL 15's
+// check whatever the snapshot, in every shape: not tested here, reported.)
+func TestReadOnlyCannotBeSwitchedOffBeforeASnapshot(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, "CREATE SEQUENCE s")
+	ctx := context.Background()
+	ex := txExecutor(t, pg, pgexec.ExecutorConfig{})
+	untouched := func(what string) {
+		t.Helper()
+		require.Equal(t, 0, pg.Count("SELECT CASE WHEN is_called THEN 1 ELSE 0 END FROM s"), "%s: nextval ran", what)
+	}
+	for _, escape := range []string{"SET TRANSACTION READ WRITE", "SET transaction_read_only = off", "SET LOCAL transaction_read_only = off"} {
+		tx, err := ex.BeginTx(ctx, pgexec.TxOptions{ReadOnly: true})
+		require.NoError(t, err)
+		_, _ = tx.Execute(ctx, &messages.ExecuteRequest{SQL: escape}, pgjson.Output{})
+		_, _ = tx.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT nextval('s')"}, pgjson.Output{})
+		_ = tx.Rollback(ctx)
+		untouched("held: " + escape)
+
+		_, _ = ex.Execute(ctx, &messages.ExecuteRequest{SQL: escape, ReadOnly: true}, pgjson.Output{})
+		_, err = ex.Execute(ctx, &messages.ExecuteRequest{SQL: "SELECT nextval('s')", ReadOnly: true}, pgjson.Output{})
+		require.Equal(t, "25006", pgerr.AsError(err).SQLState, "%v", err)
+		untouched("one-shot: " + escape)
+
+		_, err = ex.Execute(ctx, &messages.ExecuteRequest{Op: messages.OpTx, ReadOnly: true, Statements: []messages.Statement{{SQL: escape}, {SQL: "SELECT nextval('s')"}}}, pgjson.Output{})
+		require.Error(t, err)
+		untouched("op tx: " + escape)
+	}
+}

@@ -76,7 +76,7 @@ func (s *session) scriptStatement(ctx context.Context, text string, first, last 
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
 	if first {
-		s.sendBegin(p)
+		s.sendBegin(p, false)
 	}
 	p.SendQueryParams(text, nil, nil, nil, nil)
 	p.SendPipelineSync()

@@ -24,13 +24,13 @@ import (
 // than one statement, whatever the lexer made of it. The last pipeline ends
 // with the reset (statement.go, batch.go and script.go pick the shape):
 //
-//	read-only:        BEGIN READ ONLY; set_config(statement_timeout, local); stmt; Sync;
-//	                  ROLLBACK; Sync; DISCARD ALL; setseed; Sync
-//	read-write:       stmt; Sync; DISCARD ALL; setseed; Sync   (as DO or CALL behind a
+//	read-only:        BEGIN READ ONLY; SET LOCAL statement_timeout; stmt; Sync;
+//	                  ROLLBACK; DISCARD ALL; SET seed; Sync
+//	read-write:       stmt; Sync; DISCARD ALL; SET seed; Sync   (as DO or CALL behind a
 //	                  transaction pooler, whose sessions carry no statement_timeout)
-//	DO or CALL:       BEGIN; set_config(...); stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
-//	write with rows,  BEGIN; set_config(...); stmt(s); Sync     (results read and checked)
-//	tx, many, script: COMMIT or ROLLBACK; Sync; DISCARD ALL; setseed; Sync
+//	DO or CALL:       BEGIN; SET LOCAL ...; stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
+//	write with rows,  BEGIN; SET LOCAL or set_config(...); stmt(s); Sync (results read and checked)
+//	tx, many, script: (set_config) COMMIT; Sync; DISCARD ALL; SET seed; Sync, or ROLLBACK; DISCARD ALL; ...
 //
 // A read-only request always rolls back: PostgreSQL's READ ONLY refuses table
 // writes, and the rollback undoes what READ ONLY lets through (large objects,
@@ -39,13 +39,14 @@ import (
 // The reset is DISCARD ALL: the session authorization and role, every setting
 // (back to the startup parameters the worker connected with), prepared
 // statements, cursors, LISTEN, advisory locks, cached plans, temporary objects
-// and sequence state; then setseed() with a value of the worker's, which
-// DISCARD ALL leaves alone. It is one statement parsed afresh, and cheap, because
-// the worker keeps no prepared statement of its own on the server: it sends
-// every statement unnamed, with the description it cached (package stmtcache), so
-// there is nothing a request could drop or replace. DISCARD ALL refuses to run
-// inside a transaction: after it the server must report the connection idle,
-// and anything else (a statement left a transaction open) closes it.
+// and sequence state; then SET seed (setseed() with no plan to make) to a value
+// of the worker's, as DISCARD ALL leaves random()'s state. The reset shares
+// ROLLBACK's segment; a COMMIT, which can fail, has one of its own. DISCARD ALL
+// is cheap because the worker keeps no prepared statement on the server: it
+// sends every statement unnamed, with the description it cached (package
+// stmtcache), so there is nothing a request could drop or replace. It refuses
+// to run inside a transaction: after it the server must report the connection
+// idle, and anything else (a statement left a transaction open) closes it.
 //
 // Behind a transaction pooler the end of the transaction and the reset are
 // sent in one write, and PgBouncer keeps the server connection linked while
@@ -74,6 +75,7 @@ type session struct {
 	begin  string // the BEGIN of an op tx with options; "" is BEGIN [READ ONLY]
 	reset  bool   // the reset ran and found the connection clean
 	broken bool   // close the connection instead of reusing it
+	commit bool   // sendEnd sent COMMIT, a Sync after it
 }
 
 // release ends whatever the request left open (a transaction of ours, the
@@ -94,10 +96,10 @@ func (s *session) release() {
 }
 
 // sendBegin queues the opening of the request's transaction: READ ONLY when
-// the session is, with the request's statement timeout as a server-side cap.
-// In a held transaction (tx.go) it queues only the timeout: the caller's
-// transaction is open already.
-func (s *session) sendBegin(p *pgconn.Pipeline) {
+// the session is, with the request's statement timeout as a server-side cap
+// (pooler.LocalSettings: one is a transaction of one statement). In a held
+// transaction (tx.go) it queues only the timeout.
+func (s *session) sendBegin(p *pgconn.Pipeline, one bool) {
 	if !s.held {
 		begin := cmp.Or(s.begin, "BEGIN")
 		if s.readOnly && s.begin == "" {
@@ -105,8 +107,8 @@ func (s *session) sendBegin(p *pgconn.Pipeline) {
 		}
 		p.SendQueryParams(begin, nil, nil, nil, nil)
 	}
-	p.SendQueryParams(pooler.LocalSettingsSQL(s.c.pooler),
-		[][]byte{strconv.AppendInt(nil, max(s.timeout.Milliseconds(), 1), 10)}, nil, nil, nil)
+	sql, args := pooler.LocalSettings(s.c.pooler, s.timeout, one && !s.held)
+	p.SendQueryParams(sql, args, nil, nil, nil)
 	s.inTx = true
 }
 
@@ -186,32 +188,29 @@ func txControlSlipped(err error) error {
 	return messages.BadRequest("sql", "a statement began or ended a transaction; transaction control is not allowed in a request")
 }
 
-// sendEnd queues the end of our transaction (ROLLBACK when commit is false or
-// the session is read-only) and the reset, then flushes. A held transaction
-// is not ended by a request: it only flushes.
+// sendEnd queues the end of our transaction (ROLLBACK unless commit and not
+// read-only) and the reset, and flushes; a held one (tx.go) only flushes.
 func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 	if s.held {
 		return p.Flush()
 	}
-	if s.inTx {
-		if commit && !s.readOnly {
-			p.SendQueryParams("COMMIT", nil, nil, nil, nil)
-		} else {
-			p.SendQueryParams("ROLLBACK", nil, nil, nil, nil)
-		}
-		p.SendPipelineSync() // DISCARD ALL runs only outside a transaction block
+	s.commit = s.inTx && commit && !s.readOnly
+	if s.commit {
+		p.SendQueryParams("COMMIT", nil, nil, nil, nil)
+		p.SendPipelineSync() // DISCARD ALL must run even when the COMMIT fails
+	} else if s.inTx {
+		p.SendQueryParams("ROLLBACK", nil, nil, nil, nil)
 	}
 	p.SendQueryParams(resetSQL, nil, nil, nil, nil)
-	// DISCARD ALL leaves random()'s state: a caller that called setseed()
-	// would know the next caller's "random" values.
-	p.SendQueryParams("SELECT pg_catalog.setseed($1)", [][]byte{randomSeed()}, nil, nil, nil)
+	// Else a caller that called setseed() would know the next one's random().
+	p.SendQueryParams("SET seed = "+string(randomSeed()), nil, nil, nil, nil)
 	return p.Sync()
 }
 
 // readEnd reads what sendEnd queued. The transaction's own outcome is
 // returned as err: a COMMIT that the server turned into a ROLLBACK (the
-// transaction had failed) is an error. A failed reset marks the connection
-// broken but is not the request's error.
+// transaction had failed) is an error. A failed reset breaks the connection,
+// and is not the request's error.
 func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 	if s.held {
 		if err := p.Close(); err != nil {
@@ -241,8 +240,12 @@ func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 				txErr = messages.Errorf(messages.CodeSQL, "the transaction was rolled back by a statement in it")
 			}
 		}
-		if err := s.readSync(p, 'I', txErr); err != nil && txErr == nil {
-			txErr = err
+		if s.commit {
+			if err := s.readSync(p, 'I', txErr); err != nil && txErr == nil {
+				txErr = err
+			}
+		} else if txErr != nil {
+			s.broken = true // the ROLLBACK failed: the server skipped the reset
 		}
 		if s.broken {
 			_ = p.Close()
@@ -262,10 +265,9 @@ func (s *session) readEnd(p *pgconn.Pipeline, commit bool) error {
 	return txErr
 }
 
-// readReset reads the reset's result and decides whether the connection may
-// be reused: only when DISCARD ALL ran and left it idle.
+// readReset reads the reset: the connection is reused only if it ran, idle.
 func (s *session) readReset(p *pgconn.Pipeline) {
-	for range 2 { // DISCARD ALL, setseed
+	for range 2 { // DISCARD ALL, SET seed
 		if err := readTag(p); err != nil {
 			s.broken = true
 		}

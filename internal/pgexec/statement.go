@@ -114,7 +114,7 @@ func (s *session) runStatement(ctx context.Context, sd *pgconn.StatementDescript
 	s.reset = false
 	p := s.pg.StartPipeline(ctx)
 	if how != stmtAlone {
-		s.sendBegin(p)
+		s.sendBegin(p, true)
 	}
 	p.SendQueryParams(sd.SQL, args.values, args.oids, nil, args.formats)
 	p.SendPipelineSync()

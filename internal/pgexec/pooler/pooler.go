@@ -78,12 +78,29 @@ func StartupParams(m Mode, appName string, statementTimeout time.Duration) map[s
 // LocalSettingsSQL is the statement that opens each of the worker's
 // transactions, taking the statement timeout in milliseconds as $1: on a
 // direct connection only the timeout is set (the rest came with the
-// session); through a transaction pooler every setting is.
+// session); through a transaction pooler every setting is. It is a SELECT,
+// so it takes the transaction's snapshot: after it, PostgreSQL refuses SET
+// TRANSACTION READ WRITE in a READ ONLY transaction.
 func LocalSettingsSQL(m Mode) string {
 	if m == Transaction {
 		return localSettingsPooled
 	}
 	return localSettingsDirect
+}
+
+// LocalSettings is the statement that sets a transaction's statement
+// timeout, and its parameters. For a transaction that runs one statement of
+// a caller's on a direct connection it is SET LOCAL, a utility statement
+// with nothing to plan and no snapshot: that statement is the only one that
+// could change the transaction's read-only mode before a snapshot is taken,
+// and the statements that can (SET, RESET, SET TRANSACTION) write nothing.
+// Any other transaction opens with LocalSettingsSQL.
+func LocalSettings(m Mode, timeout time.Duration, oneStatement bool) (string, [][]byte) {
+	ms := strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)
+	if oneStatement && m != Transaction {
+		return "SET LOCAL statement_timeout = " + ms, nil
+	}
+	return LocalSettingsSQL(m), [][]byte{[]byte(ms)}
 }
 
 const (

@@ -31,6 +31,22 @@ func TestModes(t *testing.T) {
 	for _, name := range []string{"statement_timeout", "TimeZone", "DateStyle", "IntervalStyle"} {
 		require.Contains(t, pooler.LocalSettingsSQL(pooler.Transaction), "'"+name+"'")
 	}
+	// One statement on a direct connection: SET LOCAL, the timeout in the
+	// text, at least 1 ms (0 would be no timeout). Anything else: the
+	// SELECT, which takes the snapshot, with the timeout as $1.
+	sql, args := pooler.LocalSettings(pooler.None, 1500*time.Millisecond, true)
+	require.Equal(t, "SET LOCAL statement_timeout = 1500", sql)
+	require.Nil(t, args)
+	sql, _ = pooler.LocalSettings(pooler.None, 0, true)
+	require.Equal(t, "SET LOCAL statement_timeout = 1", sql)
+	for _, c := range []struct {
+		m   pooler.Mode
+		one bool
+	}{{pooler.None, false}, {pooler.Transaction, true}, {pooler.Transaction, false}} {
+		sql, args = pooler.LocalSettings(c.m, 1500*time.Millisecond, c.one)
+		require.Equal(t, pooler.LocalSettingsSQL(c.m), sql)
+		require.Equal(t, [][]byte{[]byte("1500")}, args)
+	}
 }
 
 // TestSessionConfig: a session URL gets every startup parameter of a direct
