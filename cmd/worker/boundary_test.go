@@ -90,3 +90,48 @@ func TestReadWriteWorkerRunsAsTheShippedRole(t *testing.T) {
 		require.Empty(t, msg.Header.Get("Nats-Service-Error-Code"), "%s %s: %s", subject, body, msg.Data)
 	}
 }
+
+// TestReadOnlyRequestsOfAReadWriteWorkerUnderTheReadOnlyLogin: PostgreSQL 15
+// lets a statement RESET transaction_read_only after its snapshot, so a
+// read_only request whose login may write can advance a sequence (table
+// writes are still rolled back; nextval and setval are not). A read-write
+// worker whose POSTGRES_READ_URL is the same database under the shipped
+// read-only login runs read_only requests as a role that cannot write
+// anything: every variant is refused by the server and the sequence is
+// untouched.
+func TestReadOnlyRequestsOfAReadWriteWorkerUnderTheReadOnlyLogin(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, "CREATE TABLE items (id int); INSERT INTO items VALUES (1); CREATE SEQUENCE s")
+	roles := pg.ApplyRoles(t)
+	ns := testenv.NewNATS(t)
+	nc := testenv.Connect(t, ns)
+	startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+roles.ReadWriteURL, "POSTGRES_READ_URL="+roles.ReadOnlyURL,
+		"WORKER_ID=rw-ro-"+pg.Schema, "VECTOR_SCHEMA="+pg.Schema)
+	reply := func(req map[string]any) map[string]any {
+		body, err := json.Marshal(req)
+		require.NoError(t, err)
+		msg, err := nc.Request("db.execute", body, 10*time.Second)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(msg.Data, &m))
+		return m
+	}
+	for _, sql := range []string{
+		"DO $$ BEGIN RESET transaction_read_only; PERFORM nextval('s'); END $$",
+		"DO $$ BEGIN PERFORM set_config('transaction_read_only', NULL, true); PERFORM setval('s', 100); END $$",
+		"DO $$ BEGIN RESET transaction_read_only; PERFORM nextval('s'); SET transaction_read_only = on; END $$",
+		"SELECT nextval('s')",
+		"DO $$ BEGIN RESET transaction_read_only; INSERT INTO items VALUES (2); END $$",
+	} {
+		got := reply(map[string]any{"sql": sql, "read_only": true})
+		e, ok := got["error"].(map[string]any)
+		require.True(t, ok, "%s: answered %v", sql, got)
+		require.Equal(t, "FORBIDDEN", e["code"], sql)
+	}
+	require.Equal(t, 0, pg.Count("SELECT count(*) FROM s WHERE is_called"), "the sequence never moved")
+	require.Equal(t, 1, pg.Count("SELECT count(*) FROM items"))
+	got := reply(map[string]any{"sql": "SELECT count(*) AS n FROM items", "read_only": true})
+	require.Contains(t, got, "rows", "reads are served")
+	got = reply(map[string]any{"sql": "SELECT nextval('s') AS n"})
+	require.Contains(t, got, "rows", "the read-write login still writes")
+}
