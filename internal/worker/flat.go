@@ -48,7 +48,7 @@ func fastDecode(data []byte, v any) bool {
 			{name: "max_rows", int: &r.MaxRows}, {name: "timeout_ms", int: &r.TimeoutMS}, {name: "read_only", b: &r.ReadOnly},
 			{name: "row_format", str: &r.RowFormat}, {name: "query", str: &r.Query}, {name: "table", str: &r.Table}, {name: "where", str: &r.Where},
 			{name: "where_params", raw: &r.WhereParams}, {name: "all_rows", b: &r.AllRows}, {name: "isolation", str: &r.Isolation},
-			{name: "deferrable", b: &r.Deferrable}}) {
+			{name: "deferrable", b: &r.Deferrable}, {name: "safe_numbers", pb: &r.SafeNumbers}}) {
 			return false
 		}
 		*req = r
@@ -58,7 +58,8 @@ func fastDecode(data []byte, v any) bool {
 }
 
 // flatField is a field of a flat request: its JSON name and where its value
-// goes: a string, an *int64, an *int, a *float64, a bool or a raw value.
+// goes: a string, an *int64, an *int, a *float64, a bool, a *bool or a raw
+// value.
 type flatField struct {
 	name string
 	str  *string
@@ -66,6 +67,7 @@ type flatField struct {
 	int  **int
 	f64  **float64
 	b    *bool
+	pb   **bool
 	raw  *json.RawMessage
 }
 
@@ -122,14 +124,20 @@ func decodeFlat(data []byte, fields []flatField) bool {
 			}
 			v := int(n) // 18 digits fit a 64-bit int
 			*fd.int, i = &v, j
-		case fd.b != nil:
+		case fd.b != nil || fd.pb != nil:
+			var v bool
 			switch {
 			case bytes.HasPrefix(data[i:], []byte("true")):
-				*fd.b, i = true, i+4
+				v, i = true, i+4
 			case bytes.HasPrefix(data[i:], []byte("false")):
-				*fd.b, i = false, i+5
+				v, i = false, i+5
 			default:
 				return false
+			}
+			if fd.b != nil {
+				*fd.b = v
+			} else {
+				*fd.pb = &v
 			}
 		case fd.raw != nil:
 			j := compositeEnd(data, i)

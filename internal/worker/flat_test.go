@@ -24,6 +24,7 @@ var flatSeeds = []string{
 	`{"sql":"x","params":null}`, `{"sql":"x","params":"s"}`, `{"read_only":false,"all_rows":true,"deferrable":true}`, `{"read_only":truex}`,
 	`{"op":"update","table":"t","where":"id = :id","where_params":{"id":1},"isolation":"serializable"}`, `{"sql":"x","statements":[]}`,
 	"{\"sql\":\"x\",\"params\":{\"a\":\"\xff\"}}", // not UTF-8
+	`{"sql":"SELECT 1","safe_numbers":true}`, `{"sql":"x","safe_numbers":false}`, `{"sql":"x","safe_numbers":null}`, `{"sql":"x","safe_numbers":1}`,
 }
 
 // TestFlatDecodeTakesTypicalBodies: the bodies callers send take the fast
@@ -48,6 +49,15 @@ func TestFlatDecodeTakesTypicalBodies(t *testing.T) {
 	require.True(t, fastDecode([]byte(flatSeeds[25]), &ex))
 	require.Equal(t, messages.ExecuteRequest{Op: "one", SQL: "SELECT * FROM t WHERE id = :id", Params: json.RawMessage(`{"id":5,"s":"a\"b]}"}`),
 		ReadOnly: true, MaxRows: ptr(10), TimeoutMS: ptr(500), RowFormat: "array"}, ex)
+	// safe_numbers, which the TypeScript client always sends, takes it too;
+	// false is kept (it overrides DB_SAFE_NUMBERS), null goes to DecodeStrict.
+	ex = messages.ExecuteRequest{}
+	require.True(t, fastDecode([]byte(`{"sql":"SELECT 1","safe_numbers":true}`), &ex))
+	require.Equal(t, messages.ExecuteRequest{SQL: "SELECT 1", SafeNumbers: ptr(true)}, ex)
+	ex = messages.ExecuteRequest{}
+	require.True(t, fastDecode([]byte(`{"sql":"x","safe_numbers":false}`), &ex))
+	require.Equal(t, ptr(false), ex.SafeNumbers)
+	require.False(t, fastDecode([]byte(`{"sql":"x","safe_numbers":null}`), &ex))
 	for _, body := range []string{`{"sql":"x","params":{"a":1]}`, `{"sql":"x","params":null}`, `{"sql":"x","statements":[]}`, `{"sql":"x","params":{"a":"\xff"}}`} {
 		require.False(t, fastDecode([]byte(body), &ex), body)
 	}
