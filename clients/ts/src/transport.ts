@@ -40,6 +40,7 @@ export function encodeBody(body: unknown): string {
 export class Call {
   private queue: Msg[] = [];
   private waiter?: (m: Msg | undefined) => void;
+  private failed?: Error;
   /** A message arrived past the bound (only a sender ignoring credit does that). */
   lost = false;
 
@@ -64,10 +65,22 @@ export class Call {
     this.queue.push(m);
   }
 
+  /**
+   * Ends the call with err (the answer subscription failed: a permissions
+   * violation on the inbox), rather than a timeout later.
+   */
+  fail(err: Error): void {
+    this.failed = err;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(undefined);
+  }
+
   /** The next message, or RequestTimeoutError after timeoutMs. */
   next(timeoutMs: number): Promise<Msg> {
     const m = this.queue.shift();
     if (m) return Promise.resolve(m);
+    if (this.failed) return Promise.reject(this.failed);
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
@@ -76,7 +89,7 @@ export class Call {
       this.waiter = (msg) => {
         clearTimeout(timer);
         if (msg) resolve(msg);
-        else reject(new RequestTimeoutError(this.subject, timeoutMs));
+        else reject(this.failed ?? new RequestTimeoutError(this.subject, timeoutMs));
       };
     });
   }
@@ -108,14 +121,24 @@ export class Transport {
 
   private ensureSub(): void {
     if (this.sub && !this.sub.isClosed()) return;
-    this.prefix = `${this.inboxPrefix}.${nuid.next()}.`;
-    this.sub = this.nc.subscribe(`${this.prefix}*`, {
+    const prefix = `${this.inboxPrefix}.${nuid.next()}.`;
+    this.prefix = prefix;
+    const sub = this.nc.subscribe(`${this.prefix}*`, {
       callback: (err, m) => {
-        if (err) return;
+        if (err) {
+          // The server refused the subscription (a user that may read only
+          // its own inbox prefix, and inboxPrefix not set to it): every call
+          // waiting fails with that, and the next call subscribes again.
+          const why = new Error(`the answer subscription ${this.inboxPrefix}.> failed (set inboxPrefix to the user's own?): ${err.message}`, { cause: err });
+          if (this.sub === sub) this.sub = undefined;
+          for (const c of this.calls.values()) if (c.reply.startsWith(prefix)) c.fail(why);
+          return;
+        }
         const token = m.subject.slice(m.subject.lastIndexOf(".") + 1);
         this.calls.get(token)?.push(m);
       },
     });
+    this.sub = sub;
   }
 
   /** Publishes body to subject with a reply subject of its own. */

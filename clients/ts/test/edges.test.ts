@@ -5,11 +5,17 @@
 // real (two serializable ones, a throwing callback, use after commit).
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { headers, type NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
 
-import { DbworkerClient, DbworkerError, StreamBrokenError, TxGoneError } from "../src/index.js";
+import { DbworkerClient, DbworkerError, NoWorkerError, StreamBrokenError, TxGoneError } from "../src/index.js";
 import { setup, unique } from "./helpers.js";
 
 let db: DbworkerClient;
@@ -220,3 +226,52 @@ test("a callback that throws rolls its writes back; a transaction used after com
   await assert.rejects(rb.exec("SELECT 1"), (e: unknown) => e instanceof TxGoneError && /gone: rolled back/.test(e.message));
   assert.deepEqual((await db.query(`SELECT id FROM ${table}`)).rows, [{ id: 2 }]);
 });
+
+test("a user that may read only its own inboxes: the wrong inboxPrefix fails at once, its own is answered", async (t) => {
+  const bin = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));
+  if (!bin) {
+    t.skip("no nats-server binary to start a server with users (apt-get install nats-server)");
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "tsnats-"));
+  const port = await freePort();
+  writeFileSync(
+    join(dir, "nats.conf"),
+    `authorization { users = [ { user: caller, password: pw, permissions: { publish: ">", subscribe: "_INBOX_caller.>" } } ] }\n`,
+  );
+  const server = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-c", join(dir, "nats.conf")], { stdio: "ignore" });
+  let restricted: NatsConnection | undefined;
+  try {
+    for (let i = 0; i < 50 && !restricted; i++) {
+      restricted = await connect({ servers: `nats://127.0.0.1:${port}`, user: "caller", pass: "pw" }).catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return undefined;
+      });
+    }
+    assert.ok(restricted, "the server with users started");
+    const wrong = new DbworkerClient(restricted, { prefix: "p", timeoutMs: 10_000 });
+    const started = Date.now();
+    await assert.rejects(wrong.health(), /answer subscription _INBOX\.> failed.*Permissions Violation/is);
+    assert.ok(Date.now() - started < 5000, "failed at once, not after the timeout");
+    wrong.close();
+    // Its own inbox prefix subscribes: NATS's "no responders" comes back on it.
+    const own = new DbworkerClient(restricted, { prefix: "p", inboxPrefix: "_INBOX_caller", timeoutMs: 10_000 });
+    await assert.rejects(own.health(), NoWorkerError);
+    own.close();
+  } finally {
+    await restricted?.close();
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
