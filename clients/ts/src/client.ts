@@ -22,7 +22,7 @@ import type {
 import { decodeBatch, Queryable, requestFields, type BatchResult, type CallOptions, type QueryOptions } from "./sql.js";
 import { Embeddings, KV, Locks, type Locker, type LockOptions, type RateLimitOptions, type Sender } from "./state.js";
 import { RowStream } from "./stream.js";
-import { Transport } from "./transport.js";
+import { bodyError, Transport } from "./transport.js";
 import { beginRequest, Tx, type TxHost, type TxOptions } from "./tx.js";
 import type { ValueOptions } from "./values.js";
 
@@ -128,8 +128,11 @@ export class DbworkerClient extends Queryable implements Sender, TxHost {
     return this.values(o);
   }
 
-  protected executeRaw(req: ExecuteRequest, o: CallOptions): Promise<RawExecuteResult> {
-    return this.send<RawExecuteResult>("db.execute", req, o);
+  protected async executeRaw(req: ExecuteRequest, o: CallOptions): Promise<RawExecuteResult> {
+    const raw = await this.send<RawExecuteResult>("db.execute", req, o);
+    const err = bodyError(raw, this.subject("db.execute"));
+    if (err) throw err;
+    return raw;
   }
 
   protected streamRaw<T>(req: ExecuteRequest, o: QueryOptions): Promise<RowStream<T>> {

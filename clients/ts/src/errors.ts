@@ -107,8 +107,12 @@ export class StreamBrokenError extends Error {
  * the worker's TX_GONE answer when there was one.
  */
 export class TxGoneError extends Error {
-  constructor(readonly tx: string, cause?: unknown) {
-    super(`tx ${tx.slice(0, 8)}: the transaction is gone`, { cause });
+  /**
+   * reason says how it ended when the client saw it end ("committed",
+   * "rolled back"); else the worker's message, or none.
+   */
+  constructor(readonly tx: string, cause?: unknown, reason?: string) {
+    super(`tx ${tx.slice(0, 8)}: the transaction is gone${reason ? `: ${reason}` : cause instanceof Error ? `: ${cause.message}` : ""}`, { cause });
     this.name = "TxGoneError";
   }
 }

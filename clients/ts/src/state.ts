@@ -167,8 +167,8 @@ export class KV {
 
   /** Adds amount (default 1) and returns the new value, exact to 64 bits. */
   async incr(key: string, amount: number | bigint = 1, o: CallOptions = {}): Promise<bigint> {
-    const body = `{"op":"incr","key":${JSON.stringify(key)},"amount":${BigInt(amount).toString()}}`;
-    const text = await this.s.sendText("state.kv", JSON.parse(body), o);
+    // The amount goes as its exact digits (encodeBody writes a bigint so).
+    const text = await this.s.sendText("state.kv", { op: "incr", key, amount: BigInt(amount) }, o);
     const m = /"value"\s*:\s*(-?\d+)/.exec(text);
     if (!m) throw new Error(`state.kv incr: unexpected answer ${text}`);
     return BigInt(m[1]);

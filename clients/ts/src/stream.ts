@@ -71,6 +71,8 @@ export class RowStream<T = Record<string, unknown>> implements AsyncIterable<T> 
   }
 
   private async nextMsg(): Promise<Msg> {
+    // A message dropped past the bound breaks the answer whatever follows.
+    if (this.call.lost) throw new StreamBrokenError(this.name, "messages arrived past the window");
     try {
       return await this.call.next(this.timeoutMs);
     } catch (e) {

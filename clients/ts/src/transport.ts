@@ -10,10 +10,37 @@ import { DbworkerError, NoWorkerError, RequestTimeoutError, type ErrorBody } fro
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
+// A bigint has no JSON form in JSON.stringify (it throws); the encoder
+// writes it as a marked string, then replaces the string with its digits.
+const BIGINT_MARK = `~dbworker-bigint-${nuid.next()}~`;
+const BIGINT_STRING = new RegExp(`"${BIGINT_MARK}(-?[0-9]+)"`, "g");
+
+function replacer(this: unknown, key: string, v: unknown): unknown {
+  if (typeof v === "bigint") return BIGINT_MARK + v.toString();
+  // The value before toJSON (a Buffer's is {type, data}).
+  const orig = (this as Record<string, unknown>)[key];
+  if (orig instanceof Uint8Array) return Buffer.from(orig.buffer, orig.byteOffset, orig.byteLength).toString("base64");
+  if (ArrayBuffer.isView(orig) && !(orig instanceof DataView)) return Array.from(orig as unknown as ArrayLike<unknown>);
+  return v;
+}
+
+/**
+ * A request body as JSON, for values the client gives back as well as plain
+ * JSON: a bigint is written as its exact digits (a JSON number, which the
+ * worker binds by the parameter's type), a Uint8Array (or Buffer) as base64
+ * (bytea's form), any other typed array (Float32Array...) as an array of
+ * numbers. Everything else is JSON.stringify's.
+ */
+export function encodeBody(body: unknown): string {
+  const s = JSON.stringify(body, replacer) ?? "null";
+  return s.includes(BIGINT_MARK) ? s.replace(BIGINT_STRING, "$1") : s;
+}
+
 /** The messages of one request's answer, in arrival order. */
 export class Call {
   private queue: Msg[] = [];
   private waiter?: (m: Msg | undefined) => void;
+  private failed?: Error;
   /** A message arrived past the bound (only a sender ignoring credit does that). */
   lost = false;
 
@@ -38,10 +65,22 @@ export class Call {
     this.queue.push(m);
   }
 
+  /**
+   * Ends the call with err (the answer subscription failed: a permissions
+   * violation on the inbox), rather than a timeout later.
+   */
+  fail(err: Error): void {
+    this.failed = err;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(undefined);
+  }
+
   /** The next message, or RequestTimeoutError after timeoutMs. */
   next(timeoutMs: number): Promise<Msg> {
     const m = this.queue.shift();
     if (m) return Promise.resolve(m);
+    if (this.failed) return Promise.reject(this.failed);
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
@@ -50,7 +89,7 @@ export class Call {
       this.waiter = (msg) => {
         clearTimeout(timer);
         if (msg) resolve(msg);
-        else reject(new RequestTimeoutError(this.subject, timeoutMs));
+        else reject(this.failed ?? new RequestTimeoutError(this.subject, timeoutMs));
       };
     });
   }
@@ -82,14 +121,24 @@ export class Transport {
 
   private ensureSub(): void {
     if (this.sub && !this.sub.isClosed()) return;
-    this.prefix = `${this.inboxPrefix}.${nuid.next()}.`;
-    this.sub = this.nc.subscribe(`${this.prefix}*`, {
+    const prefix = `${this.inboxPrefix}.${nuid.next()}.`;
+    this.prefix = prefix;
+    const sub = this.nc.subscribe(`${this.prefix}*`, {
       callback: (err, m) => {
-        if (err) return;
+        if (err) {
+          // The server refused the subscription (a user that may read only
+          // its own inbox prefix, and inboxPrefix not set to it): every call
+          // waiting fails with that, and the next call subscribes again.
+          const why = new Error(`the answer subscription ${this.inboxPrefix}.> failed (set inboxPrefix to the user's own?): ${err.message}`, { cause: err });
+          if (this.sub === sub) this.sub = undefined;
+          for (const c of this.calls.values()) if (c.reply.startsWith(prefix)) c.fail(why);
+          return;
+        }
         const token = m.subject.slice(m.subject.lastIndexOf(".") + 1);
         this.calls.get(token)?.push(m);
       },
     });
+    this.sub = sub;
   }
 
   /** Publishes body to subject with a reply subject of its own. */
@@ -102,7 +151,7 @@ export class Transport {
     h.set("Request-Id", o.requestId ?? nuid.next());
     for (const [k, v] of Object.entries(o.headers ?? {})) h.set(k, v);
     try {
-      this.nc.publish(subject, encoder.encode(JSON.stringify(body)), { reply: call.reply, headers: h });
+      this.nc.publish(subject, encoder.encode(encodeBody(body)), { reply: call.reply, headers: h });
     } catch (e) {
       call.close();
       throw e;
@@ -165,6 +214,18 @@ export function answerError(m: Msg, name: string): Error | undefined {
     // fall through: the headers alone
   }
   return new DbworkerError({ code: "INTERNAL", status: Number(code), message: header(m.headers, "Nats-Service-Error") ?? "" }, name);
+}
+
+/**
+ * An error body that came without the error headers (only a broken or
+ * hostile server sends one): a db.execute or db.tx answer never has an
+ * "error" field, so it is the error still. Other endpoints' answers may
+ * (a db.vacuum run's record), so only those two check.
+ */
+export function bodyError(raw: unknown, name: string): DbworkerError | undefined {
+  const e = (raw as { error?: ErrorBody } | null)?.error;
+  if (e && typeof e === "object" && typeof e.code === "string") return new DbworkerError(e, name);
+  return undefined;
 }
 
 /** Parses an answer, throwing its error. */

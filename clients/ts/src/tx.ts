@@ -5,7 +5,7 @@ import { DbworkerError, NoWorkerError, TxGoneError } from "./errors.js";
 import type { ExecuteRequest, Isolation, RawExecuteResult, TxBeginResult, TxEndResult } from "./messages.js";
 import { Queryable, type CallOptions, type QueryOptions } from "./sql.js";
 import { RowStream } from "./stream.js";
-import type { Transport } from "./transport.js";
+import { bodyError, type Transport } from "./transport.js";
 import type { ValueOptions } from "./values.js";
 
 /** How a transaction is opened. Every field is optional. */
@@ -41,6 +41,8 @@ export class Tx extends Queryable {
   readonly idleTimeoutMs: number;
   readonly maxLifetimeMs: number;
   private ended = false;
+  /** How the client saw it end, for TxGoneError's message. */
+  private endedBy?: string;
   private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -67,12 +69,20 @@ export class Tx extends Queryable {
   }
 
   private async send<R>(body: unknown, o: CallOptions): Promise<R> {
-    if (this.ended) throw new TxGoneError(this.id);
+    if (this.ended) throw new TxGoneError(this.id, undefined, this.endedBy);
     try {
-      return await this.host.transport.request<R>(this.subject, body, { timeoutMs: o.timeoutMs ?? this.host.timeoutMs, requestId: o.requestId }, this.name);
+      const raw = await this.host.transport.request<R>(this.subject, body, { timeoutMs: o.timeoutMs ?? this.host.timeoutMs, requestId: o.requestId }, this.name);
+      const err = bodyError(raw, this.name);
+      if (err) throw err;
+      return raw;
     } catch (e) {
       throw this.gone(e);
     }
+  }
+
+  private end(how: string): void {
+    this.ended = true;
+    this.endedBy ??= how;
   }
 
   /** Maps "no worker" and TX_GONE to TxGoneError. */
@@ -92,7 +102,7 @@ export class Tx extends Queryable {
     // The stream holds the transaction's turn until it is opened; its rows
     // are read after (the worker refuses a second request meanwhile).
     return this.queued(async () => {
-      if (this.ended) throw new TxGoneError(this.id);
+      if (this.ended) throw new TxGoneError(this.id, undefined, this.endedBy);
       try {
         return await RowStream.open<T>(this.host.transport, this.subject, this.name, req, o.timeoutMs ?? this.host.timeoutMs, o.requestId, this.host.values(o));
       } catch (e) {
@@ -113,9 +123,9 @@ export class Tx extends Queryable {
     return this.queued(async () => {
       try {
         await this.send<TxEndResult>({ op: "commit" }, o);
-        this.ended = true;
+        this.end("committed");
       } catch (e) {
-        if (e instanceof DbworkerError && e.code === "TX_ABORTED") this.ended = true;
+        if (e instanceof DbworkerError && e.code === "TX_ABORTED") this.end("rolled back by a commit after an error (TX_ABORTED)");
         throw e;
       }
     });
@@ -126,7 +136,7 @@ export class Tx extends Queryable {
     if (this.ended) return;
     try {
       await this.send<TxEndResult>({ op: "rollback" }, o);
-      this.ended = true;
+      this.end("rolled back");
     } catch (e) {
       if (e instanceof TxGoneError) return;
       throw e;

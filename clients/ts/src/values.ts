@@ -16,8 +16,10 @@ export interface ValueOptions {
   numeric?: (digits: string) => unknown;
   /**
    * true makes date, timestamp and timestamptz values Date objects
-   * (timestamp without zone read as UTC, date as midnight UTC); "infinity"
-   * and "-infinity" stay strings. The default keeps the strings.
+   * (timestamp without zone read as UTC, date as midnight UTC; years before
+   * 1 and past 9999 included). A Date holds milliseconds: microseconds are
+   * dropped. "infinity", "-infinity" and a date past Date's range (±275,760
+   * years) stay strings. The default keeps the strings.
    */
   dates?: boolean;
 }
@@ -37,10 +39,23 @@ function toBytes(v: unknown): unknown {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
+// The worker writes a year past 9999 or before 1 as Go does: more digits or
+// a sign ("10000-01-01", "-0043-03-15" for 44 BC); Date reads those only in
+// the expanded form, six digits and a sign ("+010000-01-01").
+const GO_YEAR = /^(-?)([0-9]+)(-.*)$/;
+
+function expandYear(s: string): string {
+  const m = GO_YEAR.exec(s);
+  if (!m || (m[1] === "" && m[2].length === 4)) return s;
+  return (m[1] || "+") + m[2].padStart(6, "0") + m[3];
+}
+
 function toDate(suffix: string): Decode {
   return (v) => {
     if (typeof v !== "string" || v === "infinity" || v === "-infinity") return v;
-    return new Date(v + suffix);
+    const d = new Date(expandYear(v) + suffix);
+    // Past Date's range (±275,760 years, which PostgreSQL's dates pass): the string.
+    return Number.isNaN(d.getTime()) ? v : d;
   };
 }
 

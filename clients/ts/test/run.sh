@@ -49,7 +49,10 @@ node --test --test-concurrency=1 dist/test/*.test.js || status=$?
 # The README's example runs too, against the same worker.
 if [ "$status" -eq 0 ]; then
   NATS_URL="$DBWORKER_TEST_NATS_URL" SUBJECT_PREFIX="$prefix" node dist/examples/quickstart.js >"$tmp/example.log" 2>&1 || status=$?
-  if [ "$status" -ne 0 ] || ! grep -q "streamed rows: 50000" "$tmp/example.log"; then
+  # The lines whose numbers must be exact, and the stream's count.
+  if [ "$status" -ne 0 ] || ! grep -q "streamed rows: 50000" "$tmp/example.log" ||
+    ! grep -q "^big: 9007199254740993n price: 1.10$" "$tmp/example.log" ||
+    ! grep -q "^counter: 9007199254740993n$" "$tmp/example.log"; then
     echo "test-ts: examples/quickstart.js failed:" >&2; cat "$tmp/example.log" >&2; status=1
   else
     echo "ok - examples/quickstart.js"; cat "$tmp/example.log"
