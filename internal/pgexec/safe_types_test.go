@@ -18,7 +18,7 @@ import (
 // numeric and int8 below are built from.
 const safeTypesSchema = `CREATE DOMAIN dn AS numeric(10,2);
 CREATE DOMAIN d8 AS int8; CREATE DOMAIN dd8 AS d8; CREATE DOMAIN d4 AS int4;
-CREATE DOMAIN db AS bool; CREATE DOMAIN dt AS text; CREATE DOMAIN da8 AS int8[];
+CREATE DOMAIN db AS bool; CREATE DOMAIN dbox AS box; CREATE DOMAIN dt AS text; CREATE DOMAIN da8 AS int8[];
 CREATE TYPE pair AS (a int8, b numeric);
 CREATE TABLE tr (id int8, n numeric); INSERT INTO tr VALUES (9223372036854775807, 1.10);
 CREATE TABLE tw (id int4, r tr, p pair, ad8 d8[]);
@@ -73,10 +73,17 @@ func TestSafeNumbersDomains(t *testing.T) {
 	require.Equal(t, `{"adn":[1.10,null],"add8":[9223372036854775807,5],"ad4":[[5]],"adb":[true],"adt":["x"],`+
 		`"ad8":[9223372036854775807,1],"da8":[9223372036854775807,5]}`, plain)
 
+	// The columns name an array of a domain as an array of its base type
+	// (a caller decodes by it), and a domain over box keeps box's ';'.
+	answer, err := ex.Execute(context.Background(), decodeReq(t, `{"sql":"SELECT ARRAY[1]::dd8[] AS a, ARRAY[1]::dn[] AS b, ARRAY['(1,1),(0,0)', '(2,2),(1,1)']::dbox[] AS c"}`), out)
+	require.NoError(t, err)
+	require.Contains(t, string(answer), `"columns":[{"name":"a","type":"_int8"},{"name":"b","type":"_numeric"},{"name":"c","type":"_box"}]`)
+	require.Contains(t, string(answer), `"rows":[{"a":[1],"b":[1.00],"c":["(1,1),(0,0)","(2,2),(1,1)"]}]`)
+
 	// A domain parameter is converted as its base type: range checked.
 	_, err = ex.Execute(context.Background(), decodeReq(t, `{"sql":"SELECT $1::d8 AS v","params":[92233720368547758070]}`), out)
 	requireCode(t, err, messages.CodeBadRequest)
-	answer, err := ex.Execute(context.Background(), decodeReq(t, `{"sql":"INSERT INTO tw (id, ad8) VALUES (2, $1) RETURNING ad8","params":[["9223372036854775807", 7]],"safe_numbers":true}`), out)
+	answer, err = ex.Execute(context.Background(), decodeReq(t, `{"sql":"INSERT INTO tw (id, ad8) VALUES (2, $1) RETURNING ad8","params":[["9223372036854775807", 7]],"safe_numbers":true}`), out)
 	require.NoError(t, err)
 	require.Contains(t, string(answer), `"rows":[{"ad8":["9223372036854775807",7]}]`)
 }

@@ -44,6 +44,17 @@ type Type struct {
 	Category byte   // pg_type.typcategory
 	Kind     Kind
 	Elem     *Type // for arrays
+	// base is, for a domain, the name of the type it is a domain of at
+	// last (a domain of a domain of int8: int8).
+	base string
+}
+
+// BaseName is the type's name, or a domain's base type's name.
+func (t *Type) BaseName() string {
+	if t.base != "" {
+		return t.base
+	}
+	return t.Name
 }
 
 // Binary reports whether values of the type are requested in Binary format.
@@ -204,7 +215,7 @@ func (c *Catalog) load(ctx context.Context, conn *pgconn.PgConn, oids []uint32) 
 	newType := func(oid uint32, name, category, extension, base []byte) *Type {
 		t := &Type{OID: oid, Name: string(name), Category: firstByte(category), Kind: extensionKinds[[2]string{string(extension), string(name)}]}
 		if b := baseTypes[parseOID(base)]; b != nil {
-			t.Kind, t.Elem = b.Kind, b.Elem
+			t.Kind, t.Elem, t.base = b.Kind, b.Elem, b.BaseName()
 		}
 		return t
 	}
@@ -227,6 +238,11 @@ func (c *Catalog) load(ctx context.Context, conn *pgconn.PgConn, oids []uint32) 
 			}
 			if t.Elem == nil {
 				t.Elem = &Type{OID: elemOID, Name: fmt.Sprintf("oid:%d", elemOID)}
+			}
+			if t.Elem.base != "" {
+				// An array of a domain is named as an array of its base,
+				// as PostgreSQL describes a domain by its base.
+				t.Name = "_" + t.Elem.base
 			}
 		}
 		c.types[oid] = t
