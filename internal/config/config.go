@@ -141,7 +141,9 @@ type Config struct {
 	NamedQueriesFile   string      `envconfig:"DB_NAMED_QUERIES" desc:"YAML file of named queries, run as {\"query\":\"name\",\"params\":{...}}"`
 	AllowAdHocSQL      bool        `envconfig:"DB_ALLOW_ADHOC" desc:"false allows only named queries on db.execute (an allowlist)"`
 	// SafeNumbers is the default of db.execute's safe_numbers: true answers
-	// numeric, and int8 past ±(2^53−1), as JSON strings. Defaults to false.
+	// numeric, and int8 past ±(2^53−1), as JSON strings. Defaults to false:
+	// it changes the answers of every caller that does not send the field,
+	// pkg/client's included (client.WithSafeNumbers(false) opts a call out).
 	SafeNumbers         bool    `envconfig:"DB_SAFE_NUMBERS" desc:"default of db.execute's safe_numbers: numeric, and int8 past ±(2^53-1), answered as JSON strings"`
 	MaxRows             int     `envconfig:"DB_MAX_ROWS" desc:"cap on max_rows; also the default when a request names none"`
 	StatementTimeout    Seconds `envconfig:"DB_STATEMENT_TIMEOUT" desc:"statement timeout when a request names none"`

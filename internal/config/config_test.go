@@ -267,3 +267,19 @@ func TestJetStreamConnection(t *testing.T) {
 	require.ErrorContains(t, err, "NATS_JS_PASSWORD")
 	require.ErrorContains(t, err, "NATS_JS_INBOX_PREFIX")
 }
+
+// TestSafeNumbersDefault: DB_SAFE_NUMBERS is off unless set, and read as a
+// boolean (a value that is not one is refused).
+func TestSafeNumbersDefault(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load()
+	require.NoError(t, err)
+	require.False(t, c.SafeNumbers)
+	t.Setenv("DB_SAFE_NUMBERS", "true")
+	c, err = Load()
+	require.NoError(t, err)
+	require.True(t, c.SafeNumbers)
+	t.Setenv("DB_SAFE_NUMBERS", "sometimes")
+	_, err = Load()
+	require.ErrorContains(t, err, "DB_SAFE_NUMBERS")
+}

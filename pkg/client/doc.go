@@ -97,6 +97,12 @@
 // client.WithReplace() on a graph AddNode or AddEdge. An option given a value it cannot take fails
 // the call before anything is sent, as New fails on a bad Option.
 //
+// The client sends no safe_numbers, so numeric and int8 come back as JSON
+// numbers unless the worker runs with DB_SAFE_NUMBERS=true: then they come
+// as strings (int8 only past ±(2^53−1)), which an int64 or float64 field
+// refuses. client.WithSafeNumbers(false) asks for numbers on a call
+// whatever the worker's default.
+//
 // # Vectors
 //
 // Embeddings and Vectors take and return []float32. On the wire they go as

@@ -44,6 +44,21 @@ func WithArrayRows() QueryOption {
 	})
 }
 
+// WithSafeNumbers sets the call's safe_numbers (docs/protocol.md, "Safe
+// numbers"). The client sends no safe_numbers unless asked, so a worker's
+// default (DB_SAFE_NUMBERS) applies: when a worker runs with
+// DB_SAFE_NUMBERS=true, numeric values and int8 values past ±(2^53−1) come
+// back as JSON strings, which a Go int64 or float64 destination refuses
+// (an int8 only once its value passes 2^53). WithSafeNumbers(false) asks for
+// numbers whatever the worker's default; a worker older than safe_numbers
+// refuses the field (BAD_REQUEST).
+func WithSafeNumbers(on bool) QueryOption {
+	return queryOption(func(r *messages.ExecuteRequest) error {
+		r.SafeNumbers = &on
+		return nil
+	})
+}
+
 // WithReturning names the columns an Insert returns; every column by
 // default.
 func WithReturning(columns ...string) QueryOption {

@@ -34,6 +34,12 @@ func (o *ownWorker) advance(d time.Duration) { o.now.Store(int64(d)) }
 
 func startOwnWorker(t *testing.T, queries map[string]named.Query) *ownWorker {
 	t.Helper()
+	return startOwnWorkerWith(t, pgexec.ExecutorConfig{NamedQueries: queries})
+}
+
+// startOwnWorkerWith is startOwnWorker with the executor's configuration.
+func startOwnWorkerWith(t *testing.T, cfg pgexec.ExecutorConfig) *ownWorker {
+	t.Helper()
 	ctx := context.Background()
 	o := &ownWorker{}
 	pg, err := pgexec.Connect(ctx, pgexec.Config{DSN: testenv.BaseURL(), MaxConns: 2})
@@ -47,7 +53,7 @@ func startOwnWorker(t *testing.T, queries map[string]named.Query) *ownWorker {
 	wnc, err := nats.Connect(nc.ConnectedUrl())
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
-	ex, err := pgexec.NewExecutor(pg, pgexec.ExecutorConfig{NamedQueries: queries})
+	ex, err := pgexec.NewExecutor(pg, cfg)
 	require.NoError(t, err)
 	prefix := "own" + testenv.UniqueName()
 	sub, err := subjects.New(prefix)

@@ -241,9 +241,9 @@ func appendArrayDim(b []byte, elem *Type, dims []int, v []byte, safe bool) ([]by
 }
 
 // arrayDelim returns the element separator of an array's text form: ';' for
-// box, the one built-in type whose typdelim is not ','.
+// box (and a domain over it), the one built-in type whose typdelim is not ','.
 func arrayDelim(elem *Type) byte {
-	if elem != nil && elem.Name == "box" {
+	if elem != nil && elem.BaseName() == "box" {
 		return ';'
 	}
 	return ','

@@ -3,6 +3,7 @@ package pgjson
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,6 +44,17 @@ type Type struct {
 	Category byte   // pg_type.typcategory
 	Kind     Kind
 	Elem     *Type // for arrays
+	// base is, for a domain, the name of the type it is a domain of at
+	// last (a domain of a domain of int8: int8).
+	base string
+}
+
+// BaseName is the type's name, or a domain's base type's name.
+func (t *Type) BaseName() string {
+	if t.base != "" {
+		return t.base
+	}
+	return t.Name
 }
 
 // Binary reports whether values of the type are requested in Binary format.
@@ -152,7 +164,8 @@ const typeQuery = `SELECT t.oid, t.typname, t.typcategory, t.typelem, e.typname,
            AND d.objid OPERATOR(pg_catalog.=) t.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'),
        (SELECT x.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid
          WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
-           AND d.objid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
+           AND d.objid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'),
+       t.typbasetype, e.typbasetype
   FROM pg_catalog.pg_type t
   LEFT JOIN pg_catalog.pg_type e ON e.oid OPERATOR(pg_catalog.=) t.typelem AND t.typcategory OPERATOR(pg_catalog.=) 'A'
  WHERE t.oid OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array($1, ',')::pg_catalog.oid[])`
@@ -179,32 +192,68 @@ func (c *Catalog) load(ctx context.Context, conn *pgconn.PgConn, oids []uint32) 
 	if res.Err != nil {
 		return fmt.Errorf("look up types %v: %w", oids, res.Err)
 	}
+	// A domain is written and bound as its base type (a domain over a
+	// domain as the last base): the bases are looked up first, so that a
+	// domain's Type is whole when other requests first see it.
+	var bases []uint32
+	for _, row := range res.Rows {
+		for _, col := range [2]int{8, 9} {
+			if base := parseOID(row[col]); base != 0 {
+				bases = append(bases, base)
+			}
+		}
+	}
+	var baseTypes map[uint32]*Type
+	if len(bases) > 0 {
+		var err error
+		if baseTypes, err = c.Lookup(ctx, conn, bases...); err != nil {
+			return err
+		}
+	}
+	// newType is the Type of a type: a domain takes its base's encoding
+	// (its category is its base's already).
+	newType := func(oid uint32, name, category, extension, base []byte) *Type {
+		t := &Type{OID: oid, Name: string(name), Category: firstByte(category), Kind: extensionKinds[[2]string{string(extension), string(name)}]}
+		if b := baseTypes[parseOID(base)]; b != nil {
+			t.Kind, t.Elem, t.base = b.Kind, b.Elem, b.BaseName()
+		}
+		return t
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, row := range res.Rows {
-		var oid, elemOID uint32
-		fmt.Sscan(string(row[0]), &oid)
-		fmt.Sscan(string(row[3]), &elemOID)
+		oid, elemOID := parseOID(row[0]), parseOID(row[3])
 		if _, known := c.types[oid]; known {
 			continue // built-in, or looked up already: never replaced
 		}
-		t := &Type{OID: oid, Name: string(row[1]), Category: firstByte(row[2]), Kind: extensionKinds[[2]string{string(row[6]), string(row[1])}]}
+		t := newType(oid, row[1], row[2], row[6], row[8])
 		if t.Category == 'A' && elemOID != 0 {
 			t.Kind = KindArray
 			if e, ok := c.types[elemOID]; ok {
 				t.Elem = e
 			} else if row[4] != nil {
-				e := &Type{OID: elemOID, Name: string(row[4]), Category: firstByte(row[5]), Kind: extensionKinds[[2]string{string(row[7]), string(row[4])}]}
+				e := newType(elemOID, row[4], row[5], row[7], row[9])
 				c.types[elemOID] = e
 				t.Elem = e
 			}
 			if t.Elem == nil {
 				t.Elem = &Type{OID: elemOID, Name: fmt.Sprintf("oid:%d", elemOID)}
 			}
+			if t.Elem.base != "" {
+				// An array of a domain is named as an array of its base,
+				// as PostgreSQL describes a domain by its base.
+				t.Name = "_" + t.Elem.base
+			}
 		}
 		c.types[oid] = t
 	}
 	return nil
+}
+
+// parseOID reads an OID in text form; NULL and "0" are 0.
+func parseOID(b []byte) uint32 {
+	n, _ := strconv.ParseUint(string(b), 10, 32)
+	return uint32(n)
 }
 
 func firstByte(b []byte) byte {
