@@ -79,7 +79,9 @@ func TestReadWriteWorkerRunsAsTheShippedRole(t *testing.T) {
 	roles := pg.ApplyRoles(t)
 	ns := testenv.NewNATS(t)
 	nc := testenv.Connect(t, ns)
-	startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+roles.ReadWriteURL, "VECTOR_SCHEMA="+pg.Schema, "WORKER_ID=rw-"+pg.Schema)
+	logs := startWorkerAs(t, nc, "rw-"+pg.Schema, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+roles.ReadWriteURL, "VECTOR_SCHEMA="+pg.Schema)
+	require.Contains(t, logs.String(), "requests run under a login that can write",
+		"a read-write worker without a read-only read pool says that read_only requests may move sequences")
 	for subject, body := range map[string]string{
 		"db.execute": `{"sql":"INSERT INTO items VALUES (1)"}`,
 		"db.vector":  `{"op":"create_collection","collection":"docs","dimension":3}`,
@@ -105,8 +107,9 @@ func TestReadOnlyRequestsOfAReadWriteWorkerUnderTheReadOnlyLogin(t *testing.T) {
 	roles := pg.ApplyRoles(t)
 	ns := testenv.NewNATS(t)
 	nc := testenv.Connect(t, ns)
-	startWorker(t, nc, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+roles.ReadWriteURL, "POSTGRES_READ_URL="+roles.ReadOnlyURL,
-		"WORKER_ID=rw-ro-"+pg.Schema, "VECTOR_SCHEMA="+pg.Schema)
+	logs := startWorkerAs(t, nc, "rw-ro-"+pg.Schema, "NATS_URL="+ns.ClientURL(), "POSTGRES_URL="+roles.ReadWriteURL,
+		"POSTGRES_READ_URL="+roles.ReadOnlyURL, "VECTOR_SCHEMA="+pg.Schema)
+	require.NotContains(t, logs.String(), "requests run under a login that can write", "the read-only read pool backs read_only requests")
 	reply := func(req map[string]any) map[string]any {
 		body, err := json.Marshal(req)
 		require.NoError(t, err)

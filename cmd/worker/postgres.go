@@ -80,6 +80,9 @@ func (m *Main) connectPostgres(ctx context.Context) (pgexec.Mode, bool, error) {
 		ddl = false
 		m.Log.Info().Msg("POSTGRES_MIGRATE=false: start-up DDL (extension, schema files, graph and vector catalogs) skipped")
 	}
+	if mode == pgexec.ModeReadWrite {
+		m.warnReadOnlyRequests(ctx)
+	}
 	if cfg.SchemaDir != "" && ddl {
 		ms, err := migrate.FromFS(os.DirFS(cfg.SchemaDir))
 		if err != nil {
@@ -92,4 +95,21 @@ func (m *Main) connectPostgres(ctx context.Context) (pgexec.Mode, bool, error) {
 		m.Log.Info().Strs("applied", applied).Str("dir", cfg.SchemaDir).Msg("schema up to date")
 	}
 	return mode, ddl, nil
+}
+
+// warnReadOnlyRequests says, once at start, when the "read_only" requests of
+// a read-write worker run under a login that may write. READ ONLY and the
+// rollback hold for tables, but PostgreSQL lets a statement RESET
+// transaction_read_only after its snapshot, and nextval and setval are not
+// rolled back: only a login that cannot write closes that
+// (docs/operations.md, "PostgreSQL roles and read-only", layer 4).
+func (m *Main) warnReadOnlyRequests(ctx context.Context) {
+	backing, via := m.pg, "POSTGRES_URL"
+	if m.read != nil {
+		backing, via = m.read, "POSTGRES_READ_URL"
+	}
+	if err := backing.CheckReadOnlyRole(ctx); err != nil {
+		m.Log.Warn().Str("login_of", via).Str("why", err.Error()).
+			Msg(`"read_only" requests run under a login that can write, so a statement that resets transaction_read_only may advance sequences; set POSTGRES_READ_URL to this database under a read-only login (deploy/postgres/roles.sql: dbworker_ro) to close it`)
+	}
 }
