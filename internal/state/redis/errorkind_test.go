@@ -37,23 +37,31 @@ func (k *kinds) snapshot() map[string]int {
 	return out
 }
 
+// hooked is a client of url with an ErrorHook counting into the kinds it
+// returns.
+func hooked(t *testing.T, url string) (goredis.UniversalClient, *kinds) {
+	t.Helper()
+	c, err := redis.NewClient(url)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	k := &kinds{n: map[string]int{}}
+	c.AddHook(redis.ErrorHook(k.count))
+	return c, k
+}
+
 // TestErrorHookCountsByKind: error replies are counted under their code,
 // in commands and in pipelines; misses and a caller giving up are not
 // failures; an unreachable server is "connection".
 func TestErrorHookCountsByKind(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.NewClient(testenv.RedisURL())
-	require.NoError(t, err)
-	defer c.Close()
-	k := &kinds{n: map[string]int{}}
-	c.AddHook(redis.ErrorHook(k.count))
+	c, k := hooked(t, testenv.RedisURL())
 	key := testenv.NewRedisPrefix(t) + "s"
 	require.NoError(t, c.Set(ctx, key, "x", time.Minute).Err())
 
 	require.ErrorContains(t, c.HIncrBy(ctx, key, "f", 1).Err(), "WRONGTYPE")
 	require.ErrorContains(t, c.Do(ctx, "NOSUCHCOMMAND").Err(), "ERR")
 	require.ErrorContains(t, c.EvalSha(ctx, "0000000000000000000000000000000000000000", []string{key}).Err(), "NOSCRIPT")
-	_, err = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Get(ctx, key)
 		p.LPush(ctx, key, "v")
 		return nil
@@ -65,11 +73,7 @@ func TestErrorHookCountsByKind(t *testing.T) {
 	require.ErrorIs(t, c.Get(canceled, key).Err(), context.Canceled)
 	require.Equal(t, map[string]int{"WRONGTYPE": 2, "ERR": 1, "NOSCRIPT": 1}, k.snapshot())
 
-	down, err := redis.NewClient("redis://127.0.0.1:1/0?dial_timeout=200ms")
-	require.NoError(t, err)
-	defer down.Close()
-	kd := &kinds{n: map[string]int{}}
-	down.AddHook(redis.ErrorHook(kd.count))
+	down, kd := hooked(t, "redis://127.0.0.1:1/0?dial_timeout=200ms")
 	require.Error(t, down.Get(ctx, "k").Err())
 	require.Equal(t, map[string]int{"connection": 1}, kd.snapshot(), "one failed command is one count, its dials included")
 }
@@ -95,15 +99,11 @@ func TestErrorKind(t *testing.T) {
 // per pipeline, and a miss hid the failures after it.
 func TestErrorHookCountsEachCommandOfAPipeline(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.NewClient(testenv.RedisURL())
-	require.NoError(t, err)
-	defer c.Close()
-	k := &kinds{n: map[string]int{}}
-	c.AddHook(redis.ErrorHook(k.count))
+	c, k := hooked(t, testenv.RedisURL())
 	prefix := testenv.NewRedisPrefix(t)
 	key := prefix + "s"
 	require.NoError(t, c.Set(ctx, key, "x", time.Minute).Err())
-	_, err = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Get(ctx, key+"-missing")
 		p.LPush(ctx, key, "v")
 		p.HIncrBy(ctx, key, "f", 1)
