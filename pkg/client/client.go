@@ -33,6 +33,9 @@ type Client struct {
 	replies  *replies // of QueryStream and Query (replies.go)
 	// jsonVectors sends and asks for vectors as JSON arrays, not base64.
 	jsonVectors bool
+	// safeNumbers is every db.execute request's safe_numbers unless the
+	// call sets its own (WithSafeNumbers); nil sends none.
+	safeNumbers *bool
 }
 
 // Option configures a Client. An option given a value it cannot take makes
@@ -75,6 +78,28 @@ func WithJSONVectors() Option {
 	return func(c *Client) error {
 		c.jsonVectors = true
 		return nil
+	}
+}
+
+// WithSafeNumbersDefault sets safe_numbers on every db.execute request of
+// the client, in and out of transactions and on streams, unless a call sets
+// its own (WithSafeNumbers). WithSafeNumbersDefault(false) gives a client
+// whose structs have number fields numbers back from a worker started with
+// DB_SAFE_NUMBERS=true. Without it the client sends no safe_numbers, which
+// workers older than the field need.
+func WithSafeNumbersDefault(on bool) Option {
+	return func(c *Client) error {
+		c.safeNumbers = &on
+		return nil
+	}
+}
+
+// defaults fills in what the client sets on every db.execute request that
+// the call left unset.
+func (c *Client) defaults(req *messages.ExecuteRequest) {
+	if req.SafeNumbers == nil && c.safeNumbers != nil {
+		on := *c.safeNumbers
+		req.SafeNumbers = &on
 	}
 }
 

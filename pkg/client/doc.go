@@ -101,7 +101,8 @@
 // numbers unless the worker runs with DB_SAFE_NUMBERS=true: then they come
 // as strings (int8 only past ±(2^53−1)), which an int64 or float64 field
 // refuses. client.WithSafeNumbers(false) asks for numbers on a call
-// whatever the worker's default.
+// whatever the worker's default, and client.WithSafeNumbersDefault(false)
+// on every call of a client (a call's own option still wins).
 //
 // # Vectors
 //

@@ -53,6 +53,7 @@ func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts
 			return nil, err
 		}
 	}
+	c.defaults(req)
 	var res Result
 	if err := c.do(ctx, subjects.DBExecute, req, &res); err != nil {
 		return nil, err

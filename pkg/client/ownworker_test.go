@@ -25,8 +25,9 @@ import (
 // its memory state backend runs on a clock the test moves, and it serves the
 // named queries given.
 type ownWorker struct {
-	c   *client.Client // a client with the worker's prefix
-	now atomic.Int64   // ns the clock is past the start
+	c      *client.Client // a client with the worker's prefix
+	prefix string         // the worker's subject prefix
+	now    atomic.Int64   // ns the clock is past the start
 }
 
 // advance moves the state backend's clock to d past the start.
@@ -65,6 +66,7 @@ func startOwnWorkerWith(t *testing.T, cfg pgexec.ExecutorConfig) *ownWorker {
 	require.NoError(t, err)
 	require.NoError(t, w.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, w.Stop(context.Background())) })
+	o.prefix = prefix
 	o.c = newClient(t, client.WithPrefix(prefix))
 	return o
 }

@@ -25,9 +25,10 @@ const safeSQL = "SELECT 9223372036854775807::int8 AS id, 1.10::numeric AS n, 5::
 // gets numbers back on every path.
 func TestSafeNumbersWorkerDefault(t *testing.T) {
 	ctx := context.Background()
-	c := startOwnWorkerWith(t, pgexec.ExecutorConfig{SafeNumbers: true, NamedQueries: map[string]named.Query{
+	own := startOwnWorkerWith(t, pgexec.ExecutorConfig{SafeNumbers: true, NamedQueries: map[string]named.Query{
 		"big": {SQL: safeSQL + " WHERE :x::int = 1", Op: messages.OpOne},
-	}}).c
+	}})
+	c := own.c
 	off := client.WithSafeNumbers(false)
 	type row struct {
 		ID    int64   `json:"id"`
@@ -52,7 +53,7 @@ func TestSafeNumbersWorkerDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, row{ID: 9223372036854775807, N: 1.1, Small: 5}, got)
 
-	for _, p := range []struct {
+	paths := []struct {
 		name string
 		run  func(opts ...client.QueryOption) (json.RawMessage, error)
 	}{
@@ -94,7 +95,8 @@ func TestSafeNumbersWorkerDefault(t *testing.T) {
 			require.NoError(t, rows.Scan(&raw))
 			return raw, rows.Err()
 		}},
-	} {
+	}
+	for _, p := range paths {
 		raw, err := p.run()
 		require.NoError(t, err, p.name)
 		require.Equal(t, strs, string(raw), p.name)
@@ -105,6 +107,19 @@ func TestSafeNumbersWorkerDefault(t *testing.T) {
 		require.NoError(t, err, p.name)
 		require.Equal(t, strs, string(raw), p.name)
 	}
+
+	// A client made WithSafeNumbersDefault(false): numbers on every path
+	// without asking on each call; a call's own WithSafeNumbers still wins.
+	c = newClient(t, client.WithPrefix(own.prefix), client.WithSafeNumbersDefault(false))
+	for _, p := range paths {
+		raw, err := p.run()
+		require.NoError(t, err, p.name)
+		require.Equal(t, nums, string(raw), "client default, %s", p.name)
+		raw, err = p.run(client.WithSafeNumbers(true))
+		require.NoError(t, err, p.name)
+		require.Equal(t, strs, string(raw), "call over client default, %s", p.name)
+	}
+	c = own.c
 
 	res, err := c.Query(ctx, safeSQL, nil, client.WithArrayRows())
 	require.NoError(t, err)

@@ -22,6 +22,7 @@ import (
 // openRows sends req to subject (with its prefix) as a caller that reads
 // streams, and reads the first message.
 func (c *Client) openRows(ctx context.Context, subject string, req *messages.ExecuteRequest) (*Rows, error) {
+	c.defaults(req)
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode request: %w", subject, err)

@@ -135,6 +135,7 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...
 			return nil, err
 		}
 	}
+	t.c.defaults(req)
 	t.turn.Lock()
 	defer t.turn.Unlock()
 	var res Result
