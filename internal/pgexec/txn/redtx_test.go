@@ -123,19 +123,15 @@ func (b *bundle) exec(ctx context.Context, id, sql string, timeoutMS int) error 
 	return err
 }
 
-// TestRedTxEndBehindARunningStatementLeaksTheTransaction: a commit or
-// rollback that arrives while a statement of the same transaction runs, and
-// whose deadline passes before that statement ends, answers TIMEOUT. The
-// registry has by then marked the entry ended, stopped its timers and
-// forgotten it, while the pgexec.Tx was never finished: the connection stays
-// acquired, and PostgreSQL keeps the transaction open, row locks and all,
-// until the process exits. Nothing (idle timeout, lifetime, Close) can reach
-// it any more.
-//
-// Should: the transaction ends (rolled back, or committed) soon after the
-// running statement does, its locks are released and its connection
-// returns to the pool.
-func TestRedTxEndBehindARunningStatementLeaksTheTransaction(t *testing.T) {
+// TestRedTxEndBehindARunningStatementEndsTheTransaction: a commit or
+// rollback that arrives, with a short deadline, while a statement of the
+// same transaction runs. (It used to answer TIMEOUT after the registry had
+// forgotten the entry, leaving the transaction open, row locks and all, on
+// a connection nothing could reach.) A commit is refused at once (CONFLICT)
+// and the transaction stays the caller's; a rollback interrupts the
+// statement. Either way the transaction does not outlive its end: its
+// locks are released and its connection returns to the pool.
+func TestRedTxEndBehindARunningStatementEndsTheTransaction(t *testing.T) {
 	t.Parallel()
 	for _, commit := range []bool{false, true} {
 		name := "rollback"
@@ -192,14 +188,13 @@ func TestRedTxEndBehindARunningStatementLeaksTheTransaction(t *testing.T) {
 	}
 }
 
-// TestRedTxEndWithAnExpiredDeadlineLeaksTheTransaction: the same leak
-// without any statement running. End marks the entry ended and forgets it,
-// then waits for the transaction's turn under the request's context; with
-// that context already done by then (its deadline passed on the way, as a
-// commit sent with a tiny timeout_ms may find), the select in take picks
-// the context's case about half of the time, and the Tx is never finished.
-// Twenty tries make the leak all but certain.
-func TestRedTxEndWithAnExpiredDeadlineLeaksTheTransaction(t *testing.T) {
+// TestRedTxEndWithAnExpiredDeadlineEndsTheTransaction: the same end
+// without any statement running, under a context already done. (End used
+// to forget the entry and then wait for the transaction's turn under that
+// context; the select picked the context's case about half of the time,
+// and the Tx was never finished.) Twenty tries: each must leave no entry,
+// no acquired connection and no backend inside a transaction.
+func TestRedTxEndWithAnExpiredDeadlineEndsTheTransaction(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 4, txn.Config{MaxOpen: 4, IdleTimeout: 30 * time.Second})
 	ctx := context.Background()
@@ -217,23 +212,17 @@ func TestRedTxEndWithAnExpiredDeadlineLeaksTheTransaction(t *testing.T) {
 	}
 }
 
-// TestRedTxBrokenConnectionKeepsItsPlace: when the backend of a held
-// transaction is terminated, the next request fails and the pgexec.Tx
-// closes its connection, but the registry entry stays until the idle
-// timeout: the transaction still counts against MaxOpen, so begins answer
-// UNAVAILABLE (and Close waits for it) though nothing is held any more.
-//
-// Should: the entry goes with its connection, and a begin succeeds at once.
-func TestRedTxBrokenConnectionKeepsItsPlace(t *testing.T) {
+// TestRedTxBrokenConnectionFreesItsPlace: when the backend of a held
+// transaction is terminated, the next request fails, commits nothing, and
+// the entry goes with its connection: a begin succeeds at once under
+// MaxOpen 1. (The entry used to stay until the idle timeout, counting
+// against MaxOpen, so begins answered UNAVAILABLE.)
+func TestRedTxBrokenConnectionFreesItsPlace(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2, txn.Config{MaxOpen: 1, IdleTimeout: 30 * time.Second})
+	b, op := setupKilledTx(t)
 	ctx := context.Background()
-	op, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
-	require.NoError(t, err)
-	require.NoError(t, b.exec(ctx, op.ID, "UPDATE items SET bal = 0 WHERE id = 1", 0))
-	require.Equal(t, 1, b.kill())
 
-	err = b.exec(ctx, op.ID, "SELECT 1", 0)
+	err := b.exec(ctx, op.ID, "SELECT 1", 0)
 	require.Error(t, err)
 	t.Logf("the request on the dead connection: %v", err)
 	require.Equal(t, "1=100,2=100,3=100", b.checksum(t))
@@ -245,17 +234,13 @@ func TestRedTxBrokenConnectionKeepsItsPlace(t *testing.T) {
 	require.NoError(t, b.r.End(ctx, op2.ID, owner, false))
 }
 
-// TestRedTxBrokenConnectionFreesItsPlaceWhenAsked: the lesser promise, that
-// holds: a commit on a terminated backend fails, commits nothing, and frees
-// the transaction's place; later requests answer TX_GONE.
+// TestRedTxBrokenConnectionFreesItsPlaceWhenAsked: a commit on a
+// terminated backend fails, commits nothing, and frees the transaction's
+// place; later requests answer TX_GONE.
 func TestRedTxBrokenConnectionFreesItsPlaceWhenAsked(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2, txn.Config{MaxOpen: 1, IdleTimeout: 30 * time.Second})
+	b, op := setupKilledTx(t)
 	ctx := context.Background()
-	op, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
-	require.NoError(t, err)
-	require.NoError(t, b.exec(ctx, op.ID, "UPDATE items SET bal = 0 WHERE id = 1", 0))
-	require.Equal(t, 1, b.kill())
 	require.Error(t, b.r.End(ctx, op.ID, owner, true), "a commit on a terminated backend must not succeed")
 	require.Equal(t, "1=100,2=100,3=100", b.checksum(t))
 	require.Equal(t, messages.CodeTxGone, pgerr.AsError(b.exec(ctx, op.ID, "SELECT 1", 0)).Code)
@@ -264,6 +249,19 @@ func TestRedTxBrokenConnectionFreesItsPlaceWhenAsked(t *testing.T) {
 	op2, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
 	require.NoError(t, err)
 	require.NoError(t, b.r.End(ctx, op2.ID, owner, false))
+}
+
+// setupKilledTx opens the only transaction a registry allows (MaxOpen 1),
+// writes in it, and terminates its backend.
+func setupKilledTx(t *testing.T) (*bundle, txn.Opened) {
+	t.Helper()
+	b := setup(t, 2, txn.Config{MaxOpen: 1, IdleTimeout: 30 * time.Second})
+	ctx := context.Background()
+	op, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
+	require.NoError(t, err)
+	require.NoError(t, b.exec(ctx, op.ID, "UPDATE items SET bal = 0 WHERE id = 1", 0))
+	require.Equal(t, 1, b.kill())
+	return b, op
 }
 
 // leaveState are statements that leave state on a connection beyond their
