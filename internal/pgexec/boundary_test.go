@@ -107,6 +107,21 @@ func body(v any) string {
 const itemsSetup = `CREATE TABLE items (id int PRIMARY KEY, bal int NOT NULL);
 	INSERT INTO items VALUES (1, 100), (2, 100), (3, 100)`
 
+// newItems is a schema of the test's own holding items, then what extra
+// creates in it.
+func newItems(t *testing.T, extra ...string) *testenv.Postgres {
+	t.Helper()
+	pg := testenv.NewPostgres(t)
+	pg.Exec(t, itemsSetup)
+	for _, sql := range extra {
+		pg.Exec(t, sql)
+	}
+	return pg
+}
+
+// purgeProc creates purge(), a procedure that deletes every item and commits.
+const purgeProc = `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; END $$`
+
 func itemsChecksum(t *testing.T, pg *testenv.Postgres) string {
 	return scalar[string](t, pg, "SELECT string_agg(id || '=' || bal, ',' ORDER BY id) FROM items")
 }
@@ -157,9 +172,7 @@ var smuggled = []string{
 // read-write one, and checks that no row changed.
 func TestReadOnlyHoldsAgainstSmuggledSQL(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
-	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; END $$`)
+	pg := newItems(t, purgeProc)
 	want := itemsChecksum(t, pg)
 	for _, mode := range []pgexec.Mode{pgexec.ModeReadOnly, pgexec.ModeReadWrite} {
 		b := newBoundary(t, pg, pg.URL, mode)
@@ -190,8 +203,7 @@ func TestReadOnlyHoldsAgainstSmuggledSQL(t *testing.T) {
 // outright, and many/tx writes are stopped by the server.
 func TestReadOnlyRefusesWriteOps(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	want := itemsChecksum(t, pg)
 	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadOnly)
 	for _, r := range []string{
@@ -249,8 +261,7 @@ func TestReadOnlyRollsBackWhatReadOnlyLetsThrough(t *testing.T) {
 // a request can, then checks what the next request on it sees.
 func TestSessionStateDoesNotLeak(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	evil := pg.Schema + "_evil"
 	pg.Exec(t, "CREATE SCHEMA "+evil+"; CREATE TABLE "+evil+".items (id int, bal int, extra text); CREATE SEQUENCE seq")
 	t.Cleanup(func() { pg.Exec(t, "DROP SCHEMA "+evil+" CASCADE") })
@@ -371,9 +382,7 @@ func TestSettingsFromTheConnectionSurviveTheReset(t *testing.T) {
 // TestTxKeepsItsWord: a tx applies every statement or none.
 func TestTxKeepsItsWord(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
-	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; END $$`)
+	pg := newItems(t, purgeProc)
 	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
 	tx := func(stmts ...string) string {
 		list := make([]map[string]any, len(stmts))
@@ -418,8 +427,7 @@ func TestTxKeepsItsWord(t *testing.T) {
 // error and leaves nothing.
 func TestScriptKeepsItsWord(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
 	script := func(sql string) string { return body(map[string]any{"op": "script", "sql": sql}) }
 	for _, s := range []string{
@@ -447,8 +455,7 @@ func TestScriptKeepsItsWord(t *testing.T) {
 // part of its work and answer an error.
 func TestSingleStatementKeepsItsWord(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; RAISE EXCEPTION 'after the commit'; END $$`)
 	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
 	for _, r := range []string{
@@ -473,8 +480,7 @@ func TestSingleStatementKeepsItsWord(t *testing.T) {
 // the worker keeps serving.
 func TestUnsupportedInputIsTheCallersError(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	for _, mode := range []pgexec.Mode{pgexec.ModeReadWrite, pgexec.ModeReadOnly} {
 		b := newBoundary(t, pg, pg.URL, mode)
 		for _, r := range []string{
@@ -540,8 +546,7 @@ func TestAnswerBoundWhileEncoding(t *testing.T) {
 // the logins deploy/postgres/roles.sql makes.
 func TestLeastPrivilegeRoles(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	roles := pg.ApplyRoles(t)
 	lo := scalar[uint32](t, pg, "SELECT lo_from_bytea(0, 'secret')")
 	t.Cleanup(func() { pg.Exec(t, fmt.Sprintf("SELECT lo_unlink(%d)", lo)) })
@@ -589,8 +594,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 // only read.
 func TestCheckReadOnlyRole(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	roles := pg.ApplyRoles(t)
 	check := func(dsn string) error {
 		c, err := pgexec.Connect(context.Background(), pgexec.Config{DSN: dsn, MaxConns: 1})
@@ -620,8 +624,7 @@ func TestCheckReadOnlyRole(t *testing.T) {
 // left clean, whatever the request's shape; only a dirty one is replaced.
 func TestCleanConnectionIsReused(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
 	pid := func() any {
 		return b.ok(`{"sql":"SELECT pg_backend_pid() AS pid","op":"one"}`)["row"].(map[string]any)["pid"]
@@ -752,8 +755,7 @@ func TestNoErrorHidesACommittedWrite(t *testing.T) {
 // random()'s seed left for the next caller.
 func TestLastRoundOfAttacks(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	b := newBoundary(t, pg, pg.URL, pgexec.ModeReadWrite)
 
 	// Run alone, the block would commit its update and then fail.

@@ -53,8 +53,7 @@ var readOnlyEscapes = []string{
 // transaction is READ ONLY because the worker is or because begin asked.
 func TestRedTxReadOnlyCannotBeSwitchedOff(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN COMMIT; SET TRANSACTION READ WRITE; DELETE FROM items; COMMIT; END $$;
 		CREATE FUNCTION sneak() RETURNS int LANGUAGE plpgsql AS $$
 		BEGIN
@@ -118,8 +117,7 @@ func TestRedTxReadOnlyCannotBeSwitchedOff(t *testing.T) {
 // usable, and the commit then commits the earlier write only.
 func TestRedTxAnErrorAnsweredCommitsNothing(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	pg.Exec(t, `CREATE TABLE parent (id int PRIMARY KEY);
 		CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent DEFERRABLE INITIALLY DEFERRED)`)
 	want := itemsChecksum(t, pg)
@@ -185,8 +183,7 @@ type raw = json.RawMessage
 // its write is not kept.
 func TestRedTxSerializationFailureAtCommitKeeps40001(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	ctx := context.Background()
 	opts := pgexec.TxOptions{Isolation: messages.IsolationSerializable}
 	t1, err := txExecutor(t, pg, pgexec.ExecutorConfig{}).BeginTx(ctx, opts)

@@ -81,8 +81,7 @@ func TestTxLeavesNoSessionState(t *testing.T) {
 // begin asks, and the allowlist holds inside a transaction.
 func TestTxPolicy(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
+	pg := newItems(t)
 	want := itemsChecksum(t, pg)
 	ctx := context.Background()
 
@@ -118,9 +117,7 @@ func TestTxPolicy(t *testing.T) {
 // the lexer might misread, never commits it.
 func TestTxCannotBeEndedFromInside(t *testing.T) {
 	t.Parallel()
-	pg := testenv.NewPostgres(t)
-	pg.Exec(t, itemsSetup)
-	pg.Exec(t, `CREATE PROCEDURE purge() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM items; COMMIT; END $$`)
+	pg := newItems(t, purgeProc)
 	want := itemsChecksum(t, pg)
 	ex := txExecutor(t, pg, pgexec.ExecutorConfig{})
 	ctx := context.Background()
