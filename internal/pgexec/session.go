@@ -203,7 +203,7 @@ func (s *session) sendEnd(p *pgconn.Pipeline, commit bool) error {
 	}
 	p.SendQueryParams(resetSQL, nil, nil, nil, nil)
 	// Else a caller that called setseed() would know the next one's random().
-	p.SendQueryParams("SET seed = "+string(randomSeed()), nil, nil, nil, nil)
+	p.SendQueryParams(seedSQL(), nil, nil, nil, nil)
 	return p.Sync()
 }
 
@@ -297,11 +297,11 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 // sent; the connection is closed.
 var errOutOfStep = errors.New("pgexec: pipeline out of step with the server")
 
-// randomSeed is a seed for setseed, in [-1, 1], from a source callers cannot
+// seedSQL is SET seed to a value in [-1, 1] from a source callers cannot
 // predict.
-func randomSeed() []byte {
+func seedSQL() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	f := float64(binary.BigEndian.Uint64(b[:])>>11)/float64(1<<53)*2 - 1
-	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+	return "SET seed = " + strconv.FormatFloat(f, 'f', -1, 64)
 }
