@@ -28,9 +28,12 @@ import (
 //	                  ROLLBACK; DISCARD ALL; SET seed; Sync
 //	read-write:       stmt; Sync; DISCARD ALL; SET seed; Sync   (as DO or CALL behind a
 //	                  transaction pooler, whose sessions carry no statement_timeout)
-//	DO or CALL:       BEGIN; SET LOCAL ...; stmt; Sync; COMMIT; Sync; DISCARD ALL; ...
-//	write with rows,  BEGIN; SET LOCAL or set_config(...); stmt(s); Sync (results read and checked)
-//	tx, many, script: (set_config) COMMIT; Sync; DISCARD ALL; SET seed; Sync, or ROLLBACK; DISCARD ALL; ...
+//	DO or CALL:       BEGIN; SET LOCAL ...; stmt; Sync; COMMIT; Sync; DISCARD ALL; SET seed; Sync
+//	write with rows:  BEGIN; SET LOCAL ...; stmt; Sync (rows read and checked); then as below
+//	tx, many, script: BEGIN [options]; set_config(...); stmt; Sync, a pipeline per statement
+//	                  (many: one); then COMMIT; Sync; DISCARD ALL; SET seed; Sync, or ROLLBACK; DISCARD ALL; ...
+//
+// Behind a transaction pooler SET LOCAL is set_config(...) of every setting (pooler.LocalSettings).
 //
 // A read-only request always rolls back: PostgreSQL's READ ONLY refuses table
 // writes, and the rollback undoes what READ ONLY lets through (large objects,
