@@ -311,7 +311,7 @@ func (e *entry) expire(lifetime bool) {
 // rollback rolls back and forgets the transaction, whatever the caller's
 // context: the connection must come back.
 func (e *entry) rollback() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
 	defer cancel()
 	_ = e.tx.Rollback(ctx)
 	e.forget()
