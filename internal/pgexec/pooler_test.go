@@ -18,9 +18,10 @@ import (
 )
 
 // pooled is an executor that reaches a database of the test's own through a
-// pgbouncer of its own, in transaction mode with PgBouncer's defaults.
+// pgbouncer of its own, in transaction mode with PgBouncer's defaults; its
+// run and ok are boundary's.
 type pooled struct {
-	t  *testing.T
+	*boundary
 	db *testenv.Postgres // the database, directly
 	c  *pgexec.Client
 	ex *pgexec.Executor
@@ -36,28 +37,7 @@ func newPooled(t *testing.T, maxConns int32, mode pgexec.Mode) *pooled {
 	ex, err := pgexec.NewExecutor(c, pgexec.ExecutorConfig{Mode: mode, MaxRows: 50})
 	require.NoError(t, err)
 	db.Exec(t, "CREATE TABLE items (id int PRIMARY KEY, note text, at timestamptz DEFAULT now(), span tstzrange, gap interval)")
-	return &pooled{t: t, db: db, c: c, ex: ex}
-}
-
-// do runs a db.execute body and returns the answer, or the protocol error.
-func (p *pooled) do(body string) (map[string]any, *messages.Error) {
-	p.t.Helper()
-	var req messages.ExecuteRequest
-	require.NoError(p.t, json.Unmarshal([]byte(body), &req), body)
-	out, err := p.ex.Execute(context.Background(), &req, pgjson.Output{MaxBytes: 1 << 20})
-	if err != nil {
-		return nil, pgerr.AsError(err)
-	}
-	var m map[string]any
-	require.NoError(p.t, json.Unmarshal(out, &m), string(out))
-	return m, nil
-}
-
-func (p *pooled) ok(body string) map[string]any {
-	p.t.Helper()
-	m, me := p.do(body)
-	require.Nil(p.t, me, "%s: %v", body, me)
-	return m
+	return &pooled{boundary: &boundary{t: t, pg: db, exec: ex}, db: db, c: c, ex: ex}
 }
 
 // TestPoolerRefusesStartupParameters: PgBouncer's defaults refuse the
@@ -148,20 +128,20 @@ func TestPoolerCapsHold(t *testing.T) {
 		`{"op":"tx","statements":[{"sql":"SELECT pg_sleep(5)"}],"timeout_ms":300}`,
 	} {
 		start := time.Now()
-		_, me := p.do(body)
+		_, me := p.run(body)
 		require.NotNil(t, me, body)
 		require.Equal(t, messages.CodeTimeout, me.Code, "%s: %v", body, me)
 		require.Less(t, time.Since(start), 4*time.Second, body)
 	}
-	_, me := p.do(`{"sql":"INSERT INTO items (id) VALUES (1000)","read_only":true}`)
+	_, me := p.run(`{"sql":"INSERT INTO items (id) VALUES (1000)","read_only":true}`)
 	require.NotNil(t, me)
 	require.Equal(t, messages.CodeForbidden, me.Code, "%v", me)
-	_, me = p.do(`{"sql":"SELECT set_config('transaction_read_only', 'off', false)","read_only":true}`)
+	_, me = p.run(`{"sql":"SELECT set_config('transaction_read_only', 'off', false)","read_only":true}`)
 	require.NotNil(t, me)
 	require.EqualValues(t, 0, scalar[int64](t, p.db, "SELECT count(*) FROM items WHERE id = 1000"))
 
 	ro := newPooled(t, 2, pgexec.ModeReadOnly)
-	_, me = ro.do(`{"sql":"INSERT INTO items (id) VALUES (1)"}`)
+	_, me = ro.run(`{"sql":"INSERT INTO items (id) VALUES (1)"}`)
 	require.NotNil(t, me)
 	require.Equal(t, messages.CodeForbidden, me.Code, "%v", me)
 	tx, err := ro.ex.BeginTx(context.Background(), pgexec.TxOptions{})
