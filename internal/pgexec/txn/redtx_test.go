@@ -142,9 +142,7 @@ func TestRedTxEndBehindARunningStatementEndsTheTransaction(t *testing.T) {
 			t.Parallel()
 			b := setup(t, 3, txn.Config{MaxOpen: 2, IdleTimeout: 30 * time.Second})
 			ctx := context.Background()
-			op, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
-			require.NoError(t, err)
-			require.NoError(t, b.exec(ctx, op.ID, "UPDATE items SET bal = 0 WHERE id = 1", 0))
+			op := b.beginWrite(t)
 
 			slow := make(chan error, 1)
 			go func() { slow <- b.exec(ctx, op.ID, "SELECT pg_sleep(1.5)", 10000) }()
@@ -256,12 +254,19 @@ func TestRedTxBrokenConnectionFreesItsPlaceWhenAsked(t *testing.T) {
 func setupKilledTx(t *testing.T) (*bundle, txn.Opened) {
 	t.Helper()
 	b := setup(t, 2, txn.Config{MaxOpen: 1, IdleTimeout: 30 * time.Second})
+	op := b.beginWrite(t)
+	require.Equal(t, 1, b.kill())
+	return b, op
+}
+
+// beginWrite begins a transaction and sets item 1's bal to 0 in it.
+func (b *bundle) beginWrite(t *testing.T) txn.Opened {
+	t.Helper()
 	ctx := context.Background()
 	op, err := b.r.Begin(ctx, txn.Begin{Owner: owner})
 	require.NoError(t, err)
 	require.NoError(t, b.exec(ctx, op.ID, "UPDATE items SET bal = 0 WHERE id = 1", 0))
-	require.Equal(t, 1, b.kill())
-	return b, op
+	return op
 }
 
 // leaveState are statements that leave state on a connection beyond their
