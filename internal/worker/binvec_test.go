@@ -253,9 +253,7 @@ func vectorUpsertB64(t *testing.T, b *bundle, collection, id string, vector []fl
 func TestVectorF32LERoundTrip(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if b.w.deps.Vector == nil {
-		t.Skip("pgvector is not installed") // never with make services
-	}
+	require.NotNil(t, b.w.deps.Vector, "db.vector needs pgvector in the test database (make services installs it)")
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, c := range []struct {
 		name string
@@ -333,9 +331,7 @@ func TestVectorF32LERoundTrip(t *testing.T) {
 func TestVectorF32LEBadInput(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if b.w.deps.Vector == nil {
-		t.Skip("pgvector is not installed") // never with make services
-	}
+	require.NotNil(t, b.w.deps.Vector, "db.vector needs pgvector in the test database (make services installs it)")
 	b.ok(`{"op":"create_collection","collection":"docs","dimension":2}`, subjects.DBVector)
 	two := b64Of([]float32{1, 2})
 	nan := base64.StdEncoding.EncodeToString(binary.LittleEndian.AppendUint32([]byte{0, 0, 128, 63}, 0x7f800001))
@@ -373,9 +369,7 @@ func TestVectorF32LEBadInput(t *testing.T) {
 func TestVectorIncludeVectorsTooLarge(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *options) { o.maxPayload = 64 << 10 })
-	if b.w.deps.Vector == nil {
-		t.Skip("pgvector is not installed") // never with make services
-	}
+	require.NotNil(t, b.w.deps.Vector, "db.vector needs pgvector in the test database (make services installs it)")
 	const dims = 4000 // 21,336 bytes of base64 a vector
 	b.ok(fmt.Sprintf(`{"op":"create_collection","collection":"big","dimension":%d,"index":"none"}`, dims), subjects.DBVector)
 	rng := rand.New(rand.NewPCG(7, 8))

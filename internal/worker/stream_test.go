@@ -193,12 +193,7 @@ func TestSlowReaderIsAbandoned(t *testing.T) {
 	require.Equal(t, "408", last.Header.Get("Nats-Service-Error-Code"))
 	require.Contains(t, string(last.Data), "no credit from the caller within 2s")
 
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		var active int
-		require.NoError(c, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
-			marker).Scan(&active))
-		assert.Zero(c, active, "the statement is cancelled")
-	}, 10*time.Second, 20*time.Millisecond)
+	requireStatementEnded(t, conn, marker)
 	got := b.ok(`{"op":"one","sql":"SELECT pg_backend_pid() AS pid"}`)
 	require.Equal(t, json.Number(strconv.Itoa(pid)), got["row"].(map[string]any)["pid"], "the one connection is kept, reset")
 }
@@ -215,12 +210,7 @@ func TestStreamCancelledByTheCaller(t *testing.T) {
 	conn, err := pgx.Connect(ctx, b.pg.URL)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		var active int
-		require.NoError(c, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
-			marker).Scan(&active))
-		assert.Zero(c, active, "the statement is cancelled, not read to its end")
-	}, 10*time.Second, 20*time.Millisecond)
+	requireStatementEnded(t, conn, marker)
 	b.ok(`{"sql":"SELECT 1"}`)
 	_, err = r.sub.NextMsg(100 * time.Millisecond)
 	require.ErrorIs(t, err, nats.ErrTimeout, "nothing after a cancel")
@@ -239,4 +229,18 @@ func TestPlainRequestOfAStreamableAnswer(t *testing.T) {
 	require.Equal(t, "1", got.Header.Get(messages.HeaderStreamSeq))
 	require.Contains(t, string(got.Data), `{"columns":[`)
 	b.ok(`{"sql":"SELECT 1"}`)
+}
+
+// requireStatementEnded waits until no statement whose text holds marker is
+// active on the server: the stream's statement was cancelled, not read to
+// its end.
+func requireStatementEnded(t *testing.T, conn *pgx.Conn, marker string) {
+	t.Helper()
+	ctx := context.Background()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var active int
+		require.NoError(c, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
+			marker).Scan(&active))
+		assert.Zero(c, active, "the statement is cancelled, not read to its end")
+	}, 10*time.Second, 20*time.Millisecond)
 }

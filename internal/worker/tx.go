@@ -32,8 +32,8 @@ import (
 // answered as if the transaction did not exist. Its id, 128 random bits,
 // is the secret that reaches it.
 
-// txEndpoints returns db.tx and the endpoint behind the transactions'
-// subjects (served by subscribeTx, not by micro).
+// txBeginEndpoint returns db.tx, served by micro; txEndpoint the endpoint
+// behind the transactions' subjects, served by subscribeTx.
 func (w *Worker) txBeginEndpoint() endpoint {
 	return endpoint{name: "tx", lane: laneTx, subject: subjects.DBTx,
 		description: "interactive transactions: begin here, then send db.execute bodies, commit and rollback to the subject answered",

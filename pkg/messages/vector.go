@@ -129,7 +129,7 @@ func (f Float) MarshalJSON() ([]byte, error) {
 	case math.IsInf(v, -1):
 		return []byte(`"-Infinity"`), nil
 	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+	return json.Marshal(v) // a finite number as encoding/json writes float64s
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
