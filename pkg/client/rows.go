@@ -50,11 +50,11 @@ const streamWindow = 4
 // Rows is not safe for concurrent use. Close it when stopping early: the
 // worker then stops the statement.
 type Rows struct {
-	c       *Client
-	ctx     context.Context
-	subject string
-	call    *call
-	capped  bool // the request set max_rows: a cut answer is expected
+	c      *Client
+	ctx    context.Context
+	name   string // the request, in errors
+	call   *call
+	capped bool // the request set max_rows: a cut answer is expected
 
 	// plain is an answer that came as one message; its rows are split into
 	// rows when Next first needs them.
@@ -87,7 +87,8 @@ func (c *Client) QueryStream(ctx context.Context, sql string, args Params, opts 
 	if err != nil {
 		return nil, err
 	}
-	return c.openRows(ctx, c.subjects.Of(subjects.DBExecute), req)
+	subject := c.subjects.Of(subjects.DBExecute)
+	return c.openRows(ctx, subject, subject, req)
 }
 
 // QueryStream runs one statement in the transaction and returns its rows to
@@ -97,22 +98,14 @@ func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...Q
 	if err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	ended := t.ended
-	t.mu.Unlock()
-	if ended {
-		return nil, fmt.Errorf("tx %.8s: %w", t.id, ErrTxGone)
+	if err := t.check(); err != nil {
+		return nil, err
 	}
-	rows, err := t.c.openRows(ctx, t.subject, req)
-	var me *Error
-	switch {
-	case errors.Is(err, ErrNoWorker):
-		return nil, fmt.Errorf("tx %.8s: %w: no worker holds it any more", t.id, ErrTxGone)
-	case errors.As(err, &me) && me.Code == messages.CodeTxGone:
-		t.end()
-		return nil, fmt.Errorf("%w: %w", ErrTxGone, err)
+	rows, err := t.c.openRows(ctx, t.subject, t.name(), req)
+	if err != nil {
+		return nil, t.gone(err)
 	}
-	return rows, err
+	return rows, nil
 }
 
 // queryRequest is the request of a query, opts applied.
@@ -141,7 +134,7 @@ func (r *Rows) Next() bool {
 	if r.unsplit != nil {
 		var err error
 		if r.rows, err = splitRows(r.unsplit); err != nil {
-			r.err = fmt.Errorf("%s: decode answer: %w", r.subject, err)
+			r.err = fmt.Errorf("%s: decode answer: %w", r.name, err)
 			r.Close()
 			return false
 		}
