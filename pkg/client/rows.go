@@ -75,6 +75,8 @@ type Rows struct {
 	trunc  bool
 	err    error
 	closed bool
+
+	release func() // at Close: a Tx's turn, held by its QueryStream
 }
 
 // QueryStream runs one statement and returns its rows to be read one at a
@@ -92,7 +94,10 @@ func (c *Client) QueryStream(ctx context.Context, sql string, args Params, opts 
 }
 
 // QueryStream runs one statement in the transaction and returns its rows to
-// be read one at a time, as Client.QueryStream does.
+// be read one at a time, as Client.QueryStream does. The transaction's
+// other calls (Rollback aside) wait until the rows are closed or read to
+// their end, as the worker runs one request of a transaction at a time:
+// close them before the next call of the same goroutine.
 func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Rows, error) {
 	req, err := queryRequest(sql, args, opts)
 	if err != nil {
@@ -101,10 +106,13 @@ func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...Q
 	if err := t.check(); err != nil {
 		return nil, err
 	}
+	t.turn.Lock()
 	rows, err := t.c.openRows(ctx, t.subject, t.name(), req)
 	if err != nil {
+		t.turn.Unlock()
 		return nil, t.gone(err)
 	}
+	rows.release = t.turn.Unlock
 	return rows, nil
 }
 
@@ -194,6 +202,9 @@ func (r *Rows) Close() {
 		_ = r.c.nc.Publish(r.credit, []byte(`{"cancel":true}`))
 	}
 	r.c.replies.close(r.call)
+	if r.release != nil {
+		r.release()
+	}
 }
 
 // collect reads every row into one Result, as one plain answer holds them.

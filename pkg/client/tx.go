@@ -47,8 +47,9 @@ type TxOptions struct {
 // Tx is an interactive transaction, held by one worker: statements sent
 // with its methods run in it, one at a time, until Commit or Rollback. It
 // is safe for concurrent use: calls wait for each other (the worker runs
-// one request of a transaction at a time), except Rollback, which
-// interrupts a statement running.
+// one request of a transaction at a time; the Rows of QueryStream hold
+// their turn until closed), except Rollback, which interrupts a statement
+// running.
 type Tx struct {
 	c        *Client
 	id       string

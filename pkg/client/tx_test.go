@@ -341,3 +341,42 @@ func TestTxBatchExpectations(t *testing.T) {
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, messages.CodeBadRequest, me.Code)
 }
+
+// TestTxCallsWaitForEachOther: a Tx is safe for concurrent use, its calls
+// taking turns (the worker refuses a second request of a transaction with
+// CONFLICT): an Exec sent while a Query runs, or while a QueryStream's rows
+// are being read, waits for it, and both happen.
+func TestTxCallsWaitForEachOther(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	table := txTable(t, c)
+	tx, err := c.BeginTx(ctx, client.TxOptions{})
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := tx.Query(ctx, "SELECT pg_sleep(0.5), n FROM "+table, nil)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	_, err = tx.Exec(ctx, "UPDATE "+table+" SET n = n + 1", nil)
+	require.NoError(t, err, "an Exec during a Query")
+	require.NoError(t, <-done)
+
+	rows, err := tx.QueryStream(ctx, "SELECT g, md5(g::text) FROM generate_series(1, 100000) g", nil)
+	require.NoError(t, err)
+	go func() {
+		_, err := tx.Exec(ctx, "UPDATE "+table+" SET n = n + 1", nil)
+		done <- err
+	}()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	require.NoError(t, rows.Err(), "the stream read while an Exec waits")
+	require.Equal(t, 100000, n)
+	require.NoError(t, <-done, "an Exec during a stream")
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, 2, counter(t, c, table))
+}
