@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,20 +255,20 @@ func TestTxRefusals(t *testing.T) {
 	other, err := nats.Connect(nc.ConnectedUrl(), nats.CustomInboxPrefix("_INBOX_other"))
 	require.NoError(t, err)
 	defer other.Close()
-	msg, err := other.Request(subjectOf(t, c, tx), []byte(`{"sql":"SELECT 1"}`), 5*time.Second)
+	msg, err := other.Request(tx.Subject(), []byte(`{"sql":"SELECT 1"}`), 5*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, "410", msg.Header.Get("Nats-Service-Error-Code"))
-	// A guessed id reaches nothing.
+	// A guessed id reaches nothing, and ends nothing.
+	guessed := tx.Subject()[:len(tx.Subject())-len(tx.ID())] + strings.Repeat("0", len(tx.ID()))
+	msg, err = nc.Request(guessed, []byte(`{"op":"rollback"}`), 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "410", msg.Header.Get("Nats-Service-Error-Code"))
+	_, err = tx.Exec(ctx, "SELECT 1", nil)
+	require.NoError(t, err, "the transaction outlived the guess")
+	// An unknown isolation is refused.
 	_, err = c.BeginTx(ctx, client.TxOptions{Isolation: "chaos"})
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, messages.CodeBadRequest, me.Code)
-}
-
-// subjectOf is the transaction's subject: the worker of the package's stack
-// is "example", with no prefix.
-func subjectOf(t *testing.T, c *client.Client, tx *client.Tx) string {
-	t.Helper()
-	return tx.Subject()
 }
 
 // TestTxBound: past the worker's bound on open transactions, begin answers
