@@ -123,10 +123,8 @@ func queryRequest(sql string, args Params, opts []QueryOption) (*messages.Execut
 		return nil, err
 	}
 	req := &messages.ExecuteRequest{Op: messages.OpQuery, SQL: sql, Params: raw}
-	for _, o := range opts {
-		if err := o.applyQuery(req); err != nil {
-			return nil, err
-		}
+	if err := applyQuery(req, opts); err != nil {
+		return nil, err
 	}
 	return req, nil
 }

@@ -149,10 +149,8 @@ func (t *Tx) end() {
 // Execute sends any db.execute body to the transaction, after applying
 // opts (ops query, one, many, insert and update).
 func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
-	for _, o := range opts {
-		if err := o.applyQuery(req); err != nil {
-			return nil, err
-		}
+	if err := applyQuery(req, opts); err != nil {
+		return nil, err
 	}
 	t.c.defaults(req)
 	t.turn.Lock()
