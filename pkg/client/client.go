@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -162,13 +161,8 @@ func (c *Client) sendAs(ctx context.Context, subject, name string, req, resp any
 	case err != nil:
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
-		var eb messages.ErrorBody
-		if json.Unmarshal(reply.Data, &eb) == nil && eb.Error != nil {
-			return eb.Error
-		}
-		status, _ := strconv.Atoi(code)
-		return &Error{Code: messages.CodeInternal, Status: status, Message: reply.Header.Get("Nats-Service-Error")}
+	if err := answerError(reply); err != nil {
+		return err
 	}
 	if resp == nil {
 		return nil

@@ -48,10 +48,8 @@ func Expect(n int64) *int64 { return &n }
 // the protocol gives it: past the worker's DB_MAX_ROWS it says Truncated,
 // past the max payload it is TOO_LARGE (QueryStream has neither bound).
 func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
-	for _, o := range opts {
-		if err := o.applyQuery(req); err != nil {
-			return nil, err
-		}
+	if err := applyQuery(req, opts); err != nil {
+		return nil, err
 	}
 	c.defaults(req)
 	var res Result
@@ -59,6 +57,16 @@ func (c *Client) Execute(ctx context.Context, req *messages.ExecuteRequest, opts
 		return nil, err
 	}
 	return &res, nil
+}
+
+// applyQuery applies opts to req.
+func applyQuery(req *messages.ExecuteRequest, opts []QueryOption) error {
+	for _, o := range opts {
+		if err := o.applyQuery(req); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // execFunc sends a db.execute body: to db.execute (Client.Execute), or to

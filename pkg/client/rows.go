@@ -50,11 +50,11 @@ const streamWindow = 4
 // Rows is not safe for concurrent use. Close it when stopping early: the
 // worker then stops the statement.
 type Rows struct {
-	c       *Client
-	ctx     context.Context
-	subject string
-	call    *call
-	capped  bool // the request set max_rows: a cut answer is expected
+	c      *Client
+	ctx    context.Context
+	name   string // the request, in errors
+	call   *call
+	capped bool // the request set max_rows: a cut answer is expected
 
 	// plain is an answer that came as one message; its rows are split into
 	// rows when Next first needs them.
@@ -75,6 +75,8 @@ type Rows struct {
 	trunc  bool
 	err    error
 	closed bool
+
+	release func() // at Close: a Tx's turn, held by its QueryStream
 }
 
 // QueryStream runs one statement and returns its rows to be read one at a
@@ -87,32 +89,31 @@ func (c *Client) QueryStream(ctx context.Context, sql string, args Params, opts 
 	if err != nil {
 		return nil, err
 	}
-	return c.openRows(ctx, c.subjects.Of(subjects.DBExecute), req)
+	subject := c.subjects.Of(subjects.DBExecute)
+	return c.openRows(ctx, subject, subject, req)
 }
 
 // QueryStream runs one statement in the transaction and returns its rows to
-// be read one at a time, as Client.QueryStream does.
+// be read one at a time, as Client.QueryStream does. The transaction's
+// other calls (Rollback aside) wait until the rows are closed or read to
+// their end, as the worker runs one request of a transaction at a time:
+// close them before the next call of the same goroutine.
 func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Rows, error) {
 	req, err := queryRequest(sql, args, opts)
 	if err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	ended := t.ended
-	t.mu.Unlock()
-	if ended {
-		return nil, fmt.Errorf("tx %.8s: %w", t.id, ErrTxGone)
+	if err := t.check(); err != nil {
+		return nil, err
 	}
-	rows, err := t.c.openRows(ctx, t.subject, req)
-	var me *Error
-	switch {
-	case errors.Is(err, ErrNoWorker):
-		return nil, fmt.Errorf("tx %.8s: %w: no worker holds it any more", t.id, ErrTxGone)
-	case errors.As(err, &me) && me.Code == messages.CodeTxGone:
-		t.end()
-		return nil, fmt.Errorf("%w: %w", ErrTxGone, err)
+	t.turn.Lock()
+	rows, err := t.c.openRows(ctx, t.subject, t.name(), req)
+	if err != nil {
+		t.turn.Unlock()
+		return nil, t.gone(err)
 	}
-	return rows, err
+	rows.release = t.turn.Unlock
+	return rows, nil
 }
 
 // queryRequest is the request of a query, opts applied.
@@ -122,10 +123,8 @@ func queryRequest(sql string, args Params, opts []QueryOption) (*messages.Execut
 		return nil, err
 	}
 	req := &messages.ExecuteRequest{Op: messages.OpQuery, SQL: sql, Params: raw}
-	for _, o := range opts {
-		if err := o.applyQuery(req); err != nil {
-			return nil, err
-		}
+	if err := applyQuery(req, opts); err != nil {
+		return nil, err
 	}
 	return req, nil
 }
@@ -141,7 +140,7 @@ func (r *Rows) Next() bool {
 	if r.unsplit != nil {
 		var err error
 		if r.rows, err = splitRows(r.unsplit); err != nil {
-			r.err = fmt.Errorf("%s: decode answer: %w", r.subject, err)
+			r.err = fmt.Errorf("%s: decode answer: %w", r.name, err)
 			r.Close()
 			return false
 		}
@@ -201,6 +200,9 @@ func (r *Rows) Close() {
 		_ = r.c.nc.Publish(r.credit, []byte(`{"cancel":true}`))
 	}
 	r.c.replies.close(r.call)
+	if r.release != nil {
+		r.release()
+	}
 }
 
 // collect reads every row into one Result, as one plain answer holds them.

@@ -20,18 +20,19 @@ import (
 // are read, and the last message's totals or error.
 
 // openRows sends req to subject (with its prefix) as a caller that reads
-// streams, and reads the first message.
-func (c *Client) openRows(ctx context.Context, subject string, req *messages.ExecuteRequest) (*Rows, error) {
+// streams, and reads the first message. Errors name the request as name, as
+// sendAs's do (a transaction's subject holds its secret id).
+func (c *Client) openRows(ctx context.Context, subject, name string, req *messages.ExecuteRequest) (*Rows, error) {
 	c.defaults(req)
 	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: encode request: %w", subject, err)
+		return nil, fmt.Errorf("%s: encode request: %w", name, err)
 	}
 	inbox, call, err := c.replies.open()
 	if err != nil {
-		return nil, fmt.Errorf("%s: subscribe to answers: %w", subject, err)
+		return nil, fmt.Errorf("%s: subscribe to answers: %w", name, err)
 	}
-	r := &Rows{c: c, ctx: ctx, subject: subject, call: call, capped: req.MaxRows != nil}
+	r := &Rows{c: c, ctx: ctx, name: name, call: call, capped: req.MaxRows != nil}
 	msg := nats.NewMsg(subject)
 	msg.Reply = inbox
 	msg.Data = body
@@ -43,12 +44,12 @@ func (c *Client) openRows(ctx context.Context, subject string, req *messages.Exe
 	msg.Header.Set(messages.HeaderStreamWindow, strconv.Itoa(streamWindow))
 	if err := c.nc.PublishMsg(msg); err != nil {
 		c.replies.close(call)
-		return nil, fmt.Errorf("%s: %w", subject, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if !r.receive() {
 		r.Close()
 		if errors.Is(r.err, ErrNoWorker) {
-			return nil, fmt.Errorf("%s: %w", subject, ErrNoWorker)
+			return nil, fmt.Errorf("%s: %w", name, ErrNoWorker)
 		}
 		return nil, r.err
 	}
@@ -58,7 +59,7 @@ func (c *Client) openRows(ctx context.Context, subject string, req *messages.Exe
 // grant tells the worker that every message received has been read.
 func (r *Rows) grant() bool {
 	if err := r.c.nc.Publish(r.credit, []byte(`{"ack":`+strconv.FormatInt(r.seq, 10)+`}`)); err != nil {
-		r.err = fmt.Errorf("%s: grant credit to the stream: %w", r.subject, err)
+		r.err = fmt.Errorf("%s: grant credit to the stream: %w", r.name, err)
 		return false
 	}
 	return true
@@ -83,7 +84,7 @@ func (r *Rows) receive() bool {
 	}
 	r.seq++
 	if m.Header.Get(messages.HeaderStreamID) != r.id || m.Header.Get(messages.HeaderStreamSeq) != strconv.FormatInt(r.seq, 10) {
-		r.err = fmt.Errorf("%s: %w: expected message %d of stream %s, got message %s of stream %s", r.subject, ErrStreamBroken,
+		r.err = fmt.Errorf("%s: %w: expected message %d of stream %s, got message %s of stream %s", r.name, ErrStreamBroken,
 			r.seq, r.id, m.Header.Get(messages.HeaderStreamSeq), m.Header.Get(messages.HeaderStreamID))
 		return false
 	}
@@ -92,14 +93,14 @@ func (r *Rows) receive() bool {
 	}
 	var chunk messages.StreamChunk
 	if err := json.Unmarshal(m.Data, &chunk); err != nil {
-		r.err = fmt.Errorf("%s: decode message %d of the answer: %w", r.subject, r.seq, err)
+		r.err = fmt.Errorf("%s: decode message %d of the answer: %w", r.name, r.seq, err)
 		return false
 	}
 	if r.seq == 1 {
 		r.columns = chunk.Columns
 	}
 	if r.rows, err = splitRows(chunk.Rows); err != nil {
-		r.err = fmt.Errorf("%s: decode message %d of the answer: %w", r.subject, r.seq, err)
+		r.err = fmt.Errorf("%s: decode message %d of the answer: %w", r.name, r.seq, err)
 		return false
 	}
 	r.next = 0
@@ -115,12 +116,12 @@ func (r *Rows) whole(m *nats.Msg) bool {
 	}
 	var res Result
 	if err := json.Unmarshal(m.Data, &res); err != nil {
-		r.err = fmt.Errorf("%s: decode answer: %w", r.subject, err)
+		r.err = fmt.Errorf("%s: decode answer: %w", r.name, err)
 		return false
 	}
 	r.columns, r.tag, r.trunc = res.Columns, CommandTag{command: res.Command, rowsAffected: res.RowsAffected}, res.Truncated
 	if r.trunc && !r.capped {
-		r.err = fmt.Errorf("%s: %w", r.subject, ErrTruncated)
+		r.err = fmt.Errorf("%s: %w", r.name, ErrTruncated)
 		return false
 	}
 	r.plain, r.unsplit = &res, res.Rows
@@ -136,16 +137,16 @@ func (r *Rows) end(m *nats.Msg) bool {
 	}
 	var e messages.StreamEnd
 	if err := json.Unmarshal(m.Data, &e); err != nil {
-		r.err = fmt.Errorf("%s: decode the end of the answer: %w", r.subject, err)
+		r.err = fmt.Errorf("%s: decode the end of the answer: %w", r.name, err)
 		return false
 	}
 	r.tag, r.trunc = CommandTag{command: e.Command, rowsAffected: e.RowsAffected}, e.Truncated
 	switch {
 	case e.RowCount != r.read:
-		r.err = fmt.Errorf("%s: %w: the worker sent %d rows, %d arrived", r.subject, ErrStreamBroken, e.RowCount, r.read)
+		r.err = fmt.Errorf("%s: %w: the worker sent %d rows, %d arrived", r.name, ErrStreamBroken, e.RowCount, r.read)
 		return false
 	case r.trunc && !r.capped:
-		r.err = fmt.Errorf("%s: %w", r.subject, ErrTruncated)
+		r.err = fmt.Errorf("%s: %w", r.name, ErrTruncated)
 		return false
 	}
 	return true
@@ -165,9 +166,9 @@ func (r *Rows) nextMsg() (*nats.Msg, error) {
 		return m, nil
 	case <-ctx.Done():
 		if r.call.lost.Load() {
-			return nil, fmt.Errorf("%s: %w: messages arrived past the window", r.subject, ErrStreamBroken)
+			return nil, fmt.Errorf("%s: %w: messages arrived past the window", r.name, ErrStreamBroken)
 		}
-		return nil, fmt.Errorf("%s: %w", r.subject, ctx.Err())
+		return nil, fmt.Errorf("%s: %w", r.name, ctx.Err())
 	}
 }
 

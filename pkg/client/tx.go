@@ -47,8 +47,9 @@ type TxOptions struct {
 // Tx is an interactive transaction, held by one worker: statements sent
 // with its methods run in it, one at a time, until Commit or Rollback. It
 // is safe for concurrent use: calls wait for each other (the worker runs
-// one request of a transaction at a time), except Rollback, which
-// interrupts a statement running.
+// one request of a transaction at a time; the Rows of QueryStream hold
+// their turn until closed), except Rollback, which interrupts a statement
+// running.
 type Tx struct {
 	c        *Client
 	id       string
@@ -100,20 +101,38 @@ func (t *Tx) ReadOnly() bool { return t.readOnly }
 // request.
 func (t *Tx) IdleTimeout() time.Duration { return t.idle }
 
+// name is how errors name the transaction: by the first characters of its
+// id, which is a secret.
+func (t *Tx) name() string { return fmt.Sprintf("tx %.8s", t.id) }
+
 // send sends a body to the transaction's subject. An answer TX_GONE, or no
 // worker on the subject, is ErrTxGone.
 func (t *Tx) send(ctx context.Context, req, resp any) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	return t.gone(t.c.sendAs(ctx, t.subject, t.name(), req, resp))
+}
+
+// check is ErrTxGone once the transaction has ended, before anything is
+// sent.
+func (t *Tx) check() error {
 	t.mu.Lock()
 	ended := t.ended
 	t.mu.Unlock()
 	if ended {
-		return fmt.Errorf("tx %.8s: %w", t.id, ErrTxGone)
+		return fmt.Errorf("%s: %w", t.name(), ErrTxGone)
 	}
-	err := t.c.sendAs(ctx, t.subject, fmt.Sprintf("tx %.8s", t.id), req, resp)
+	return nil
+}
+
+// gone is err of a request to the transaction, with an answer TX_GONE, or
+// no worker on the subject, made ErrTxGone.
+func (t *Tx) gone(err error) error {
 	var me *Error
 	switch {
 	case errors.Is(err, ErrNoWorker):
-		return fmt.Errorf("tx %.8s: %w: no worker holds it any more", t.id, ErrTxGone)
+		return fmt.Errorf("%s: %w: no worker holds it any more", t.name(), ErrTxGone)
 	case errors.As(err, &me) && me.Code == messages.CodeTxGone:
 		t.end()
 		return fmt.Errorf("%w: %w", ErrTxGone, err)
@@ -130,10 +149,8 @@ func (t *Tx) end() {
 // Execute sends any db.execute body to the transaction, after applying
 // opts (ops query, one, many, insert and update).
 func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
-	for _, o := range opts {
-		if err := o.applyQuery(req); err != nil {
-			return nil, err
-		}
+	if err := applyQuery(req, opts); err != nil {
+		return nil, err
 	}
 	t.c.defaults(req)
 	t.turn.Lock()

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,20 +255,20 @@ func TestTxRefusals(t *testing.T) {
 	other, err := nats.Connect(nc.ConnectedUrl(), nats.CustomInboxPrefix("_INBOX_other"))
 	require.NoError(t, err)
 	defer other.Close()
-	msg, err := other.Request(subjectOf(t, c, tx), []byte(`{"sql":"SELECT 1"}`), 5*time.Second)
+	msg, err := other.Request(tx.Subject(), []byte(`{"sql":"SELECT 1"}`), 5*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, "410", msg.Header.Get("Nats-Service-Error-Code"))
-	// A guessed id reaches nothing.
+	// A guessed id reaches nothing, and ends nothing.
+	guessed := tx.Subject()[:len(tx.Subject())-len(tx.ID())] + strings.Repeat("0", len(tx.ID()))
+	msg, err = nc.Request(guessed, []byte(`{"op":"rollback"}`), 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "410", msg.Header.Get("Nats-Service-Error-Code"))
+	_, err = tx.Exec(ctx, "SELECT 1", nil)
+	require.NoError(t, err, "the transaction outlived the guess")
+	// An unknown isolation is refused.
 	_, err = c.BeginTx(ctx, client.TxOptions{Isolation: "chaos"})
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, messages.CodeBadRequest, me.Code)
-}
-
-// subjectOf is the transaction's subject: the worker of the package's stack
-// is "example", with no prefix.
-func subjectOf(t *testing.T, c *client.Client, tx *client.Tx) string {
-	t.Helper()
-	return tx.Subject()
 }
 
 // TestTxBound: past the worker's bound on open transactions, begin answers
@@ -340,4 +341,43 @@ func TestTxBatchExpectations(t *testing.T) {
 	_, err = c.Tx(ctx, []client.Statement{{SQL: "SELECT 1", ExpectRows: client.Expect(-1)}})
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, messages.CodeBadRequest, me.Code)
+}
+
+// TestTxCallsWaitForEachOther: a Tx is safe for concurrent use, its calls
+// taking turns (the worker refuses a second request of a transaction with
+// CONFLICT): an Exec sent while a Query runs, or while a QueryStream's rows
+// are being read, waits for it, and both happen.
+func TestTxCallsWaitForEachOther(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	table := txTable(t, c)
+	tx, err := c.BeginTx(ctx, client.TxOptions{})
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := tx.Query(ctx, "SELECT pg_sleep(0.5), n FROM "+table, nil)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	_, err = tx.Exec(ctx, "UPDATE "+table+" SET n = n + 1", nil)
+	require.NoError(t, err, "an Exec during a Query")
+	require.NoError(t, <-done)
+
+	rows, err := tx.QueryStream(ctx, "SELECT g, md5(g::text) FROM generate_series(1, 100000) g", nil)
+	require.NoError(t, err)
+	go func() {
+		_, err := tx.Exec(ctx, "UPDATE "+table+" SET n = n + 1", nil)
+		done <- err
+	}()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	require.NoError(t, rows.Err(), "the stream read while an Exec waits")
+	require.Equal(t, 100000, n)
+	require.NoError(t, <-done, "an Exec during a stream")
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, 2, counter(t, c, table))
 }

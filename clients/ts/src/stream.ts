@@ -59,6 +59,7 @@ export class RowStream<T = Record<string, unknown>> implements AsyncIterable<T> 
       requestId,
       headers: { "Stream-Window": String(STREAM_WINDOW) },
       bound: 2 * STREAM_WINDOW + 2,
+      name,
     });
     const s = new RowStream<T>(transport, call, name, timeoutMs, values);
     try {

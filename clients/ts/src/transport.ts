@@ -45,7 +45,8 @@ export class Call {
   lost = false;
 
   constructor(
-    readonly subject: string,
+    /** How errors name the request (a transaction's subject holds its secret id). */
+    readonly name: string,
     readonly reply: string,
     private readonly bound: number,
     private readonly onClose: () => void,
@@ -84,12 +85,12 @@ export class Call {
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
-        reject(new RequestTimeoutError(this.subject, timeoutMs));
+        reject(new RequestTimeoutError(this.name, timeoutMs));
       }, timeoutMs);
       this.waiter = (msg) => {
         clearTimeout(timer);
         if (msg) resolve(msg);
-        else reject(this.failed ?? new RequestTimeoutError(this.subject, timeoutMs));
+        else reject(this.failed ?? new RequestTimeoutError(this.name, timeoutMs));
       };
     });
   }
@@ -106,6 +107,8 @@ export interface SendOptions {
   headers?: Record<string, string>;
   /** How many messages may wait unread (a stream's window and its end). */
   bound?: number;
+  /** How errors name the request; the subject by default. */
+  name?: string;
 }
 
 /** Routes answers to their calls over one wildcard subscription. */
@@ -145,7 +148,7 @@ export class Transport {
   open(subject: string, body: unknown, o: SendOptions): Call {
     this.ensureSub();
     const token = nuid.next();
-    const call = new Call(subject, this.prefix + token, o.bound ?? 4, () => this.calls.delete(token));
+    const call = new Call(o.name ?? subject, this.prefix + token, o.bound ?? 4, () => this.calls.delete(token));
     this.calls.set(token, call);
     const h = headers();
     h.set("Request-Id", o.requestId ?? nuid.next());
@@ -160,25 +163,22 @@ export class Transport {
   }
 
   /** Sends one request and returns its answer's body, parsed. */
-  async request<T>(subject: string, body: unknown, o: SendOptions, name = subject): Promise<T> {
+  async request<T>(subject: string, body: unknown, o: SendOptions): Promise<T> {
     const call = this.open(subject, body, o);
     try {
       const m = await call.next(o.timeoutMs);
-      return parseAnswer<T>(m, name);
-    } catch (e) {
-      if (e instanceof RequestTimeoutError) throw new RequestTimeoutError(name, o.timeoutMs);
-      throw e;
+      return parseAnswer<T>(m, call.name);
     } finally {
       call.close();
     }
   }
 
   /** request, returning the answer's text (for exact integers). */
-  async requestText(subject: string, body: unknown, o: SendOptions, name = subject): Promise<string> {
+  async requestText(subject: string, body: unknown, o: SendOptions): Promise<string> {
     const call = this.open(subject, body, o);
     try {
       const m = await call.next(o.timeoutMs);
-      const err = answerError(m, name);
+      const err = answerError(m, call.name);
       if (err) throw err;
       return decoder.decode(m.data);
     } finally {

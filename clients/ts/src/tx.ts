@@ -71,7 +71,7 @@ export class Tx extends Queryable {
   private async send<R>(body: unknown, o: CallOptions): Promise<R> {
     if (this.ended) throw new TxGoneError(this.id, undefined, this.endedBy);
     try {
-      const raw = await this.host.transport.request<R>(this.subject, body, { timeoutMs: o.timeoutMs ?? this.host.timeoutMs, requestId: o.requestId }, this.name);
+      const raw = await this.host.transport.request<R>(this.subject, body, { timeoutMs: o.timeoutMs ?? this.host.timeoutMs, requestId: o.requestId, name: this.name });
       const err = bodyError(raw, this.name);
       if (err) throw err;
       return raw;

@@ -73,6 +73,9 @@ test("values the client gives are taken back as parameters: bigint exact, bytea,
   await db.kv.set(key, { n: 9007199254740993n });
   const got = await db.kv.get<{ n: number }>(key);
   assert.equal(got.found, true);
+  // get parses with JSON.parse (the value is the caller's JSON), which rounds
+  // it: the stored text is what keeps the digits.
+  assert.match(await db.sendText("state.kv", { op: "get", key }), /"n":\s*9007199254740993\b/, "stored with every digit");
   await db.kv.delete(key);
 });
 
@@ -227,16 +230,12 @@ test("a callback that throws rolls its writes back; a transaction used after com
   assert.deepEqual((await db.query(`SELECT id FROM ${table}`)).rows, [{ id: 2 }]);
 });
 
-test("a user that may read only its own inboxes: the wrong inboxPrefix fails at once, its own is answered", async (t) => {
+test("a user that may read only its own inboxes: the wrong inboxPrefix fails at once, its own is answered", async () => {
   const bin = [process.env.TEST_NATS_SERVER ?? "", "/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"].find(
     (p) => p !== "" && existsSync(p),
   );
-  if (!bin) {
-    // make services installs it; in CI a missing server is a failure, not a skip.
-    assert.ok(process.env.CI !== "true", "no nats-server binary to start a server with users (make services installs it)");
-    t.skip("no nats-server binary to start a server with users (make services installs it)");
-    return;
-  }
+  // make services installs it; a missing server is a failure, never a skip.
+  assert.ok(bin, "no nats-server binary to start a server with users (make services installs it, or set TEST_NATS_SERVER)");
   const dir = mkdtempSync(join(tmpdir(), "tsnats-"));
   const port = await freePort();
   writeFileSync(

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { DbworkerError, TxGoneError, type DbworkerClient } from "../src/index.js";
+import { DbworkerError, RequestTimeoutError, TxGoneError, type DbworkerClient, type Tx } from "../src/index.js";
 import { setup, unique } from "./helpers.js";
 
 let db: DbworkerClient;
@@ -123,4 +123,20 @@ test("inTx commits, rolls back on a throw, and retries a serialization failure",
     (e: unknown) => e instanceof DbworkerError && e.sqlstate === "40001" && e.code === "CONFLICT",
   );
   assert.equal(tries, 2, "maxRetries bounds the runs");
+});
+
+test("a transaction's timeouts name it by its id's prefix, never by its subject (which holds the secret id)", async () => {
+  for (const call of [
+    (tx: Tx) => tx.query("SELECT pg_sleep(1)", undefined, { timeoutMs: 100 }),
+    (tx: Tx) => tx.stream("SELECT pg_sleep(1)", undefined, { timeoutMs: 100 }),
+  ]) {
+    const tx = await db.beginTx();
+    await assert.rejects(call(tx), (e: unknown) => {
+      assert.ok(e instanceof RequestTimeoutError, String(e));
+      assert.ok(!e.message.includes(tx.id), `the error of a live transaction holds its full id: ${e.message}`);
+      assert.ok(e.message.startsWith(`tx ${tx.id.slice(0, 8)}:`), e.message);
+      return true;
+    });
+    await tx.rollback();
+  }
 });
