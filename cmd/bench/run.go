@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/jeeves-avionics/dbworker/internal/procstat"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -365,23 +366,14 @@ func stopProcess(cmd *exec.Cmd) {
 	}
 }
 
-// rssMB reads a process's resident set size.
-func rssMB(pid int) float64 { return procMB(pid, "VmRSS:") }
+// rssMB reads a process's resident set size, 0 when it cannot.
+func rssMB(pid int) float64 { return memoryMB(pid, "VmRSS") }
 
-// procMB reads one memory field of a process's /proc status, in MB.
-func procMB(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field) {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+// memoryMB reads one memory field of a process's /proc status, in MB; 0
+// when it cannot.
+func memoryMB(pid int, field string) float64 {
+	n, _ := procstat.Memory(pid, field)
+	return float64(n) / (1 << 20)
 }
 
 type environment struct {

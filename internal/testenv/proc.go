@@ -3,8 +3,6 @@ package testenv
 import (
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,35 +42,21 @@ func ResetPeakRSS(tb testing.TB) {
 // process.
 func PeakRSS(tb testing.TB, pid int) int64 {
 	tb.Helper()
-	return procMemory(tb, pid, "VmHWM:")
+	return procMemory(tb, pid, "VmHWM")
 }
 
 // RSS is a process's resident memory (VmRSS) in bytes; pid 0 is this process.
 func RSS(tb testing.TB, pid int) int64 {
 	tb.Helper()
-	return procMemory(tb, pid, "VmRSS:")
+	return procMemory(tb, pid, "VmRSS")
 }
 
 // procMemory reads one memory field of /proc/<pid>/status, in bytes.
 func procMemory(tb testing.TB, pid int, field string) int64 {
 	tb.Helper()
-	proc := "self"
-	if pid != 0 {
-		proc = strconv.Itoa(pid)
-	}
-	status, err := os.ReadFile("/proc/" + proc + "/status")
+	n, err := procstat.Memory(pid, field)
 	if err != nil {
-		tb.Fatalf("read the peak RSS: %v", err)
+		tb.Fatalf("read the memory of process %d: %v", pid, err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				tb.Fatalf("parse %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	tb.Fatalf("no %s in /proc/%s/status", field, proc)
-	return 0
+	return n
 }
