@@ -63,11 +63,11 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(tmp)
 	// nats-server runs as a process of its own, so that its CPU is its own.
-	natsCmd, natsURL, err := startNATS(ctx, tmp)
+	natsProc, natsURL, err := startNATS(ctx, tmp)
 	if err != nil {
 		return err
 	}
-	defer stopProcess(natsCmd)
+	defer natsProc.Stop()
 	// The PostgreSQL backends of this run's workers and baselines have an
 	// application_name of their own: dbworker/<WORKER_ID>.
 	app := fmt.Sprintf("bench-%d-", os.Getpid())
@@ -275,7 +275,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	pr := &procs{services: map[string]int{"mem": memWorker.Process.Pid, "redis": redisWorker.Process.Pid, "noop": noop.Process.Pid},
-		nats: natsCmd.Process.Pid, redis: redisPid(ctx, rc), self: os.Getpid(), pg: admin, pgLike: "dbworker/" + app + "%"}
+		nats: natsProc.Cmd.Process.Pid, redis: redisPid(ctx, rc), self: os.Getpid(), pg: admin, pgLike: "dbworker/" + app + "%"}
 	var results []result
 	maxRSS := 0.0
 	if o.streamOnly {
