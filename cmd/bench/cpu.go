@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -131,43 +130,30 @@ func redisPid(ctx context.Context, rc goredis.UniversalClient) int {
 	return 0
 }
 
-// startNATS runs nats-server (natsserver.Program) as a process of its own,
-// with JetStream and an 8 MB max payload, on a free port of loopback, so
-// that its CPU is its own.
-func startNATS(ctx context.Context, dir string) (*exec.Cmd, string, error) {
-	bin, err := natsserver.Program()
-	if err != nil {
-		return nil, "", err
-	}
+// startNATS runs nats-server (natsserver.StartProcess) as a process of its
+// own, with JetStream and an 8 MB max payload, on a free port of loopback,
+// so that its CPU is its own. Its log goes to a file: -only runs print their
+// report on stdout.
+func startNATS(ctx context.Context, dir string) (*natsserver.Process, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
-	conf := filepath.Join(dir, "nats.conf")
-	body := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream { store_dir: %q }\n", port, filepath.Join(dir, "js"))
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		return nil, "", err
-	}
-	// Its log goes to a file: -only runs print their report on stdout.
-	logFile, err := os.Create(filepath.Join(dir, "nats.log"))
+	conf := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream { store_dir: %q }\n", port, filepath.Join(dir, "js"))
+	p, err := natsserver.StartProcess(dir, "nats", conf)
 	if err != nil {
 		return nil, "", err
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, "", fmt.Errorf("start %s: %w", bin, err)
 	}
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		nc, err := nats.Connect(url, nats.Timeout(time.Second))
 		if err == nil {
 			nc.Close()
-			return cmd, url, nil
+			return p, url, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			stopProcess(cmd)
-			return nil, "", fmt.Errorf("nats-server (%s) does not answer on %s: %w", bin, url, err)
+			p.Stop()
+			return nil, "", fmt.Errorf("nats-server (log %s) does not answer on %s: %w", p.LogPath, url, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

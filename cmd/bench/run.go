@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/jeeves-avionics/dbworker/internal/procstat"
 	"github.com/jeeves-avionics/dbworker/internal/state"
 	"github.com/jeeves-avionics/dbworker/internal/state/redis"
 	"github.com/jeeves-avionics/dbworker/pkg/messages"
@@ -62,11 +63,11 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(tmp)
 	// nats-server runs as a process of its own, so that its CPU is its own.
-	natsCmd, natsURL, err := startNATS(ctx, tmp)
+	natsProc, natsURL, err := startNATS(ctx, tmp)
 	if err != nil {
 		return err
 	}
-	defer stopProcess(natsCmd)
+	defer natsProc.Stop()
 	// The PostgreSQL backends of this run's workers and baselines have an
 	// application_name of their own: dbworker/<WORKER_ID>.
 	app := fmt.Sprintf("bench-%d-", os.Getpid())
@@ -274,7 +275,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	pr := &procs{services: map[string]int{"mem": memWorker.Process.Pid, "redis": redisWorker.Process.Pid, "noop": noop.Process.Pid},
-		nats: natsCmd.Process.Pid, redis: redisPid(ctx, rc), self: os.Getpid(), pg: admin, pgLike: "dbworker/" + app + "%"}
+		nats: natsProc.Cmd.Process.Pid, redis: redisPid(ctx, rc), self: os.Getpid(), pg: admin, pgLike: "dbworker/" + app + "%"}
 	var results []result
 	maxRSS := 0.0
 	if o.streamOnly {
@@ -365,23 +366,14 @@ func stopProcess(cmd *exec.Cmd) {
 	}
 }
 
-// rssMB reads a process's resident set size.
-func rssMB(pid int) float64 { return procMB(pid, "VmRSS:") }
+// rssMB reads a process's resident set size, 0 when it cannot.
+func rssMB(pid int) float64 { return memoryMB(pid, "VmRSS") }
 
-// procMB reads one memory field of a process's /proc status, in MB.
-func procMB(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field) {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+// memoryMB reads one memory field of a process's /proc status, in MB; 0
+// when it cannot.
+func memoryMB(pid int, field string) float64 {
+	n, _ := procstat.Memory(pid, field)
+	return float64(n) / (1 << 20)
 }
 
 type environment struct {

@@ -215,4 +215,4 @@ func resetPeakRSS(pid int) error {
 }
 
 // peakRSSMB reads a process's peak resident set size (VmHWM).
-func peakRSSMB(pid int) float64 { return procMB(pid, "VmHWM:") }
+func peakRSSMB(pid int) float64 { return memoryMB(pid, "VmHWM") }

@@ -59,18 +59,5 @@ func TestStoredResultsCannotBecomeJobs(t *testing.T) {
 	require.Equal(t, stats, count(maintenance.StreamStats))
 	require.EqualValues(t, 1, vac)
 	require.EqualValues(t, 1, stats)
-	require.Equal(t, 2.0, dropped(t, reg), "each dropped message is counted")
-}
-
-// dropped reads dbworker_jobs_dropped_total.
-func dropped(t *testing.T, reg *metrics.Metrics) float64 {
-	t.Helper()
-	families, err := reg.Registry.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() == "dbworker_jobs_dropped_total" {
-			return f.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
+	require.Equal(t, 2.0, metricValue(t, reg, "dbworker_jobs_dropped_total", nil), "each dropped message is counted")
 }

@@ -57,7 +57,7 @@ func TestRunMetrics(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 
 	runs := func(kind, source string) float64 {
-		return counterWith(t, reg, "dbworker_maintenance_runs_total", map[string]string{"kind": kind, "source": source, "status": "ok"})
+		return metricValue(t, reg, "dbworker_maintenance_runs_total", map[string]string{"kind": kind, "source": source, "status": "ok"})
 	}
 	require.Equal(t, 1.0, runs("vacuum", metrics.SourceRequest))
 	require.Equal(t, 1.0, runs("vacuum", metrics.SourceJob))
@@ -84,30 +84,4 @@ func TestRunMetrics(t *testing.T) {
 		"dbworker_jobs_ack_pending", "dbworker_jobs_redelivered", "dbworker_stream_config_drift"} {
 		require.True(t, seen[name], name)
 	}
-}
-
-// counterWith reads the counter of family name whose labels include labels.
-func counterWith(t *testing.T, reg *metrics.Metrics, name string, labels map[string]string) float64 {
-	t.Helper()
-	families, err := reg.Registry.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }

@@ -46,7 +46,7 @@ func TestStreamsHaveOneOwner(t *testing.T) {
 	require.Contains(t, logs.String(), `"stream":"DB_VACUUM","differs":["max_age"]`)
 	require.Contains(t, logs.String(), "JS_UPDATE_STREAMS=true applies this one")
 	drift := func(stream string) float64 {
-		return metricValue(t, reg, "dbworker_stream_config_drift", "stream", stream)
+		return metricValue(t, reg, "dbworker_stream_config_drift", map[string]string{"stream": stream})
 	}
 	require.Equal(t, 1.0, drift(maintenance.StreamVacuum))
 	require.Equal(t, 1.0, drift(maintenance.StreamStats))
@@ -66,9 +66,10 @@ func TestStreamsHaveOneOwner(t *testing.T) {
 	require.Contains(t, logs.String(), `"differs":["replicas"]`)
 }
 
-// metricValue reads the value of the series of family name whose label has
-// value (a gauge or a counter); it fails the test when there is none.
-func metricValue(t *testing.T, reg *metrics.Metrics, name, label, value string) float64 {
+// metricValue reads the value (a gauge's or a counter's) of the series of
+// family name whose labels include labels; it fails the test when there is
+// none.
+func metricValue(t *testing.T, reg *metrics.Metrics, name string, labels map[string]string) float64 {
 	t.Helper()
 	families, err := reg.Registry.Gather()
 	require.NoError(t, err)
@@ -76,18 +77,24 @@ func metricValue(t *testing.T, reg *metrics.Metrics, name, label, value string) 
 		if f.GetName() != name {
 			continue
 		}
+	next:
 		for _, m := range f.GetMetric() {
+			got := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if m.GetGauge() != nil {
-						return m.GetGauge().GetValue()
-					}
-					return m.GetCounter().GetValue()
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
 				}
 			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no %s{%s=%q}", name, label, value)
+	t.Fatalf("no %s with labels %v", name, labels)
 	return 0
 }
 
@@ -182,10 +189,10 @@ func TestJobsConsumerHasOneOwner(t *testing.T) {
 	require.Equal(t, 7, maxDeliver(), "an existing consumer keeps its owner's settings")
 	require.Contains(t, logs.String(), `"differs":["max_deliver"]`)
 	require.Contains(t, logs.String(), "JS_UPDATE_STREAMS=true applies this one")
-	require.Equal(t, 1.0, metricValue(t, reg, "dbworker_consumer_config_drift", "consumer", maintenance.ConsumerJobs))
+	require.Equal(t, 1.0, metricValue(t, reg, "dbworker_consumer_config_drift", map[string]string{"consumer": maintenance.ConsumerJobs}))
 
 	reg = metrics.New()
 	e.worker(t, "told", func(c *maintenance.Config) { c.MaxDeliver, c.UpdateStreams, c.Metrics = 9, true, reg })
 	require.Equal(t, 9, maxDeliver())
-	require.Equal(t, 0.0, metricValue(t, reg, "dbworker_consumer_config_drift", "consumer", maintenance.ConsumerJobs))
+	require.Equal(t, 0.0, metricValue(t, reg, "dbworker_consumer_config_drift", map[string]string{"consumer": maintenance.ConsumerJobs}))
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -100,4 +101,53 @@ func Program() (string, error) {
 		return debian, nil
 	}
 	return "", errors.New("the nats-server program is not on the PATH nor at " + debian + " (run `make services`, or set TEST_NATS_SERVER)")
+}
+
+// Process is the nats-server program (Program) running as a process of its
+// own, its output in a log file.
+type Process struct {
+	Cmd *exec.Cmd
+	// LogPath is the file its output goes to.
+	LogPath string
+	log     *os.File
+}
+
+// StartProcess writes conf (nats-server's configuration file format) to
+// dir/name.conf and runs the nats-server program on it, its output to
+// dir/name.log. It does not wait for the server to listen.
+func StartProcess(dir, name, conf string) (*Process, error) {
+	bin, err := Program()
+	if err != nil {
+		return nil, err
+	}
+	confPath := filepath.Join(dir, name+".conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	p := &Process{LogPath: filepath.Join(dir, name+".log")}
+	if p.log, err = os.Create(p.LogPath); err != nil {
+		return nil, err
+	}
+	p.Cmd = exec.Command(bin, "-c", confPath)
+	p.Cmd.Stdout, p.Cmd.Stderr = p.log, p.log
+	if err := p.Cmd.Start(); err != nil {
+		p.log.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	return p, nil
+}
+
+// Stop asks the server to stop (SIGTERM), kills it when it has not within
+// 10 s, and waits for it.
+func (p *Process) Stop() {
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.Cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-done
+	}
+	p.log.Close()
 }

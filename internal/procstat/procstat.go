@@ -161,3 +161,27 @@ func (s Sample) Since(before Sample) Delta {
 	}
 	return d
 }
+
+// Memory returns one memory field of /proc/<pid>/status, such as "VmRSS" or
+// "VmHWM" (peak RSS), in bytes; pid 0 is this process.
+func Memory(pid int, field string) (int64, error) {
+	proc := "self"
+	if pid != 0 {
+		proc = strconv.Itoa(pid)
+	}
+	b, err := os.ReadFile(filepath.Join(Root, proc, "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) >= 2 && string(f[0]) == field+":" {
+			kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("procstat: %s of pid %s: %w", field, proc, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("procstat: no %s in /proc/%s/status", field, proc)
+}

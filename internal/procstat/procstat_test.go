@@ -113,3 +113,27 @@ func TestSince(t *testing.T) {
 	require.Equal(t, procstat.Delta{Total: 27 * time.Millisecond, New: 1, Gone: 1}, d)
 	require.Equal(t, procstat.Delta{}, procstat.Sample{}.Since(procstat.Sample{}))
 }
+
+// TestMemory: this process's RSS is read in bytes, and grows by about what
+// it touches; a missing field or pid is an error.
+func TestMemory(t *testing.T) {
+	before, err := procstat.Memory(0, "VmRSS")
+	require.NoError(t, err)
+	require.Greater(t, before, int64(1<<20))
+	buf := make([]byte, 64<<20)
+	for i := range buf {
+		buf[i] = 1
+	}
+	after, err := procstat.Memory(os.Getpid(), "VmRSS")
+	require.NoError(t, err)
+	require.Greater(t, after-before, int64(32<<20))
+	peak, err := procstat.Memory(0, "VmHWM")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, peak, after)
+	_ = buf[len(buf)-1]
+
+	_, err = procstat.Memory(0, "NoSuchField")
+	require.Error(t, err)
+	_, err = procstat.Memory(1<<30, "VmRSS")
+	require.Error(t, err)
+}

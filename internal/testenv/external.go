@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,7 +82,7 @@ func NATSServerBinary(t testing.TB) string {
 // are stopped when the test ends; their logs are printed if it failed.
 func NewNATSCluster(t *testing.T, n int) []string {
 	t.Helper()
-	bin := NATSServerBinary(t)
+	NATSServerBinary(t) // none: Unavailable
 	ports := freePorts(t, 2*n)
 	var routes []string
 	for i := 0; i < n; i++ {
@@ -94,8 +92,7 @@ func NewNATSCluster(t *testing.T, n int) []string {
 	var urls []string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("n%d", i+1)
-		conf := filepath.Join(dir, name+".conf")
-		body := fmt.Sprintf(`server_name: %s
+		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
 jetstream { store_dir: %q, max_memory_store: 64MB, max_file_store: 1GB }
 cluster {
@@ -104,33 +101,14 @@ cluster {
   routes: [%s]
 }
 `, name, ports[i], filepath.Join(dir, name), ports[n+i], strings.Join(routes, ", "))
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		logPath := filepath.Join(dir, name+".log")
-		logFile, err := os.Create(logPath)
+		p, err := natsserver.StartProcess(dir, name, conf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "-c", conf)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			logFile.Close()
-			t.Fatalf("start %s: %v", bin, err)
-		}
 		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-			logFile.Close()
+			p.Stop()
 			if t.Failed() {
-				out, _ := os.ReadFile(logPath)
+				out, _ := os.ReadFile(p.LogPath)
 				t.Logf("%s log:\n%s", name, tail(out, 4000))
 			}
 		})

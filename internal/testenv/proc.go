@@ -1,29 +1,24 @@
 package testenv
 
 import (
-	"fmt"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/jeeves-avionics/dbworker/internal/procstat"
 )
 
 // BackendCPU is the CPU time (user and system) a process on this machine has
-// used, such as a PostgreSQL backend by its PID. Benchmarks divide it by their
-// iterations to report what a request costs the server.
+// used, such as a PostgreSQL backend by its PID (procstat.CPU). Benchmarks
+// divide it by their iterations to report what a request costs the server.
 func BackendCPU(tb testing.TB, pid uint32) time.Duration {
 	tb.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := procstat.CPU(int(pid))
 	if err != nil {
 		tb.Fatalf("read the CPU time of process %d (is PostgreSQL on this machine?): %v", pid, err)
 	}
-	// The fields after the command name, which is in parentheses.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return d
 }
 
 // ReportCPU reports the CPU a process used since start, per iteration, as the
@@ -47,35 +42,21 @@ func ResetPeakRSS(tb testing.TB) {
 // process.
 func PeakRSS(tb testing.TB, pid int) int64 {
 	tb.Helper()
-	return procMemory(tb, pid, "VmHWM:")
+	return procMemory(tb, pid, "VmHWM")
 }
 
 // RSS is a process's resident memory (VmRSS) in bytes; pid 0 is this process.
 func RSS(tb testing.TB, pid int) int64 {
 	tb.Helper()
-	return procMemory(tb, pid, "VmRSS:")
+	return procMemory(tb, pid, "VmRSS")
 }
 
 // procMemory reads one memory field of /proc/<pid>/status, in bytes.
 func procMemory(tb testing.TB, pid int, field string) int64 {
 	tb.Helper()
-	proc := "self"
-	if pid != 0 {
-		proc = strconv.Itoa(pid)
-	}
-	status, err := os.ReadFile("/proc/" + proc + "/status")
+	n, err := procstat.Memory(pid, field)
 	if err != nil {
-		tb.Fatalf("read the peak RSS: %v", err)
+		tb.Fatalf("read the memory of process %d: %v", pid, err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				tb.Fatalf("parse %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	tb.Fatalf("no %s in /proc/%s/status", field, proc)
-	return 0
+	return n
 }
