@@ -97,7 +97,9 @@ func (c *Client) QueryStream(ctx context.Context, sql string, args Params, opts 
 // be read one at a time, as Client.QueryStream does. The transaction's
 // other calls (Rollback aside) wait until the rows are closed or read to
 // their end, as the worker runs one request of a transaction at a time:
-// close them before the next call of the same goroutine.
+// close them before the next call of the same goroutine, which would
+// otherwise wait for its context (or the client's timeout) and fail with
+// ErrTxBusy.
 func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...QueryOption) (*Rows, error) {
 	req, err := queryRequest(sql, args, opts)
 	if err != nil {
@@ -106,13 +108,15 @@ func (t *Tx) QueryStream(ctx context.Context, sql string, args Params, opts ...Q
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	t.turn.Lock()
+	if err := t.take(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := t.c.openRows(ctx, t.subject, t.name(), req)
 	if err != nil {
-		t.turn.Unlock()
+		t.give()
 		return nil, t.gone(err)
 	}
-	rows.release = t.turn.Unlock
+	rows.release = t.give
 	return rows, nil
 }
 

@@ -48,8 +48,9 @@ type TxOptions struct {
 // with its methods run in it, one at a time, until Commit or Rollback. It
 // is safe for concurrent use: calls wait for each other (the worker runs
 // one request of a transaction at a time; the Rows of QueryStream hold
-// their turn until closed), except Rollback, which interrupts a statement
-// running.
+// their turn until closed, and a call that waits for its turn longer than
+// its context allows fails with ErrTxBusy), except Rollback, which
+// interrupts a statement running.
 type Tx struct {
 	c        *Client
 	id       string
@@ -57,7 +58,7 @@ type Tx struct {
 	readOnly bool
 	idle     time.Duration
 
-	turn  sync.Mutex // one request at a time, Rollback aside
+	turn  chan struct{} // holds a token while a request runs: one at a time, Rollback aside (take)
 	mu    sync.Mutex
 	ended bool
 }
@@ -83,7 +84,8 @@ func (c *Client) BeginTx(ctx context.Context, opts TxOptions) (*Tx, error) {
 	if err := c.do(ctx, subjects.DBTx, req, &res); err != nil {
 		return nil, err
 	}
-	return &Tx{c: c, id: res.Tx, subject: res.Subject, readOnly: res.ReadOnly, idle: time.Duration(res.IdleTimeoutMS) * time.Millisecond}, nil
+	return &Tx{c: c, id: res.Tx, subject: res.Subject, readOnly: res.ReadOnly, idle: time.Duration(res.IdleTimeoutMS) * time.Millisecond,
+		turn: make(chan struct{}, 1)}, nil
 }
 
 // ID returns the transaction's id (a secret: whoever has it and may publish
@@ -146,6 +148,36 @@ func (t *Tx) end() {
 	t.mu.Unlock()
 }
 
+// take waits for the transaction's turn, as long as ctx allows (the client's
+// timeout when ctx has no deadline): a call that waits past it, such as one
+// made by the goroutine that still reads an open QueryStream's rows, fails
+// with ErrTxBusy instead of waiting for ever. give hands the turn back.
+func (t *Tx) take(ctx context.Context) error {
+	select {
+	case t.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.c.timeout)
+		defer cancel()
+	}
+	select {
+	case t.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w (the rows of a QueryStream not yet closed?): %w", t.name(), ErrTxBusy, ctx.Err())
+	}
+}
+
+func (t *Tx) give() { <-t.turn }
+
+// ErrTxBusy is returned (wrapped) by a call of a Tx that waited for its turn
+// until its context ended: another call held it, such as a QueryStream
+// whose rows were neither read to their end nor closed.
+var ErrTxBusy = errors.New("another call of the transaction holds its turn")
+
 // Execute sends any db.execute body to the transaction, after applying
 // opts (ops query, one, many, insert and update).
 func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...QueryOption) (*Result, error) {
@@ -153,8 +185,10 @@ func (t *Tx) Execute(ctx context.Context, req *messages.ExecuteRequest, opts ...
 		return nil, err
 	}
 	t.c.defaults(req)
-	t.turn.Lock()
-	defer t.turn.Unlock()
+	if err := t.take(ctx); err != nil {
+		return nil, err
+	}
+	defer t.give()
 	var res Result
 	if err := t.send(ctx, req, &res); err != nil {
 		return nil, err
@@ -202,8 +236,10 @@ func (t *Tx) Update(ctx context.Context, table string, data map[string]any, wher
 // Commit commits the transaction. A transaction aborted by an earlier error
 // is rolled back instead, and Commit returns an *Error with code TX_ABORTED.
 func (t *Tx) Commit(ctx context.Context) error {
-	t.turn.Lock()
-	defer t.turn.Unlock()
+	if err := t.take(ctx); err != nil {
+		return err
+	}
+	defer t.give()
 	var res messages.TxEndResult
 	err := t.send(ctx, messages.TxEndRequest{Op: messages.OpCommit}, &res)
 	var me *Error

@@ -378,6 +378,22 @@ func TestTxCallsWaitForEachOther(t *testing.T) {
 	require.NoError(t, rows.Err(), "the stream read while an Exec waits")
 	require.Equal(t, 100000, n)
 	require.NoError(t, <-done, "an Exec during a stream")
+
+	// The goroutine that reads an open stream and calls the Tx again would
+	// wait on itself: it fails with ErrTxBusy once its context ends, the
+	// stream still readable and the transaction intact.
+	rows, err = tx.QueryStream(ctx, "SELECT g FROM generate_series(1, 3) g", nil)
+	require.NoError(t, err)
+	require.True(t, rows.Next())
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = tx.Exec(short, "UPDATE "+table+" SET n = n + 100", nil)
+	cancel()
+	require.ErrorIs(t, err, client.ErrTxBusy)
+	for rows.Next() {
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+
 	require.NoError(t, tx.Commit(ctx))
-	require.Equal(t, 2, counter(t, c, table))
+	require.Equal(t, 2, counter(t, c, table), "the busy Exec never ran")
 }
