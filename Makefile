@@ -46,9 +46,10 @@ test: services ## vet, every test with the race detector, the nats CLI walkthrou
 TS := clients/ts
 
 .PHONY: test-ts
-test-ts: ## the TypeScript client (clients/ts): npm ci when needed, tsc, node --test against a real worker
+test-ts: ## the TypeScript client (clients/ts): npm ci when node_modules is missing or older than the lockfile, tsc, node --test against a real worker
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "test-ts: needs Node 20+ and npm (apt-get install nodejs npm)"; exit 1; }
-	@test -d $(TS)/node_modules || (cd $(TS) && npm ci --no-audit --no-fund)
+	@cmp -s $(TS)/package-lock.json $(TS)/node_modules/.installed-lock.json || \
+		(cd $(TS) && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json)
 	cd $(TS) && rm -rf dist && npx tsc -p tsconfig.json
 	bash $(TS)/test/run.sh
 
